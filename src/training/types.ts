@@ -1,0 +1,67 @@
+/** The contract between campaigns and the training engine: plain data in, plain data out. */
+import type { NetRef, WidthConfig } from '../nets/types.js';
+
+export type DatasetName = 'fashion-mnist' | 'cifar10' | 'cifar100' | 'synthetic';
+
+export interface DataSettings {
+  name: DatasetName;
+  /** Overrides the dataset's default directory. */
+  dir?: string;
+  /** Fraction of the training split used (low-fidelity search), 0 < subset <= 1. */
+  subset?: number;
+  /** Fraction of the training set held out for validation (deterministic). */
+  valFraction?: number;
+  /** Pad-and-crop and horizontal flip, where they fit the data. */
+  augment?: boolean;
+}
+
+export interface TrainSettings {
+  data: DataSettings;
+  epochs: number;
+  /** Optional step budget; training ends at whichever of epochs or steps comes first. */
+  steps?: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  warmupEpochs: number;
+  labelSmoothing: number;
+  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+}
+
+/** One candidate to train: the network, its widths, settings and its own seed. */
+export interface TrialRequest {
+  net: NetRef;
+  widths: WidthConfig;
+  settings: TrainSettings;
+  seed: number;
+  /** Where to save the trained model (model.json + weights + metadata), if anywhere. */
+  saveDir?: string;
+}
+
+export interface EpochCurve {
+  epoch: number;
+  trainLoss: number;
+  trainError: number;
+  valLoss: number;
+  valError: number;
+  lr: number;
+  seconds: number;
+}
+
+export interface TrialResult {
+  status: 'complete' | 'failed';
+  /** Set when status is 'failed': why (NaN loss, out of memory, crash). */
+  error?: string;
+  valError?: number;
+  testError?: number;
+  trainLoss?: number;
+  curves: EpochCurve[];
+  /** Wall time of the whole trial, data loading and model building included. */
+  wallSeconds: number;
+  /** Training throughput, images per second. */
+  imagesPerSecond?: number;
+  /** Backend that actually ran: 'tensorflow' | 'wasm' | 'cpu'. */
+  backend: string;
+}
