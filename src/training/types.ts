@@ -13,6 +13,8 @@ export interface DataSettings {
   valFraction?: number;
   /** Pad-and-crop and horizontal flip, where they fit the data. */
   augment?: boolean;
+  /** Synthetic data only: number of training images (default 1024); shape and classes come from the network. */
+  samples?: number;
 }
 
 export interface TrainSettings {

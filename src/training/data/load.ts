@@ -1,0 +1,62 @@
+/** Loads a dataset by name, caching the decoded files per process so that consecutive trials skip the disk. */
+import type { Shape } from '../../nets/types.js';
+import { UserError } from '../../util/errors.js';
+import type { DataSettings } from '../types.js';
+import { loadCifar } from './cifar.js';
+import { FASHION_MNIST_DIR, loadFashionMnist } from './idx.js';
+import { prepareData } from './prepare.js';
+import { makeSynthetic } from './synthetic.js';
+import type { PreparedData, RawDataset } from './types.js';
+
+export const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
+
+/** For synthetic data, which takes its shape and classes from the network. */
+export interface DataHints {
+  shape: Shape;
+  classes: number;
+}
+
+const rawCache = new Map<string, RawDataset>();
+const preparedCache = new Map<string, PreparedData>();
+
+function loadRaw(settings: DataSettings, hints: DataHints): RawDataset {
+  switch (settings.name) {
+    case 'fashion-mnist':
+      return loadFashionMnist(settings.dir ?? FASHION_MNIST_DIR);
+    case 'cifar10':
+    case 'cifar100':
+      return loadCifar(settings.name, settings.dir);
+    case 'synthetic':
+      return makeSynthetic({ shape: hints.shape, classes: hints.classes, samples: settings.samples });
+    default:
+      throw new UserError(`unknown dataset '${String(settings.name)}' (known: ${DATASETS.join(', ')})`);
+  }
+}
+
+function rawKey(settings: DataSettings, hints: DataHints): string {
+  return settings.name === 'synthetic'
+    ? `synthetic:${hints.shape.join('x')}:${hints.classes}:${settings.samples ?? ''}`
+    : `${settings.name}:${settings.dir ?? ''}`;
+}
+
+/** The prepared splits for these settings; decoded files and prepared splits are cached per process. */
+export function loadData(settings: DataSettings, hints: DataHints): PreparedData {
+  const key = rawKey(settings, hints);
+  const pkey = `${key}:${settings.valFraction ?? ''}:${settings.subset ?? ''}`;
+  const hit = preparedCache.get(pkey);
+  if (hit) return hit;
+  let raw = rawCache.get(key);
+  if (!raw) {
+    raw = loadRaw(settings, hints);
+    rawCache.set(key, raw);
+  }
+  const prepared = prepareData(raw, { valFraction: settings.valFraction, subset: settings.subset });
+  preparedCache.set(pkey, prepared);
+  return prepared;
+}
+
+/** Frees the cache (tests, or a worker switching datasets). */
+export function clearDataCache(): void {
+  rawCache.clear();
+  preparedCache.clear();
+}
