@@ -18,8 +18,31 @@ export interface TrialRecord {
   trainLoss: number | null;
   curves: EpochCurve[];
   wallSeconds: number | null;
+  /** Training throughput of the last attempt, images per second. */
+  imagesPerSecond: number | null;
+  /** Backend that actually trained it ('tensorflow' | 'wasm' | 'cpu'). */
+  backend: string | null;
   worker: string | null;
   error: string | null;
+  /** ISO times of the last attempt's start and end. */
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** One sample-train-analyse-refine round: its own space file (copied into the run directory) and sample. */
+export interface RoundRecord {
+  round: number;
+  /** The round's space file, relative to the run directory. */
+  spaceFile: string;
+  /** The space file's contents. */
+  space: unknown;
+  samples: number;
+  /** Seed the round was sampled with (round 0: the campaign seed, so `prunespace sample` reproduces it). */
+  sampleSeed: number;
+  /** Rejection sampling: configurations drawn, and the share inside the regime. */
+  sampleAttempts: number;
+  acceptanceRate: number;
+  createdAt: string;
 }
 
 /** What a campaign was launched with; stored once per campaign. */
@@ -35,4 +58,8 @@ export interface CampaignConfig {
   createdAt: string;
   versions: Record<string, string>;
   backend: string;
+  /** Channel group names in width-configuration order (CSV columns, reports). */
+  groups: string[];
+  /** Default retry budget for failed trials; `resume --max-attempts` overrides it. */
+  maxAttempts: number;
 }

@@ -1,0 +1,53 @@
+/** Worker-thread pool (piscina) for the wasm and cpu backends: one thread per core, one candidate per thread. */
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { EpochCurve } from '../training/types.js';
+import { crashedResult, siblingModule, type TrialExecutor, type TrialOutcome, type TrialTask } from './executor.js';
+import type { ThreadTask } from './thread-worker.js';
+
+export interface ThreadPoolOptions {
+  workers: number;
+  trialModule: string;
+  /** Heap cap per worker thread; past it the thread dies with an out-of-memory error and only its trial fails. */
+  maxHeapMb?: number;
+}
+
+export class ThreadPool implements TrialExecutor {
+  readonly slots: number;
+  private readonly pool: Piscina;
+
+  constructor(private readonly opts: ThreadPoolOptions) {
+    this.slots = opts.workers;
+    this.pool = new Piscina({
+      filename: siblingModule(import.meta.url, './thread-worker').href,
+      minThreads: opts.workers,
+      maxThreads: opts.workers,
+      concurrentTasksPerWorker: 1,
+      // Training threads are expensive to start (backend and data load); keep them for the whole campaign.
+      idleTimeout: 60 * 60 * 1000,
+      // So `--import tsx` (tests, dev) reaches the workers.
+      execArgv: process.execArgv,
+      resourceLimits: opts.maxHeapMb ? { maxOldGenerationSizeMb: opts.maxHeapMb } : undefined,
+    });
+  }
+
+  async run(task: TrialTask, onEpoch: (curve: EpochCurve) => void): Promise<TrialOutcome> {
+    const started = performance.now();
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (curve: EpochCurve) => onEpoch(curve));
+    const payload: ThreadTask = { request: task.request, trialModule: this.opts.trialModule, progress: port2 };
+    try {
+      return (await this.pool.run(payload, { transferList: [port2] })) as TrialOutcome;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const reason = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'worker thread ran out of memory' : `worker thread crashed: ${err.message}`;
+      return { result: crashedResult(reason, started, task.request.settings.backend), worker: 'thread' };
+    } finally {
+      port1.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
