@@ -1,0 +1,68 @@
+/**
+ * Conv2DBackpropFilter on wasm (not shipped by tfjs-backend-wasm 4.22).
+ *
+ * dW[kh,kw,ci,co] = sum over n,oh,ow of x[n, oh*s + kh - pad, ow*s + kw - pad, ci] * dy[n,oh,ow,co].
+ * Seen from the right layout this is itself a forward convolution, which XNNPACK runs fast: images are the
+ * input channels ci, the "channels" are the batch n, the "filter" is dy laid out [OH, OW, n, co], applied with
+ * dilation = stride and producing a KH x KW output. 1x1 filters are a plain matrix product instead.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { WasmScope, explicitPad, type TensorInfo, type WasmBackend } from './wasm-ops.js';
+
+type ConvInfo = tf.backend_util.Conv2DInfo;
+
+/** dW via a forward conv of x (as [ci, H, W, n]) with dy (as [OH, OW, n, co]). */
+export function filterGradAsConv(scope: WasmScope, x: TensorInfo, dy: TensorInfo, info: ConvInfo): TensorInfo {
+  const { strideHeight: sH, strideWidth: sW, filterHeight: kH, filterWidth: kW, inHeight, inWidth, outHeight, outWidth } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  // Rows of x beyond the last one the conv reads are cropped; a negative pad here means "crop".
+  const bottom = kH + sH * (outHeight - 1) - inHeight - top;
+  const right = kW + sW * (outWidth - 1) - inWidth - left;
+  const [n, , , ci] = x.shape;
+  const cropped = scope.slice(x, [0, 0, 0, 0], [n, inHeight + Math.min(0, bottom), inWidth + Math.min(0, right), ci]);
+  const images = scope.transpose(cropped, [3, 1, 2, 0]);
+  const dyFilter = scope.transpose(dy, [1, 2, 0, 3]);
+  const grad = scope.run('Conv2D', { x: images, filter: dyFilter }, {
+    strides: [1, 1],
+    pad: explicitPad(top, Math.max(0, bottom), left, Math.max(0, right)),
+    dataFormat: 'NHWC',
+    dilations: [sH, sW],
+  });
+  return scope.transpose(grad, [1, 2, 0, 3]);
+}
+
+/** dW for a 1x1 filter: x^T dy over all sampled pixels (strided pixels picked first). */
+export function filterGradPointwise(scope: WasmScope, x: TensorInfo, dy: TensorInfo, info: ConvInfo): TensorInfo {
+  const [n, , , ci] = x.shape;
+  const co = dy.shape[3];
+  const { strideHeight: sH, strideWidth: sW, outHeight, outWidth } = info;
+  const sampled = sH === 1 && sW === 1 && outHeight === x.shape[1] && outWidth === x.shape[2]
+    ? x
+    : scope.run('StridedSlice', { x }, {
+        begin: [0, 0, 0, 0], end: [n, (outHeight - 1) * sH + 1, (outWidth - 1) * sW + 1, ci], strides: [1, sH, sW, 1],
+        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+      });
+  const pixels = n * outHeight * outWidth;
+  // XNNPACK's fully connected path needs a batch-1, untransposed product: transpose x explicitly.
+  const xT = scope.transpose(scope.reshape(sampled, [pixels, ci]), [1, 0]);
+  const prod = scope.run('BatchMatMul', { a: scope.reshape(xT, [1, ci, pixels]), b: scope.reshape(dy, [1, pixels, co]) }, { transposeA: false, transposeB: false });
+  return scope.reshape(prod, [1, 1, ci, co]);
+}
+
+function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): TensorInfo {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
+  const scope = new WasmScope(backend as WasmBackend);
+  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+  const dW = pointwise ? filterGradPointwise(scope, x, dy, info) : filterGradAsConv(scope, x, dy, info);
+  return scope.done(dW);
+}
+
+export const conv2DBackpropFilterConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2DBackpropFilter,
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc,
+};

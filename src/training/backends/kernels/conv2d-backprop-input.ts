@@ -1,0 +1,81 @@
+/** Conv2DBackpropInput on wasm: the input gradient as one XNNPACK forward conv over dy (sub-pixel form) plus DepthToSpace. */
+import * as tf from '@tensorflow/tfjs';
+import { planAxis, type AxisPlan } from './transposed-conv-plan.js';
+import { WasmScope, explicitPad, type TensorInfo, type WasmBackend } from './wasm-ops.js';
+
+/**
+ * Rearranges a forward filter [KH, KW, inC, outC] into the phase filter [LH, LW, outC, sH*sW*inC]: spatially
+ * flipped taps per phase, channels swapped, phases ordered (rh, rw, inC) as DepthToSpace expects.
+ */
+export function phaseFilter(w: Float32Array, shape: number[], rows: AxisPlan, cols: AxisPlan): Float32Array {
+  const [, kw, inC, outC] = shape;
+  const sH = rows.taps.length;
+  const sW = cols.taps.length;
+  const outChannels = sH * sW * inC;
+  const f = new Float32Array(rows.length * cols.length * outC * outChannels);
+  for (let rh = 0; rh < sH; rh++) {
+    for (let rw = 0; rw < sW; rw++) {
+      const phase = (rh * sW + rw) * inC;
+      for (let jh = 0; jh < rows.length; jh++) {
+        const kh = rows.taps[rh][jh];
+        if (kh < 0) continue;
+        for (let jw = 0; jw < cols.length; jw++) {
+          const k = cols.taps[rw][jw];
+          if (k < 0) continue;
+          const src = (kh * kw + k) * inC * outC;
+          const dst = (jh * cols.length + jw) * outC * outChannels + phase;
+          for (let ci = 0; ci < inC; ci++) {
+            for (let co = 0; co < outC; co++) f[dst + co * outChannels + ci] = w[src + ci * outC + co];
+          }
+        }
+      }
+    }
+  }
+  return f;
+}
+
+/** Crops dy where the plan asks for negative padding, and returns the non-negative pads that remain. */
+export function cropForPlan(scope: WasmScope, dy: TensorInfo, rows: AxisPlan, cols: AxisPlan): { dy: TensorInfo; pad: tf.backend_util.ExplicitPadding } {
+  const [n, h, w, c] = dy.shape;
+  const top = Math.max(0, -rows.padBefore);
+  const bottom = Math.max(0, -rows.padAfter);
+  const left = Math.max(0, -cols.padBefore);
+  const right = Math.max(0, -cols.padAfter);
+  const cropped = scope.slice(dy, [0, top, left, 0], [n, h - top - bottom, w - left - right, c]);
+  const pad = explicitPad(Math.max(0, rows.padBefore), Math.max(0, rows.padAfter), Math.max(0, cols.padBefore), Math.max(0, cols.padAfter));
+  return { dy: cropped, pad };
+}
+
+/** Interleaves phase channels into space (when strided) and crops to the forward input's size. */
+export function assemblePhases(scope: WasmScope, phases: TensorInfo, strides: [number, number], inShape: number[]): TensorInfo {
+  const [sH, sW] = strides;
+  let full = phases;
+  if (sH !== 1 || sW !== 1) {
+    if (sH !== sW) throw new Error('unequal strides are not supported by the wasm conv gradient');
+    full = scope.run('DepthToSpace', { x: phases }, { blockSize: sH, dataFormat: 'NHWC' });
+  }
+  return scope.slice(full, [0, 0, 0, 0], inShape);
+}
+
+function conv2DBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): TensorInfo {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropInput supports NHWC only');
+  const scope = new WasmScope(backend as WasmBackend);
+  const rows = planAxis(info.filterHeight, info.strideHeight, info.padInfo.top, info.inHeight, info.outHeight);
+  const cols = planAxis(info.filterWidth, info.strideWidth, info.padInfo.left, info.inWidth, info.outWidth);
+  const f = scope.fromValues(
+    [rows.length, cols.length, info.outChannels, info.strideHeight * info.strideWidth * info.inChannels],
+    phaseFilter(scope.view(filter), filter.shape, rows, cols),
+  );
+  const cropped = cropForPlan(scope, dy, rows, cols);
+  const phases = scope.run('Conv2D', { x: cropped.dy, filter: f }, { strides: [1, 1], pad: cropped.pad, dataFormat: 'NHWC', dilations: [1, 1] });
+  return scope.done(assemblePhases(scope, phases, [info.strideHeight, info.strideWidth], info.inShape));
+}
+
+export const conv2DBackpropInputConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2DBackpropInput,
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc,
+};

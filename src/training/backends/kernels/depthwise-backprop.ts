@@ -1,0 +1,103 @@
+/**
+ * Depthwise conv gradients on wasm (neither is shipped by tfjs-backend-wasm 4.22), channel multiplier 1, NHWC.
+ *  - input gradient: the sub-pixel transposed conv of conv2d-backprop-input, as an XNNPACK depthwise conv
+ *    whose channel multiplier carries the stride phases;
+ *  - filter gradient: per filter tap, a strided window of the padded input times dy, summed over
+ *    batch and space (KH*KW passes of three wasm kernels; depthwise filters are small).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { planAxis, type AxisPlan } from './transposed-conv-plan.js';
+import { assemblePhases, cropForPlan } from './conv2d-backprop-input.js';
+import { WasmScope, type TensorInfo, type WasmBackend } from './wasm-ops.js';
+
+/** Phase filter [LH, LW, C, sH*sW]: flipped taps per phase; depthwise outputs are ordered (c, phase). */
+function depthwisePhaseFilter(w: Float32Array, shape: number[], rows: AxisPlan, cols: AxisPlan): Float32Array {
+  const [, kw, channels] = shape;
+  const sH = rows.taps.length;
+  const sW = cols.taps.length;
+  const phases = sH * sW;
+  const f = new Float32Array(rows.length * cols.length * channels * phases);
+  for (let rh = 0; rh < sH; rh++) {
+    for (let rw = 0; rw < sW; rw++) {
+      const phase = rh * sW + rw;
+      for (let jh = 0; jh < rows.length; jh++) {
+        const kh = rows.taps[rh][jh];
+        if (kh < 0) continue;
+        for (let jw = 0; jw < cols.length; jw++) {
+          const k = cols.taps[rw][jw];
+          if (k < 0) continue;
+          const src = (kh * kw + k) * channels;
+          const dst = (jh * cols.length + jw) * channels * phases + phase;
+          for (let c = 0; c < channels; c++) f[dst + c * phases] = w[src + c];
+        }
+      }
+    }
+  }
+  return f;
+}
+
+function assertSupported(info: tf.backend_util.Conv2DInfo, kernel: string): void {
+  if (info.outChannels !== info.inChannels) throw new Error(`wasm ${kernel} supports channel multiplier 1 only`);
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) throw new Error(`wasm ${kernel} supports dilation 1 only`);
+}
+
+function depthwiseBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): TensorInfo {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, dilations, pad, dimRoundingMode, inputShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, dilations, pad, dimRoundingMode, true);
+  assertSupported(info, 'DepthwiseConv2dNativeBackpropInput');
+  const scope = new WasmScope(backend as WasmBackend);
+  const rows = planAxis(info.filterHeight, info.strideHeight, info.padInfo.top, info.inHeight, info.outHeight);
+  const cols = planAxis(info.filterWidth, info.strideWidth, info.padInfo.left, info.inWidth, info.outWidth);
+  const phaseCount = info.strideHeight * info.strideWidth;
+  const f = scope.fromValues([rows.length, cols.length, info.inChannels, phaseCount], depthwisePhaseFilter(scope.view(filter), filter.shape, rows, cols));
+  const cropped = cropForPlan(scope, dy, rows, cols);
+  let phases = scope.run('DepthwiseConv2dNative', { x: cropped.dy, filter: f }, { strides: [1, 1], pad: cropped.pad, dilations: [1, 1] });
+  if (phaseCount > 1) {
+    // (c, phase) -> (phase, c), the channel order DepthToSpace reads.
+    const [n, h, w] = phases.shape;
+    const split = scope.reshape(phases, [n, h, w, info.inChannels, phaseCount]);
+    phases = scope.reshape(scope.transpose(split, [0, 1, 2, 4, 3]), [n, h, w, phaseCount * info.inChannels]);
+  }
+  return scope.done(assemblePhases(scope, phases, [info.strideHeight, info.strideWidth], info.inShape));
+}
+
+function depthwiseBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): TensorInfo {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, dilations, pad, dimRoundingMode, true);
+  assertSupported(info, 'DepthwiseConv2dNativeBackpropFilter');
+  const scope = new WasmScope(backend as WasmBackend);
+  const { strideHeight: sH, strideWidth: sW, filterHeight: kH, filterWidth: kW, outHeight, outWidth, inHeight, inWidth, inChannels: c } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  const bottom = Math.max(0, kH - 1 + sH * (outHeight - 1) + 1 - inHeight - top);
+  const right = Math.max(0, kW - 1 + sW * (outWidth - 1) + 1 - inWidth - left);
+  const n = x.shape[0];
+  const padded = top + bottom + left + right === 0 ? x : scope.run('PadV2', { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 });
+  const sums: TensorInfo[] = [];
+  for (let kh = 0; kh < kH; kh++) {
+    for (let kw = 0; kw < kW; kw++) {
+      const window = scope.run('StridedSlice', { x: padded }, {
+        begin: [0, kh, kw, 0], end: [n, kh + sH * (outHeight - 1) + 1, kw + sW * (outWidth - 1) + 1, c], strides: [1, sH, sW, 1],
+        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+      });
+      sums.push(scope.run('Sum', { x: scope.run('Multiply', { a: window, b: dy }) }, { axis: [0, 1, 2], keepDims: false }));
+    }
+  }
+  const dW = new Float32Array(kH * kW * c);
+  sums.forEach((s, tap) => dW.set(scope.view(s), tap * c));
+  return scope.done(scope.fromValues([kH, kW, c, 1], dW));
+}
+
+export const depthwiseBackpropInputConfig: tf.KernelConfig = {
+  kernelName: tf.DepthwiseConv2dNativeBackpropInput,
+  backendName: 'wasm',
+  kernelFunc: depthwiseBackpropInput as unknown as tf.KernelFunc,
+};
+
+export const depthwiseBackpropFilterConfig: tf.KernelConfig = {
+  kernelName: tf.DepthwiseConv2dNativeBackpropFilter,
+  backendName: 'wasm',
+  kernelFunc: depthwiseBackpropFilter as unknown as tf.KernelFunc,
+};

@@ -1,0 +1,73 @@
+/** Calls into the wasm backend's own kernels from inside our kernels, so every intermediate stays on the wasm heap. */
+import * as tf from '@tensorflow/tfjs';
+
+export type TensorInfo = tf.TensorInfo;
+type Attrs = Record<string, unknown>;
+
+/** The parts of tfjs-backend-wasm's BackendWasm that our kernels use (its class is not exported with types we can reach). */
+export interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.TypedArray): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+  disposeData(dataId: unknown, force?: boolean): boolean;
+  readSync(dataId: unknown): tf.backend_util.BackendValues;
+}
+
+/**
+ * A scope for one kernel call: runs wasm kernels directly (no engine bookkeeping, no gradient tape)
+ * and frees every intermediate it made when `done` is called with the result to keep.
+ */
+export class WasmScope {
+  private readonly temps: TensorInfo[] = [];
+  constructor(readonly backend: WasmBackend) {}
+
+  run(kernelName: string, inputs: Record<string, TensorInfo>, attrs: Attrs = {}): TensorInfo {
+    const kernel = tf.getKernel(kernelName, 'wasm');
+    if (kernel == null) throw new Error(`wasm kernel ${kernelName} is not registered`);
+    const out = kernel.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, attrs: attrs as tf.NamedAttrMap, backend: this.backend as never }) as TensorInfo;
+    this.temps.push(out);
+    return out;
+  }
+
+  /** A float32 tensor on the heap filled from `values` (small constants such as rearranged filters). */
+  fromValues(shape: number[], values: Float32Array): TensorInfo {
+    const out = this.backend.makeOutput(shape, 'float32', undefined, values);
+    this.temps.push(out);
+    return out;
+  }
+
+  /** A view of a tensor's float32 data on the wasm heap; valid until the next allocation (the heap may grow). */
+  view(info: TensorInfo): Float32Array {
+    return this.backend.typedArrayFromHeap(info);
+  }
+
+  reshape(x: TensorInfo, shape: number[]): TensorInfo {
+    return this.run('Reshape', { x }, { shape });
+  }
+
+  transpose(x: TensorInfo, perm: number[]): TensorInfo {
+    return this.run('Transpose', { x }, { perm });
+  }
+
+  slice(x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+    if (begin.every((b) => b === 0) && size.every((s, i) => s === x.shape[i])) return x;
+    return this.run('Slice', { x }, { begin, size });
+  }
+
+  /**
+   * Frees every intermediate except the returned tensors. Frees by object, not by dataId: a reshape shares its
+   * source's dataId and holds its own reference, so the source's reference must still be released.
+   */
+  done<T extends TensorInfo | TensorInfo[]>(keep: T): T {
+    const list = Array.isArray(keep) ? keep : [keep];
+    const owned = list.map((k) => (this.temps.includes(k) ? k : this.run('Identity', { x: k })));
+    const kept = new Set(owned);
+    for (const t of this.temps) if (!kept.has(t)) this.backend.disposeData(t.dataId);
+    this.temps.length = 0;
+    return (Array.isArray(keep) ? owned : owned[0]) as T;
+  }
+}
+
+/** Explicit NHWC pads in the form the conv kernels accept. */
+export function explicitPad(top: number, bottom: number, left: number, right: number): tf.backend_util.ExplicitPadding {
+  return [[0, 0], [top, bottom], [left, right], [0, 0]];
+}
