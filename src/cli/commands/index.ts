@@ -1,6 +1,9 @@
 /** Every prunespace command registers itself here, one module per command. */
 import type { Command } from 'commander';
+import { registerComplexity } from './complexity.js';
+import { registerSample } from './sample.js';
 
 export function registerCommands(program: Command): void {
-  void program;
+  registerComplexity(program);
+  registerSample(program);
 }
