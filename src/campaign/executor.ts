@@ -13,6 +13,8 @@ export interface TrialOutcome {
   result: TrialResult;
   /** Which worker trained it ('thread-3', 'gpu0-pid1234'). */
   worker: string;
+  /** runTrial rejected its input (data files, widths, settings): every trial would fail alike. */
+  inputError?: boolean;
 }
 
 export interface TrialExecutor {
@@ -58,4 +60,15 @@ export function loadRunTrial(moduleUrl: string): Promise<RunTrial> {
     loaded.set(moduleUrl, p);
   }
   return p;
+}
+
+/**
+ * runTrial reports training failures as results and throws only for bad input (UserError) or when it cannot
+ * start at all; the worker turns a throw into an outcome so that the error's kind survives the trip home.
+ */
+export function outcomeOfThrow(e: unknown, worker: string, started: number, backend: string): TrialOutcome {
+  const err = e as Error;
+  const message = String(err?.message ?? e).split('\n')[0];
+  const inputError = err?.name === 'UserError';
+  return { result: crashedResult(inputError ? message : `trial could not run: ${message}`, started, backend), worker, inputError };
 }

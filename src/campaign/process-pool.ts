@@ -1,15 +1,15 @@
 /** Child-process pool for native TensorFlow: one process per GPU, each pinned with CUDA_VISIBLE_DEVICES. */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { EpochCurve, TrialRequest, TrialResult } from '../training/types.js';
+import type { EpochCurve, TrialRequest } from '../training/types.js';
 import { crashedResult, siblingModule, type TrialExecutor, type TrialOutcome, type TrialTask } from './executor.js';
 
 export type ProcessTaskMessage = { id: number; request: TrialRequest; trialModule: string };
 export type ProcessMessage =
   | { type: 'ready' }
   | { type: 'epoch'; id: number; curve: EpochCurve }
-  | { type: 'result'; id: number; result: TrialResult }
-  | { type: 'error'; id: number; error: string };
+  /** The worker field is filled in by the pool, which knows the process's name. */
+  | { type: 'result'; id: number; outcome: TrialOutcome };
 
 export interface ProcessPoolOptions {
   /** One child per entry: a GPU id for CUDA_VISIBLE_DEVICES, or null to leave the variable alone (CPU stand-in). */
@@ -69,8 +69,7 @@ class DeviceWorker {
     if (m.type === 'ready' || !t || m.id !== t.id) return;
     if (m.type === 'epoch') return t.onEpoch(m.curve);
     this.current = null;
-    const result = m.type === 'result' ? m.result : crashedResult(`worker could not start the trial: ${m.error}`, t.started, t.backend);
-    t.resolve({ result, worker: this.name(child) });
+    t.resolve({ ...m.outcome, worker: this.name(child) });
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {

@@ -1,5 +1,5 @@
 /** Child-process worker entry: native TensorFlow is not safe in worker threads, so each GPU gets its own process. */
-import { loadRunTrial } from './executor.js';
+import { loadRunTrial, outcomeOfThrow } from './executor.js';
 import type { ProcessMessage, ProcessTaskMessage } from './process-pool.js';
 
 if (!process.send) throw new Error('process-worker.ts must be started by the campaign process pool (fork with IPC)');
@@ -12,13 +12,13 @@ process.on('disconnect', () => process.exit(0));
 
 process.on('message', (msg: ProcessTaskMessage) => {
   void (async () => {
+    const started = performance.now();
     try {
       const runTrial = await loadRunTrial(msg.trialModule);
       const result = await runTrial(msg.request, (curve) => send({ type: 'epoch', id: msg.id, curve }));
-      send({ type: 'result', id: msg.id, result });
+      send({ type: 'result', id: msg.id, outcome: { result, worker: '' } });
     } catch (e) {
-      // runTrial reports training failures itself; this is a failure to even start it.
-      send({ type: 'error', id: msg.id, error: (e as Error).message });
+      send({ type: 'result', id: msg.id, outcome: outcomeOfThrow(e, '', started, msg.request.settings.backend) });
     }
   })();
 });

@@ -243,7 +243,7 @@ export class CampaignStore extends CampaignReader {
     return rows.map(toRecord);
   }
 
-  markRunning(index: number, worker: string): void {
+  markRunning(index: number, worker: string | null): void {
     this.stmts.start.run({ index, worker, now: new Date().toISOString() });
   }
 

@@ -2,7 +2,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { threadId } from 'node:worker_threads';
 import type { TrialRequest } from '../training/types.js';
-import { loadRunTrial, type TrialOutcome } from './executor.js';
+import { outcomeOfThrow, loadRunTrial, type TrialOutcome } from './executor.js';
 
 export interface ThreadTask {
   request: TrialRequest;
@@ -12,10 +12,14 @@ export interface ThreadTask {
 }
 
 export default async function trainCandidate({ request, trialModule, progress }: ThreadTask): Promise<TrialOutcome> {
+  const worker = `thread-${threadId}`;
+  const started = performance.now();
   try {
     const runTrial = await loadRunTrial(trialModule);
     const result = await runTrial(request, (curve) => progress.postMessage(curve));
-    return { result, worker: `thread-${threadId}` };
+    return { result, worker };
+  } catch (e) {
+    return outcomeOfThrow(e, worker, started, request.settings.backend);
   } finally {
     progress.close();
   }

@@ -1,0 +1,114 @@
+/** Setting up a campaign: validate the space, sample round 0, and store it, or recognise the same campaign again. */
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { compileSpace } from '../space/compile.js';
+import { loadSpace } from '../space/load.js';
+import { sampleSpace } from '../space/sampler.js';
+import type { TrainSettings } from '../training/types.js';
+import { UserError } from '../util/errors.js';
+import { deriveSeed } from '../util/rng.js';
+import { resolveCampaignBackend } from './backend.js';
+import { createCampaignStore, isCampaignDir, openCampaign, type NewTrial } from './store.js';
+import type { CampaignConfig, RoundRecord } from './types.js';
+import { packageVersions } from './versions.js';
+
+export interface SearchRequest {
+  spacePath: string;
+  outDir: string;
+  samples: number;
+  seed: number;
+  settings: TrainSettings;
+  maxAttempts: number;
+}
+
+export interface PreparedCampaign {
+  dir: string;
+  /** False when --out already held this very campaign, which then simply continues. */
+  created: boolean;
+  config: CampaignConfig;
+  round?: RoundRecord;
+  /** Seconds spent sampling and storing (benchmark: coordinator overhead). */
+  setupSeconds: number;
+  notes: string[];
+}
+
+/** A round's space file inside the run directory. */
+export function roundSpaceFile(round: number): string {
+  return `space-r${round}.json`;
+}
+
+/** The first field (in the order a user thinks of them) where an existing campaign differs from the request. */
+function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'createdAt' | 'versions' | 'backend' | 'name'>): string | null {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (!same(existing.space, wanted.space)) return `its space (${existing.spacePath}) differs from ${wanted.spacePath}`;
+  if (existing.seed !== wanted.seed) return `its seed is ${existing.seed}, not ${wanted.seed}`;
+  if (existing.samples !== wanted.samples) return `it has ${existing.samples} samples, not ${wanted.samples}`;
+  const { backend: _a, ...a } = existing.settings;
+  const { backend: _b, ...b } = wanted.settings;
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof typeof a>) {
+    if (!same(a[key], b[key])) return `its training setting ${key} is ${JSON.stringify(a[key])}, not ${JSON.stringify(b[key])}`;
+  }
+  return null;
+}
+
+export function prepareCampaign(req: SearchRequest): PreparedCampaign {
+  const t0 = performance.now();
+  const loaded = loadSpace(req.spacePath);
+  const spaceText = readFileSync(req.spacePath, 'utf8');
+  const space = JSON.parse(spaceText) as unknown;
+  const dir = resolve(req.outDir);
+  const base = {
+    space,
+    spacePath: req.spacePath,
+    net: loaded.net.ref,
+    settings: req.settings,
+    samples: req.samples,
+    seed: req.seed,
+    groups: loaded.net.groups.map((g) => g.name),
+    maxAttempts: req.maxAttempts,
+  };
+
+  if (isCampaignDir(dir)) {
+    const reader = openCampaign(dir, { readonly: true });
+    const existing = reader.config();
+    reader.close();
+    const why = difference(existing, base);
+    if (why) throw new UserError(`${req.outDir} holds a different campaign (${why}); choose another --out, or run prunespace resume ${req.outDir}`);
+    return { dir, created: false, config: existing, setupSeconds: 0, notes: [`${req.outDir} already holds this campaign; continuing it`] };
+  }
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
+    throw new UserError(`--out ${req.outDir} exists and is not a campaign directory; choose a new or empty directory`);
+  }
+
+  const { backend, reason } = resolveCampaignBackend(req.settings.backend);
+  const compiled = compileSpace(loaded);
+  // Round 0 is sampled with the campaign seed itself, so `prunespace sample SPACE -n N --seed S` lists the same candidates.
+  const sample = sampleSpace(compiled, req.samples, req.seed);
+  const notes = [`backend ${reason}`];
+  if (sample.shortfall) notes.push(`sampled ${sample.configs.length} of ${req.samples} candidates: ${sample.shortfall}`);
+  if (sample.configs.length === 0) throw new UserError(`${req.spacePath}: the sampler found no candidate (${sample.shortfall ?? 'empty space'})`);
+
+  const trials: NewTrial[] = sample.configs.map((c, index) => ({
+    index,
+    widths: c.widths,
+    complexity: c.complexity,
+    // A trial's seed depends on the campaign seed and its index only, never on worker count or order.
+    seed: deriveSeed(req.seed, index),
+  }));
+  const now = new Date().toISOString();
+  const config: CampaignConfig = { ...base, name: basename(dir), createdAt: now, versions: packageVersions(), backend };
+  const round: RoundRecord = {
+    round: 0,
+    spaceFile: roundSpaceFile(0),
+    space,
+    samples: trials.length,
+    sampleSeed: req.seed,
+    sampleAttempts: sample.attempts,
+    acceptanceRate: sample.acceptanceRate,
+    createdAt: now,
+  };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, round.spaceFile), spaceText);
+  createCampaignStore(dir, config, round, trials).close();
+  return { dir, created: true, config, round, setupSeconds: (performance.now() - t0) / 1000, notes };
+}
