@@ -2,8 +2,14 @@
 import type { Command } from 'commander';
 import { registerComplexity } from './complexity.js';
 import { registerSample } from './sample.js';
+import { registerSearch } from './search.js';
+import { registerResume } from './resume.js';
+import { registerStatus } from './status.js';
 
 export function registerCommands(program: Command): void {
   registerComplexity(program);
   registerSample(program);
+  registerSearch(program);
+  registerResume(program);
+  registerStatus(program);
 }

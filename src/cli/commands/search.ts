@@ -1,0 +1,144 @@
+/** `prunespace search`: sample a space, train every candidate on a worker pool, record all trials in runs/NAME. */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { prepareCampaign } from '../../campaign/create.js';
+import { runCampaign, type RunOptions, type RunSummary } from '../../campaign/campaign.js';
+import type { TrainSettings } from '../../training/types.js';
+import { UserError } from '../../util/errors.js';
+import { intFlag, numberFlag } from '../parse.js';
+
+const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
+const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+interface SearchFlags {
+  samples: number;
+  epochs: number;
+  steps?: number;
+  data: TrainSettings['data']['name'];
+  dataDir?: string;
+  subset?: number;
+  valFraction?: number;
+  syntheticSamples?: number;
+  augment: boolean;
+  batch: number;
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  warmup: number;
+  labelSmoothing: number;
+  backend: TrainSettings['backend'];
+  seed: number;
+  out: string;
+  maxAttempts: number;
+}
+
+export interface PoolFlags {
+  workers?: number;
+  gpus?: string[];
+  executor?: 'thread' | 'process';
+  maxAttempts?: number;
+}
+
+function gpuList(value: string): string[] {
+  const ids = value.split(',').map((s) => s.trim());
+  if (ids.some((id) => !/^\d+$/.test(id))) throw new UserError(`--gpus expects comma-separated GPU ids like 0,1, got '${value}'`);
+  return ids;
+}
+
+/** Flags that choose how trials are executed; they may change between a campaign's sessions. */
+export function addPoolFlags(cmd: Command): Command {
+  return cmd
+    .option('--workers <n>', 'trials trained at once (wasm/cpu: worker threads; default one per core)', intFlag('--workers', { min: 1 }))
+    .option('--gpus <ids>', 'native TensorFlow: one child process per GPU id, e.g. 0,1', gpuList)
+    .addOption(
+      // Internal: runs wasm/cpu trials in child processes to exercise the per-GPU process path without a GPU.
+      new Option('--executor <kind>', 'thread or process').choices(['thread', 'process']).hideHelp(),
+    );
+}
+
+export function poolOptions(flags: PoolFlags): RunOptions {
+  return { workers: flags.workers, gpus: flags.gpus, executor: flags.executor, maxAttempts: flags.maxAttempts, handleSignals: true };
+}
+
+/** Final lines of a session; exit code 130 when Ctrl-C stopped it early. */
+export function reportSummary(summary: RunSummary): void {
+  const { counts, dir } = summary;
+  const lines = [
+    `${counts.complete} complete, ${counts.failed} failed, ${counts.pending + counts.running} pending of ${counts.total} trials`,
+    `results: ${dir}/campaign.db, ${summary.csv}, ${summary.jsonl}`,
+  ];
+  if (summary.interrupted) lines.push(`stopped early; continue with: prunespace resume ${dir}`);
+  else lines.push(`summarise with: prunespace status ${dir} (or prunespace report ${dir})`);
+  process.stderr.write(lines.join('\n') + '\n');
+  if (summary.interrupted) process.exitCode = 130;
+}
+
+function trainSettings(f: SearchFlags): TrainSettings {
+  if (f.syntheticSamples !== undefined && f.data !== 'synthetic') throw new UserError('--synthetic-samples applies to --data synthetic only');
+  if (f.dataDir !== undefined && f.data === 'synthetic') throw new UserError('--data-dir does not apply to --data synthetic');
+  const data: TrainSettings['data'] = { name: f.data, augment: f.augment };
+  if (f.dataDir !== undefined) data.dir = f.dataDir;
+  if (f.subset !== undefined) data.subset = f.subset;
+  if (f.valFraction !== undefined) data.valFraction = f.valFraction;
+  if (f.syntheticSamples !== undefined) data.samples = f.syntheticSamples;
+  const s: TrainSettings = {
+    data,
+    epochs: f.epochs,
+    batchSize: f.batch,
+    lr: f.lr,
+    momentum: f.momentum,
+    nesterov: f.nesterov,
+    weightDecay: f.weightDecay,
+    warmupEpochs: f.warmup,
+    labelSmoothing: f.labelSmoothing,
+    backend: f.backend,
+  };
+  if (f.steps !== undefined) s.steps = f.steps;
+  return s;
+}
+
+export function registerSearch(program: Command): void {
+  const cmd = program
+    .command('search')
+    .description('Sample N subnetworks from a space, train each on a worker pool, and record every trial in a campaign directory')
+    .argument('<space>', 'space file (JSON)')
+    .requiredOption('--out <dir>', 'campaign directory, e.g. runs/NAME (must be new, empty, or this same campaign)')
+    .requiredOption('--samples <n>', 'number of candidates to sample and train', intFlag('--samples', { min: 1 }))
+    .requiredOption('--epochs <e>', 'training epochs per candidate', intFlag('--epochs', { min: 1 }))
+    .addOption(new Option('--data <name>', 'dataset').choices(DATASETS).makeOptionMandatory())
+    .option('--data-dir <dir>', "dataset directory (default: the dataset's standard location)")
+    .option('--subset <f>', 'fraction of the training split to train on (low-fidelity search)', numberFlag('--subset', { above: 0, max: 1 }))
+    .option('--val-fraction <f>', 'fraction of the training set held out for validation', numberFlag('--val-fraction', { above: 0, max: 0.9 }))
+    .option('--synthetic-samples <n>', 'synthetic data: number of training images', intFlag('--synthetic-samples', { min: 10 }))
+    .option('--no-augment', 'turn off pad-and-crop and flips')
+    .option('--steps <n>', 'step budget per candidate (ends at epochs or steps, whichever first)', intFlag('--steps', { min: 1 }))
+    .option('--batch <b>', 'batch size', intFlag('--batch', { min: 1 }), 128)
+    .option('--lr <x>', 'peak learning rate', numberFlag('--lr', { above: 0 }), 0.1)
+    .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', { min: 0, max: 0.999 }), 0.9)
+    .option('--nesterov', 'Nesterov momentum', false)
+    .option('--weight-decay <w>', 'L2 weight decay', numberFlag('--weight-decay', { min: 0 }), 5e-4)
+    .option('--warmup <e>', 'linear warmup epochs', numberFlag('--warmup', { min: 0 }), 0)
+    .option('--label-smoothing <x>', 'label smoothing', numberFlag('--label-smoothing', { min: 0, max: 0.999 }), 0)
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKENDS).default('auto'))
+    .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
+    .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2);
+  addPoolFlags(cmd).action(async (spacePath: string, flags: SearchFlags & PoolFlags) => {
+    const prepared = prepareCampaign({
+      spacePath,
+      outDir: flags.out,
+      samples: flags.samples,
+      seed: flags.seed,
+      settings: trainSettings(flags),
+      maxAttempts: flags.maxAttempts,
+    });
+    for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
+    if (prepared.round) {
+      const r = prepared.round;
+      process.stderr.write(
+        `prunespace: sampled ${r.samples} candidates from ${spacePath} (acceptance ${(100 * r.acceptanceRate).toFixed(2)}%) into ${flags.out}\n`,
+      );
+    }
+    reportSummary(await runCampaign(prepared.dir, poolOptions(flags)));
+  });
+}

@@ -1,0 +1,76 @@
+/** `prunespace status`: summarise a campaign from its store, also while a coordinator is writing it. */
+import type { Command } from 'commander';
+import { openCampaign } from '../../campaign/store.js';
+import { formatDuration } from '../../campaign/progress.js';
+import type { TrialRecord } from '../../campaign/types.js';
+import { intFlag } from '../parse.js';
+
+interface StatusFlags {
+  json?: boolean;
+  top: number;
+}
+
+function best(trials: TrialRecord[], n: number): TrialRecord[] {
+  return trials
+    .filter((t) => t.state === 'complete' && t.valError !== null)
+    .sort((a, b) => a.valError! - b.valError! || a.index - b.index)
+    .slice(0, n);
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('Summarise a campaign: trial states, progress, best trials so far (safe while it runs)')
+    .argument('<run>', 'campaign directory (runs/NAME)')
+    .option('--json', 'print JSON')
+    .option('--top <n>', 'how many of the best trials to list', intFlag('--top', { min: 0 }), 5)
+    .action((run: string, flags: StatusFlags) => {
+      const reader = openCampaign(run, { readonly: true });
+      try {
+        const config = reader.config();
+        const counts = reader.counts();
+        const trials = reader.trials();
+        const rounds = reader.rounds();
+        const finished = trials.filter((t) => t.state === 'complete' || t.state === 'failed');
+        const trainSeconds = finished.reduce((s, t) => s + (t.wallSeconds ?? 0), 0);
+        const top = best(trials, flags.top);
+        const failures = trials.filter((t) => t.state === 'failed');
+        if (flags.json) {
+          const summary = {
+            name: config.name,
+            space: config.spacePath,
+            net: config.net,
+            backend: config.backend,
+            seed: config.seed,
+            rounds: rounds.map(({ space: _space, ...r }) => r),
+            counts,
+            trainSeconds,
+            best: top,
+            failed: failures.map((t) => ({ index: t.index, attempts: t.attempts, error: t.error })),
+          };
+          console.log(JSON.stringify(summary, null, 2));
+          return;
+        }
+        const s = config.settings;
+        const data = `${s.data.name}${s.data.subset !== undefined ? ` subset ${s.data.subset}` : ''}`;
+        const out = [
+          `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${s.epochs} epoch(s), backend ${config.backend}, seed ${config.seed}`,
+          `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.pending} pending, ${counts.total} total` +
+            `; ${rounds.length} round(s); ${formatDuration(trainSeconds)} of training`,
+        ];
+        if (top.length) {
+          out.push('best by validation error:');
+          for (const t of top) {
+            out.push(
+              `  #${t.index}  val ${t.valError!.toFixed(4)}  test ${t.testError?.toFixed(4) ?? '-'}  ` +
+                `flops ${(t.complexity.flops / 1e6).toFixed(2)}M  params ${(t.complexity.params / 1e3).toFixed(1)}k  widths ${t.widths.join(',')}`,
+            );
+          }
+        }
+        for (const t of failures.slice(0, 5)) out.push(`failed #${t.index} after ${t.attempts} attempt(s): ${t.error}`);
+        console.log(out.join('\n'));
+      } finally {
+        reader.close();
+      }
+    });
+}
