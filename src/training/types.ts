@@ -59,6 +59,10 @@ export interface TrialResult {
   valError?: number;
   testError?: number;
   trainLoss?: number;
+  valLoss?: number;
+  testLoss?: number;
+  /** Optimizer steps taken. */
+  steps?: number;
   curves: EpochCurve[];
   /** Wall time of the whole trial, data loading and model building included. */
   wallSeconds: number;

@@ -5,6 +5,7 @@ import { registerSample } from './sample.js';
 import { registerSearch } from './search.js';
 import { registerResume } from './resume.js';
 import { registerStatus } from './status.js';
+import { registerTrain } from './train.js';
 
 export function registerCommands(program: Command): void {
   registerComplexity(program);
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerSearch(program);
   registerResume(program);
   registerStatus(program);
+  registerTrain(program);
 }

@@ -1,7 +1,7 @@
 /** Loads a dataset by name, caching the decoded files per process so that consecutive trials skip the disk. */
 import type { Shape } from '../../nets/types.js';
 import { UserError } from '../../util/errors.js';
-import type { DataSettings } from '../types.js';
+import type { DataSettings, DatasetName } from '../types.js';
 import { loadCifar } from './cifar.js';
 import { FASHION_MNIST_DIR, loadFashionMnist } from './idx.js';
 import { prepareData } from './prepare.js';
@@ -9,6 +9,13 @@ import { makeSynthetic } from './synthetic.js';
 import type { PreparedData, RawDataset } from './types.js';
 
 export const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
+
+/** Image shape and classes of the datasets read from disk; synthetic data takes both from the network. */
+export const DATA_SHAPES: Record<Exclude<DatasetName, 'synthetic'>, DataHints> = {
+  'fashion-mnist': { shape: [28, 28, 1], classes: 10 },
+  cifar10: { shape: [32, 32, 3], classes: 10 },
+  cifar100: { shape: [32, 32, 3], classes: 100 },
+};
 
 /** For synthetic data, which takes its shape and classes from the network. */
 export interface DataHints {

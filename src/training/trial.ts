@@ -1,0 +1,103 @@
+/** One trial, end to end: build the subnetwork, load data (cached per process), train, optionally save; plain data out. */
+import * as tf from '@tensorflow/tfjs';
+import { complexity } from '../complexity/count.js';
+import { buildNet } from '../nets/registry.js';
+import { checkWidths } from '../nets/resolve.js';
+import { UserError, isUserError } from '../util/errors.js';
+import { loadData } from './data/load.js';
+import { selectBackend, type SelectedBackend } from './backends/select.js';
+import { buildModel } from './model.js';
+import { saveTrained } from './save.js';
+import { train } from './train.js';
+import type { EpochCurve, TrainSettings, TrialRequest, TrialResult } from './types.js';
+
+/**
+ * Starts the requested backend ('auto': native TensorFlow, else wasm with our training kernels, else cpu) and
+ * says which and why. Cached per process, so every trial after the first pays nothing.
+ */
+export async function startBackend(name: TrainSettings['backend']): Promise<SelectedBackend> {
+  return selectBackend(name);
+}
+
+/** Checks settings that commander cannot: ranges that make a run meaningless. */
+export function checkSettings(s: TrainSettings): void {
+  const need = (ok: boolean, what: string): void => {
+    if (!ok) throw new UserError(what);
+  };
+  need(Number.isInteger(s.epochs) && s.epochs >= 1, `epochs must be an integer >= 1, got ${s.epochs}`);
+  need(s.steps === undefined || (Number.isInteger(s.steps) && s.steps >= 1), `steps must be an integer >= 1, got ${s.steps}`);
+  need(Number.isInteger(s.batchSize) && s.batchSize >= 1, `batch size must be an integer >= 1, got ${s.batchSize}`);
+  need(s.lr > 0 && Number.isFinite(s.lr), `learning rate must be a positive number, got ${s.lr}`);
+  need(s.momentum >= 0 && s.momentum < 1, `momentum must be in [0, 1), got ${s.momentum}`);
+  need(s.weightDecay >= 0 && Number.isFinite(s.weightDecay), `weight decay must be >= 0, got ${s.weightDecay}`);
+  need(s.warmupEpochs >= 0 && Number.isFinite(s.warmupEpochs), `warmup must be >= 0 epochs, got ${s.warmupEpochs}`);
+  need(s.labelSmoothing >= 0 && s.labelSmoothing < 1, `label smoothing must be in [0, 1), got ${s.labelSmoothing}`);
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return `${e.name === 'Error' ? '' : e.name + ': '}${e.message}`.split('\n')[0];
+  return String(e);
+}
+
+/**
+ * Trains one candidate. Throws UserError for bad input (unknown net, widths that do not fit, data that does not
+ * load or does not match the net); every failure during training comes back as status 'failed' with its reason.
+ */
+export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => void): Promise<TrialResult> {
+  const started = performance.now();
+  const spec = buildNet(req.net);
+  checkWidths(spec, req.widths);
+  checkSettings(req.settings);
+  const backend = await startBackend(req.settings.backend);
+  const data = loadData(req.settings.data, { shape: spec.ref.input, classes: spec.ref.classes });
+  if (data.shape.join('x') !== spec.ref.input.join('x')) {
+    throw new UserError(`${data.name} images are ${data.shape.join('x')} but the net's input is ${spec.ref.input.join('x')}; pass --input ${data.shape.join('x')}`);
+  }
+  if (data.classes !== spec.ref.classes) {
+    throw new UserError(`${data.name} has ${data.classes} classes but the net has ${spec.ref.classes}; pass --classes ${data.classes}`);
+  }
+  const wall = (): number => (performance.now() - started) / 1000;
+  let model: tf.LayersModel | undefined;
+  try {
+    model = buildModel(spec, req.widths, req.seed);
+    const outcome = await train(model, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, onEpoch);
+    if (outcome.status === 'complete' && req.saveDir) {
+      await saveTrained(model, req.saveDir, {
+        net: spec.ref,
+        widths: req.widths,
+        groups: spec.groups.map((g) => g.name),
+        complexity: complexity(spec, req.widths),
+        metrics: {
+          valError: outcome.valError,
+          testError: outcome.testError,
+          trainLoss: outcome.trainLoss,
+          epochs: outcome.curves.length,
+          steps: outcome.steps,
+          backend: backend.name,
+        },
+        seed: req.seed,
+        settings: req.settings,
+        savedAt: new Date().toISOString(),
+      });
+    }
+    return {
+      status: outcome.status,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      valError: outcome.valError,
+      valLoss: outcome.valLoss,
+      testError: outcome.testError,
+      testLoss: outcome.testLoss,
+      trainLoss: outcome.trainLoss,
+      steps: outcome.steps,
+      curves: outcome.curves,
+      wallSeconds: wall(),
+      imagesPerSecond: outcome.imagesPerSecond,
+      backend: backend.name,
+    };
+  } catch (e) {
+    if (isUserError(e)) throw e;
+    return { status: 'failed', error: errorText(e), curves: [], wallSeconds: wall(), backend: backend.name };
+  } finally {
+    model?.dispose();
+  }
+}
