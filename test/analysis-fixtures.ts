@@ -78,3 +78,26 @@ export function syntheticCampaign(opts: { n?: number; seed?: number; name?: stri
   } as CampaignConfig;
   return { config, trials };
 }
+
+/** Writes a synthetic campaign through the store's write API (no training), with its round-0 space file beside it. */
+export async function writeSyntheticStore(dir: string, c: SyntheticCampaign): Promise<void> {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { createCampaignStore } = await import('../src/campaign/store.js');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'space-r0.json'), JSON.stringify(c.config.space, null, 2));
+  const config = { ...c.config, groups: [], maxAttempts: 2 } as CampaignConfig;
+  const round = { round: 0, spaceFile: 'space-r0.json', space: c.config.space, samples: c.trials.length, sampleSeed: c.config.seed, sampleAttempts: c.trials.length, acceptanceRate: 1, createdAt: c.config.createdAt };
+  const store = createCampaignStore(dir, config, round, c.trials.map((t) => ({ index: t.index, widths: t.widths, seed: t.seed, complexity: t.complexity })));
+  for (const t of c.trials) {
+    store.markRunning(t.index, 'w0');
+    store.recordResult(
+      t.index,
+      t.state === 'complete'
+        ? { status: 'complete', valError: t.valError as number, testError: t.testError as number, trainLoss: 0.3, curves: t.curves, wallSeconds: 3, backend: 'synthetic' }
+        : { status: 'failed', error: t.error ?? 'failed', curves: [], wallSeconds: 1, backend: 'synthetic' },
+      'w0',
+    );
+  }
+  store.close();
+}

@@ -1,5 +1,5 @@
 /** One campaign's whole analysis as plain data: the report draws it, refinement reasons from it. */
-import { complexity } from '../complexity/count.js';
+import { complexity, type Complexity } from '../complexity/count.js';
 import { buildNet } from '../nets/registry.js';
 import { baseWidths } from '../nets/resolve.js';
 import type { NetRef, NetSpec } from '../nets/types.js';
@@ -40,6 +40,8 @@ export interface CampaignAnalysis {
   profile: WidthProfile;
   pareto: Observation[];
   originalRatio: number;
+  /** The unpruned network's complexity. */
+  original: Complexity;
 }
 
 export function analyseCampaign(input: AnalysisInput, options: AnalysisOptions = {}): CampaignAnalysis {
@@ -66,5 +68,6 @@ export function analyseCampaign(input: AnalysisInput, options: AnalysisOptions =
     profile: widthProfile(obs, winners, spec.groups),
     pareto: paretoFront(obs),
     originalRatio,
+    original,
   };
 }

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { registerComplexity } from './complexity.js';
 import { registerSample } from './sample.js';
+import { registerRefine } from './refine.js';
+import { registerReport } from './report.js';
 import { registerSearch } from './search.js';
 import { registerResume } from './resume.js';
 import { registerStatus } from './status.js';
@@ -10,6 +12,8 @@ import { registerTrain } from './train.js';
 export function registerCommands(program: Command): void {
   registerComplexity(program);
   registerSample(program);
+  registerReport(program);
+  registerRefine(program);
   registerSearch(program);
   registerResume(program);
   registerStatus(program);

@@ -1,0 +1,41 @@
+/** Reads a campaign directory for analysis through the store's read-only API (never through training code). */
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { openCampaign } from '../campaign/store.js';
+import type { CampaignConfig, RoundRecord, TrialRecord } from '../campaign/types.js';
+import { parseSpace, type LoadedSpace } from '../space/load.js';
+import { UserError } from '../util/errors.js';
+
+export interface LoadedCampaign {
+  dir: string;
+  /** The run directory's name, how reports and refined spaces refer to the campaign. */
+  name: string;
+  config: CampaignConfig;
+  rounds: RoundRecord[];
+  trials: TrialRecord[];
+}
+
+export function loadCampaign(dir: string): LoadedCampaign {
+  if (!existsSync(dir)) throw new UserError(`campaign directory ${dir} does not exist`);
+  const reader = openCampaign(dir, { readonly: true });
+  try {
+    return { dir, name: basename(resolve(dir)), config: reader.config(), rounds: reader.rounds(), trials: reader.trials() };
+  } finally {
+    reader.close();
+  }
+}
+
+/** The space a round was sampled from (its stored copy) and the path of its file, for a child's `parent`. */
+export function roundSpace(c: LoadedCampaign, round: number): { loaded: LoadedSpace; path: string } {
+  const r = c.rounds.find((x) => x.round === round);
+  const inRun = r ? join(c.dir, r.spaceFile) : null;
+  // Prefer the copy in the run directory; fall back to the file the campaign was launched with.
+  const path = inRun && existsSync(inRun) ? inRun : c.config.spacePath;
+  const json = r?.space ?? c.config.space;
+  const loaded = parseSpace(json, path || `${c.dir} (stored space)`);
+  return { loaded, path };
+}
+
+export function lastRound(c: LoadedCampaign): number {
+  return c.rounds.length ? Math.max(...c.rounds.map((r) => r.round)) : Math.max(0, ...c.trials.map((t) => t.round));
+}

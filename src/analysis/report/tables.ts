@@ -1,0 +1,89 @@
+/** HTML tables and text blocks of the report; every value passes through escapeHtml. */
+import { formatCount } from '../../util/format.js';
+import type { CampaignAnalysis } from '../analyse.js';
+import type { ComparedPopulation } from '../compare.js';
+import { escapeHtml as esc } from './escape.js';
+import type { Row } from './charts.js';
+
+export const pct = (x: number | null | undefined, digits = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`);
+export const num = (x: number | null | undefined, digits = 1) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+
+export function table(headers: readonly string[], rows: readonly (readonly unknown[])[], cls = ''): string {
+  const head = headers.map((h) => `<th>${esc(h)}</th>`).join('');
+  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table class="${esc(cls)}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+export function populationTable(pops: readonly ComparedPopulation[]): string {
+  return table(
+    ['population', 'n', 'min', 'mean', 'p10', 'p25', 'median', 'p75', 'p90', 'KS vs first', 'KS (normalised)'],
+    pops.map((p) => [
+      p.label, p.summary.n, pct(p.summary.min), pct(p.summary.mean),
+      pct(p.summary.quantiles?.p10), pct(p.summary.quantiles?.p25), pct(p.summary.quantiles?.p50), pct(p.summary.quantiles?.p75), pct(p.summary.quantiles?.p90),
+      p.ks === null ? '–' : p.ks.toFixed(3), p.ksNormalized === null ? '–' : p.ksNormalized.toFixed(3),
+    ]),
+  );
+}
+
+export function populationRows(pops: readonly ComparedPopulation[]): Row[] {
+  return pops.map((p) => ({
+    population: p.label, n: p.summary.n, min: p.summary.min, mean: p.summary.mean,
+    p10: p.summary.quantiles?.p10 ?? null, p25: p.summary.quantiles?.p25 ?? null, p50: p.summary.quantiles?.p50 ?? null,
+    p75: p.summary.quantiles?.p75 ?? null, p90: p.summary.quantiles?.p90 ?? null, ks: p.ks, ks_normalised: p.ksNormalized,
+  }));
+}
+
+/** The verdict on the FLOPs/param optimum, in words. */
+export function ratioText(a: CampaignAnalysis): string {
+  const r = a.ratio;
+  const parts: string[] = [];
+  parts.push(`The original network's own ratio is <b>${num(r.originalRatio)}</b> FLOPs per parameter.`);
+  if (r.bucketOptimum) {
+    const b = r.bucketOptimum;
+    parts.push(
+      `Of ${r.buckets.length} parameter buckets, bucket ${b.bucket + 1} (ratio ${num(b.ratio)}, ${formatCount(b.paramsWindow[0])}–${formatCount(b.paramsWindow[1])} params over its 95% interval) ` +
+        `has the lowest mean error, ${pct(b.meanError)}, chosen in ${pct(b.share, 0)} of bootstrap resamples; 95% interval of its ratio ${num(b.ratioInterval.lo)}–${num(b.ratioInterval.hi)}` +
+        `${b.atEdge ? ' (an edge bucket: the optimum may lie outside the sampled ratios)' : ''}.`,
+    );
+  }
+  if (r.optimum) {
+    const o = r.optimum;
+    parts.push(
+      `<b>Optimum:</b> the fitted curve of error against log ratio has its minimum at <b>${num(o.ratio)}</b> (95% bootstrap interval ${num(o.interval.lo)}–${num(o.interval.hi)}, ` +
+        `interior in ${pct(o.interiorShare, 0)} of resamples); curvature ${o.curvature.toFixed(3)} error per (ln ratio)², so error stays within ${pct(o.tolerance, 1)} of the minimum for ratios ${num(o.band[0])}–${num(o.band[1])}.`,
+    );
+  } else {
+    parts.push(`<b>No optimal ratio is claimed:</b> ${r.reasons.map(esc).join('; ')}.`);
+  }
+  return parts.map((p) => `<p>${p}</p>`).join('\n');
+}
+
+export function bestRows(a: CampaignAnalysis): Row[] {
+  return a.winners.map((o, rank) => ({
+    rank: rank + 1, index: o.index, round: o.round, val_error: o.error, test_error: o.testError,
+    flops: o.flops, params: o.params, activations: o.activations, flops_per_param: o.ratio, widths: o.widths.join(' '),
+  }));
+}
+
+export function bestTable(a: CampaignAnalysis): string {
+  return table(
+    ['rank', 'trial', 'round', 'val error', 'test error', 'FLOPs', 'params', 'FLOPs/param', 'widths (group order)'],
+    a.winners.map((o, i) => [i + 1, o.index, o.round, pct(o.error), pct(o.testError), formatCount(o.flops), formatCount(o.params), num(o.ratio), o.widths.join(',')]),
+    'best',
+  );
+}
+
+export function metricRows(a: CampaignAnalysis): Row[] {
+  return a.metrics.map((m) => ({
+    metric: m.key, label: m.label, good_lo: m.goodRange?.lo ?? null, good_mid: m.goodRange?.mid ?? null, good_hi: m.goodRange?.hi ?? null,
+    min: m.extent?.[0] ?? null, max: m.extent?.[1] ?? null, spearman: m.rankCorrelation,
+  }));
+}
+
+export function metricTable(a: CampaignAnalysis): string {
+  const f = (x: number | undefined, key: string) => (x === undefined ? '–' : key.startsWith('keep.') || key === 'ratio' ? num(x, 3) : key.startsWith('width.') ? num(x, 0) : formatCount(x));
+  return table(
+    ['metric', 'good range 2.5%', 'median', '97.5%', 'all trials min', 'max', 'Spearman ρ with error'],
+    a.metrics.map((m) => [m.label, f(m.goodRange?.lo, m.key), f(m.goodRange?.mid, m.key), f(m.goodRange?.hi, m.key), f(m.extent?.[0], m.key), f(m.extent?.[1], m.key), m.rankCorrelation === null ? '–' : m.rankCorrelation.toFixed(2)]),
+  );
+}

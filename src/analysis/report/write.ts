@@ -1,0 +1,118 @@
+/** Writes a campaign report: report.html (self-contained) with the CSV behind every plot and table beside it. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import type { NetRef } from '../../nets/types.js';
+import { formatCount } from '../../util/format.js';
+import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
+import { compareEdfs, type Population } from '../compare.js';
+import { observations, type TrialLike } from '../population.js';
+import { curvesPlot, edfPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
+import { escapeHtml as esc } from './escape.js';
+import { pageHtml, plotHtml, type PageSection } from './page.js';
+import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText } from './tables.js';
+import { renderSvg } from './vega.js';
+
+export interface ReportCampaign {
+  /** How the report names the campaign (its run directory's name). */
+  name: string;
+  spaceName?: string;
+  description?: string;
+  net: NetRef;
+  seed: number;
+  trials: readonly TrialLike[];
+}
+
+export interface ReportOptions {
+  compare?: readonly ReportCampaign[];
+  topK?: number;
+  buckets?: number;
+}
+
+export interface WrittenReport {
+  html: string;
+  files: string[];
+  analysis: CampaignAnalysis;
+  /** Plots left out for lack of data, with the reason. */
+  missing: { plot: string; reason: string }[];
+}
+
+function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
+  const columns = rows.length ? Object.keys(rows[0]) : [];
+  const path = join(dir, file);
+  writeFileSync(path, stringify(rows as Row[], { header: true, columns: columns.length ? columns : undefined }));
+  return path;
+}
+
+/** One EDF population per round where the campaign has several, then one per compared campaign. */
+function populations(main: ReportCampaign, compare: readonly ReportCampaign[]): Population[] {
+  const obs = observations(main.trials);
+  const rounds = [...new Set(main.trials.map((t) => t.round))].sort((a, b) => a - b);
+  const pops: Population[] = rounds.length > 1
+    ? rounds.map((r) => ({ label: `${main.name} round ${r}`, obs: obs.filter((o) => o.round === r) }))
+    : [{ label: main.name, obs }];
+  for (const c of compare) pops.push({ label: c.name, obs: observations(c.trials) });
+  return pops;
+}
+
+export async function writeReport(main: ReportCampaign, outDir: string, options: ReportOptions = {}): Promise<WrittenReport> {
+  mkdirSync(outDir, { recursive: true });
+  const compare = options.compare ?? [];
+  const analysis = analyseCampaign(
+    { name: main.name, net: main.net, trials: main.trials, seed: main.seed },
+    { topK: options.topK, ratio: options.buckets ? { buckets: options.buckets } : undefined },
+  );
+  const pops = compareEdfs(populations(main, compare));
+  const curves = new Map(main.trials.map((t) => [t.index, t.curves ?? []]));
+  const plots: Plot[] = [edfPlot(pops), ratioPlot(analysis), metricBinsPlot(analysis), profilePlot(analysis), paretoPlot(analysis), curvesPlot(analysis, curves)];
+
+  const files: string[] = [];
+  const svgs = new Map<string, string | null>();
+  for (const p of plots) {
+    for (const d of p.data) files.push(writeCsv(outDir, d.file, d.rows));
+    svgs.set(p.id, p.spec && !p.missing ? await renderSvg(p.spec) : null);
+  }
+  files.push(writeCsv(outDir, 'populations.csv', populationRows(pops)));
+  files.push(writeCsv(outDir, 'best.csv', bestRows(analysis)));
+  files.push(writeCsv(outDir, 'metrics.csv', metricRows(analysis)));
+  const html = (id: string) => plotHtml(plots.find((p) => p.id === id) as Plot, svgs.get(id) ?? null);
+
+  const a = analysis;
+  const enough = a.obs.length > 0;
+  const sections: PageSection[] = [
+    {
+      title: 'Error distributions',
+      html: `<p>EDF: the share of trials with validation error at or below x. The normalised EDF weights trials so that every parameter bin counts equally (as in “On Network Design Spaces for Visual Recognition”), which compares populations with different complexity mixes fairly; KS is the largest vertical gap to the first population.</p>
+${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></p>\n${html('edf')}`,
+    },
+    { title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}` },
+    {
+      title: 'Error against trial metrics',
+      html: `<p>Good range: where the best trial's metric lies, by the pycls bootstrap (≥2500 subsamples of 25% of the trials, drawn with replacement; percentiles of the best trial's metric).</p>\n${html('metric-bins')}\n${enough ? metricTable(a) : ''}<p>Data: <a href="metrics.csv">metrics.csv</a></p>`,
+    },
+    { title: 'Width profile of the winners', html: `<p>${esc(a.profile.trendText)}.${a.profile.monotone ? ` Non-decreasing stage widths: ${pct(a.profile.monotone.winners, 0)} of the best ${a.profile.k}, ${pct(a.profile.monotone.all, 0)} of all trials.` : ''}</p>\n${html('profile')}` },
+    { title: 'Pareto front', html: html('pareto') },
+    { title: 'Training curves', html: html('curves') },
+    {
+      title: 'Best subnetworks',
+      html: enough ? `${bestTable(a)}<p>Data: <a href="best.csv">best.csv</a></p>` : '<p class="missing">No completed trials yet.</p>',
+    },
+  ];
+  const net = `${main.net.family} on ${Array.isArray(main.net.input) ? main.net.input.join('x') : ''}, ${main.net.classes} classes`;
+  const meta = `<p class="meta">Space <b>${esc(main.spaceName ?? '')}</b>${main.description ? ` — ${esc(main.description)}` : ''}<br>
+Network ${esc(net)}. Trials: ${a.trialsTotal} (${a.obs.length} complete, ${a.failed} failed, ${a.pending} pending or running); best validation error ${pct(a.summary.min)}; the original network has ${formatCount(a.original.flops)} FLOPs and ${formatCount(a.original.params)} params.
+${compare.length ? `<br>Compared with: ${compare.map((c) => `<b>${esc(c.name)}</b>`).join(', ')}.` : ''}
+${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed trials: the statistics below are fragile, and analyses that need more data say so.</span>` : ''}</p>`;
+  const page = pageHtml(`prunespace report: ${main.name}`, meta, sections);
+  const htmlPath = join(outDir, 'report.html');
+  writeFileSync(htmlPath, page);
+  const summary = {
+    campaign: main.name, trials: a.trialsTotal, completed: a.obs.length, failed: a.failed, best: a.summary,
+    ratio: { original: a.ratio.originalRatio, optimum: a.ratio.optimum, bucketOptimum: a.ratio.bucketOptimum, reasons: a.ratio.reasons },
+    profile: { trend: a.profile.trendText, stageTrend: a.profile.stageTrend, monotone: a.profile.monotone },
+    populations: populationRows(pops),
+  };
+  writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  files.push(join(outDir, 'summary.json'));
+  return { html: htmlPath, files, analysis, missing: plots.filter((p) => p.missing).map((p) => ({ plot: p.id, reason: p.missing as string })) };
+}
