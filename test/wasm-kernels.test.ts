@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/training/backends/select.js';
 import { batchNormTraining, withFusedBatchNorm } from '../src/training/backends/batch-norm.js';
 import { makeRng } from '../src/util/rng.js';
+import { simdKernelsFor, type WasmHeap } from '../src/training/backends/simd/channel-kernels.js';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 
@@ -122,7 +123,8 @@ describe('wasm depthwise conv gradients match cpu', () => {
 });
 
 describe('fused batch norm', () => {
-  const shapes: number[][] = [[3, 5, 4, 6], [2, 7, 7, 3], [10, 4]];
+  // Channel counts 6, 3, 4, 13, 16 exercise the SIMD period lcm(C, 4), leftover elements and several blocks.
+  const shapes: number[][] = [[3, 5, 4, 6], [2, 7, 7, 3], [10, 4], [5, 23, 23, 13], [4, 9, 9, 16]];
   for (const shape of shapes) {
     const c = shape[shape.length - 1];
     const xv = randomValues(size(shape), `bx${shape}`).map((v) => v * 3 + 0.5);
@@ -155,6 +157,11 @@ describe('fused batch norm', () => {
       expected.forEach((e, i) => assertClose(actual[i], e, `batch norm ${shape} output ${i}`));
     });
   }
+
+  test('the wasm batch norm runs on the SIMD kernels here', async () => {
+    await tf.setBackend('wasm');
+    assert.ok(simdKernelsFor((tf.backend() as unknown as { wasm: WasmHeap }).wasm) != null);
+  });
 
   test('a layer with the fused step trains like the stock layer and saves as a stock BatchNormalization', async () => {
     await tf.setBackend('wasm');

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormBackward, batchNormForward } from './batch-norm-math.js';
+import { batchNormTrainGradSimd, batchNormTrainSimd } from './batch-norm-wasm.js';
 
 export const BatchNormTrain = 'PrunespaceBatchNormTrain';
 export const BatchNormTrainGrad = 'PrunespaceBatchNormTrainGrad';
@@ -66,13 +67,19 @@ function backwardKernel(store: (backend: unknown) => FloatStore) {
   };
 }
 
-export const batchNormKernelConfigs: tf.KernelConfig[] = (['wasm', 'cpu'] as const).flatMap((backendName) => {
-  const store = backendName === 'wasm' ? wasmStore : cpuStore;
-  return [
-    { kernelName: BatchNormTrain, backendName, kernelFunc: forwardKernel(store) as unknown as tf.KernelFunc },
-    { kernelName: BatchNormTrainGrad, backendName, kernelFunc: backwardKernel(store) as unknown as tf.KernelFunc },
-  ];
-});
+type Kernel = (args: KernelArgs) => tf.TensorInfo[];
+
+/** The SIMD kernel where the engine supports it, else the JS loops. */
+function preferSimd(simd: (args: KernelArgs) => tf.TensorInfo[] | null, js: Kernel): Kernel {
+  return (args) => simd(args) ?? js(args);
+}
+
+export const batchNormKernelConfigs: tf.KernelConfig[] = [
+  { kernelName: BatchNormTrain, backendName: 'wasm', kernelFunc: preferSimd(batchNormTrainSimd, forwardKernel(wasmStore)) as unknown as tf.KernelFunc },
+  { kernelName: BatchNormTrainGrad, backendName: 'wasm', kernelFunc: preferSimd(batchNormTrainGradSimd, backwardKernel(wasmStore)) as unknown as tf.KernelFunc },
+  { kernelName: BatchNormTrain, backendName: 'cpu', kernelFunc: forwardKernel(cpuStore) as unknown as tf.KernelFunc },
+  { kernelName: BatchNormTrainGrad, backendName: 'cpu', kernelFunc: backwardKernel(cpuStore) as unknown as tf.KernelFunc },
+];
 
 /**
  * Gradient of BatchNormTrain for its normalized output. The mean and variance outputs are treated as
