@@ -145,7 +145,11 @@ function rangesRule(a: CampaignAnalysis, parent: CompiledSpace, child: SpaceFile
     if (!m?.goodRange) continue;
     const keep = widthsWithin(choice.widths, g, m.goodRange.lo, m.goodRange.hi);
     if (keep.length > share * choice.widths.length) continue;
+    // A narrow good range alone can be luck of a few winners; require that error also trends with the
+    // group's keep ratio (|Spearman rho| beyond about two standard errors under no association).
+    if (m.rankCorrelation === null || Math.abs(m.rankCorrelation) < 2 / Math.sqrt(a.obs.length)) continue;
     groups[g.name] = {
+      spearman: round(m.rankCorrelation, 3),
       goodRange: [round(m.goodRange.lo, 3), round(m.goodRange.mid, 3), round(m.goodRange.hi, 3)],
       parentWidths: [choice.widths[0], choice.widths[choice.widths.length - 1]],
       childWidths: [keep[0], keep[keep.length - 1]],
@@ -161,7 +165,7 @@ function rangesRule(a: CampaignAnalysis, parent: CompiledSpace, child: SpaceFile
   }
   const evidence = { groups, share, n: a.obs.length };
   if (!narrowed.length) {
-    return { rule: 'ranges', applied: false, reason: `no group's good range (pycls bootstrap of the best trial) keeps ${(100 * share).toFixed(0)}% or fewer of its widths`, evidence };
+    return { rule: 'ranges', applied: false, reason: `no group has both a good range (pycls bootstrap of the best trial) that keeps ${(100 * share).toFixed(0)}% or fewer of its widths and a keep ratio that error trends with (|Spearman rho| >= ${(2 / Math.sqrt(a.obs.length)).toFixed(2)})`, evidence };
   }
   child.samplers = [...narrowed, ...child.samplers] as SpaceFile['samplers'];
   return { rule: 'ranges', applied: true, evidence, reason: `narrowed the keep range of ${narrowed.length} group(s) to their winners' good ranges: ${Object.keys(groups).join(', ')}` };
@@ -220,7 +224,9 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
   const compiledChild = compileSpace(parseSpace(built.child, options.name));
   const kept = keptShare(compiledParent, compiledChild, options.keptSamples ?? 2000, seed);
   const applied = outcomes.filter((o) => o.applied).map((o) => o.rule);
-  built.child.description = `${parent.file.description ? parent.file.description + ' ' : ''}Refined from ${options.parentRef} by ${applied.length ? applied.join(', ') : 'no rule'}.`.trim();
+  // One 'Refined from' sentence per file: a grandchild replaces its parent's rather than stacking them.
+  const base = parent.file.description.replace(/\s*Refined from .*$/s, '').trim();
+  built.child.description = `${base ? base.replace(/([^.])$/, '$1.') + ' ' : ''}Refined from ${options.parentRef} by ${applied.length ? applied.join(', ') : 'no rule'}.`;
   built.child.provenance = {
     refinedBy: 'prunespace refine',
     date: options.date ?? new Date().toISOString(),
