@@ -39,10 +39,7 @@ export function filterGradPointwise(scope: WasmScope, x: TensorInfo, dy: TensorI
   const { strideHeight: sH, strideWidth: sW, outHeight, outWidth } = info;
   const sampled = sH === 1 && sW === 1 && outHeight === x.shape[1] && outWidth === x.shape[2]
     ? x
-    : scope.run('StridedSlice', { x }, {
-        begin: [0, 0, 0, 0], end: [n, (outHeight - 1) * sH + 1, (outWidth - 1) * sW + 1, ci], strides: [1, sH, sW, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      });
+    : scope.stridedWindow(x, 0, 0, [sH, sW], outHeight, outWidth);
   const pixels = n * outHeight * outWidth;
   // XNNPACK's fully connected path needs a batch-1, untransposed product: transpose x explicitly.
   const xT = scope.transpose(scope.reshape(sampled, [pixels, ci]), [1, 0]);

@@ -78,10 +78,7 @@ function depthwiseBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedT
   const sums: TensorInfo[] = [];
   for (let kh = 0; kh < kH; kh++) {
     for (let kw = 0; kw < kW; kw++) {
-      const window = scope.run('StridedSlice', { x: padded }, {
-        begin: [0, kh, kw, 0], end: [n, kh + sH * (outHeight - 1) + 1, kw + sW * (outWidth - 1) + 1, c], strides: [1, sH, sW, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      });
+      const window = scope.stridedWindow(padded, kh, kw, [sH, sW], outHeight, outWidth);
       sums.push(scope.run('Sum', { x: scope.run('Multiply', { a: window, b: dy }) }, { axis: [0, 1, 2], keepDims: false }));
     }
   }
