@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveNet } from '../nets/resolve.js';
 import type { NetNode, NetSpec, WidthConfig } from '../nets/types.js';
 import { deriveSeed } from '../util/rng.js';
+import { fusedBatchNormalization } from './backends/batch-norm.js';
 
 /** BatchNorm as PyTorch's defaults (running average momentum 0.1, eps 1e-5), not Keras's 0.99 / 1e-3. */
 const BN_MOMENTUM = 0.9;
@@ -53,7 +54,8 @@ function layerFor(node: NetNode, widths: WidthConfig, seed: number, inChannels: 
         }),
       });
     case 'bn':
-      return tf.layers.batchNormalization({ name, axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON });
+      // A stock BatchNormalization layer whose training step runs as one fused kernel where registered.
+      return fusedBatchNormalization({ name, axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON });
     case 'relu':
       return tf.layers.reLU({ name, ...(node.max !== undefined ? { maxValue: node.max } : {}) });
     case 'add':
