@@ -158,8 +158,8 @@ export async function train(
   };
 }
 
-/** One SGD step; returns the batch's mean loss and its count of misclassified images (the caller disposes them). */
-function trainStep(
+/** One SGD step (exported for the speed benchmark); returns the batch's mean loss and its count of misclassified images (the caller disposes them). */
+export function trainStep(
   model: tf.LayersModel,
   optimizer: tf.MomentumOptimizer,
   weights: tf.Variable[],

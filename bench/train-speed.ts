@@ -1,0 +1,111 @@
+/**
+ * Training images per second of resnet20 (keep 1.0 and 0.5, 28x28x1, batch 128) on every tfjs backend that starts,
+ * and of the same network trained by PyTorch on one thread where python3 can import torch, with the ratio.
+ * A step is forward, backward, L2 decay and the momentum update on a fixed random batch (no data pipeline, as in
+ * the PyTorch script). Median step of several after warm-up; the cpu backend gets one timed step of a batch of 8
+ * (one step of 128 takes many minutes there: its Conv2DBackpropFilter is a scalar loop).
+ * Usage: node --import tsx bench/train-speed.ts [--steps N]
+ */
+import { spawnSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { buildNet } from '../src/nets/registry.js';
+import { keepWidths } from '../src/nets/resolve.js';
+import { selectBackend, type BackendName } from '../src/training/backends/select.js';
+import { buildModel, decayedWeights } from '../src/training/model.js';
+import { trainStep, type LoopSettings } from '../src/training/train.js';
+
+const BATCH = 128;
+const INPUT: [number, number, number] = [28, 28, 1];
+const KEEPS = [1.0, 0.5];
+const stepsArg = process.argv.indexOf('--steps');
+const STEPS = stepsArg > 0 ? Number(process.argv[stepsArg + 1]) : 8;
+const SETTINGS: LoopSettings = {
+  epochs: 1,
+  batchSize: BATCH,
+  lr: 0.1,
+  momentum: 0.9,
+  nesterov: false,
+  weightDecay: 5e-4,
+  warmupEpochs: 0,
+  labelSmoothing: 0,
+};
+
+const spec = buildNet({ family: 'resnet20', input: INPUT, classes: 10 });
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Images per second of tfjs training steps on the current backend. */
+async function tfjsSpeed(keep: number, warmup: number, steps: number, batchSize: number): Promise<number> {
+  const model = buildModel(spec, keepWidths(spec, keep), 0);
+  const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const decayed = decayedWeights(model);
+  const optimizer = tf.train.momentum(SETTINGS.lr, SETTINGS.momentum);
+  const batch = {
+    x: Float32Array.from({ length: batchSize * INPUT[0] * INPUT[1] * INPUT[2] }, () => Math.random() * 2 - 1),
+    labels: Int32Array.from({ length: batchSize }, (_, i) => i % 10),
+    size: batchSize,
+  };
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    const [loss, wrong] = trainStep(model, optimizer, weights, decayed, batch, INPUT, 10, SETTINGS);
+    await loss.data();
+    tf.dispose([loss, wrong]);
+    if (i >= warmup) times.push(performance.now() - t0);
+  }
+  optimizer.dispose();
+  model.dispose();
+  return batchSize / (median(times) / 1000);
+}
+
+/** The python that can import torch: PATH's python3 first, then Debian's (python3-torch lives there). */
+function torchPython(): string | undefined {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return py;
+  }
+  return undefined;
+}
+
+function torchSpeed(py: string, keep: number): number {
+  const r = spawnSync(
+    py,
+    ['bench/torch_resnet.py', '--depth', '20', '--widths', keepWidths(spec, keep).join(','), '--input', INPUT.join('x'),
+      '--batch', String(BATCH), '--steps', String(STEPS), '--threads', '1'],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`torch benchmark failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!).imagesPerSecond;
+}
+
+const rows: { backend: string; keep: number; imagesPerSecond: number }[] = [];
+for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
+  let chosen;
+  try {
+    chosen = await selectBackend(name);
+  } catch (e) {
+    console.log(`${name}: skipped (${(e as Error).message})`);
+    continue;
+  }
+  console.log(`backend ${chosen.reason}`);
+  for (const keep of KEEPS) {
+    const [warmup, steps, batchSize] = name === 'cpu' ? [0, 1, 8] : [2, STEPS, BATCH];
+    const ips = await tfjsSpeed(keep, warmup, steps, batchSize);
+    rows.push({ backend: name, keep, imagesPerSecond: ips });
+    console.log(`  resnet20 keep ${keep.toFixed(2)}: ${ips.toFixed(1)} images/s (batch ${batchSize}, median of ${steps} timed steps)`);
+  }
+}
+
+const py = torchPython();
+if (!py) {
+  console.log('pytorch: skipped (no python3 can import torch; install python3-torch)');
+} else {
+  for (const keep of KEEPS) {
+    const ips = torchSpeed(py, keep);
+    const wasm = rows.find((r) => r.backend === 'wasm' && r.keep === keep);
+    const ratio = wasm ? `, wasm/pytorch = ${(wasm.imagesPerSecond / ips).toFixed(2)}x` : '';
+    console.log(`pytorch (1 thread) resnet20 keep ${keep.toFixed(2)}: ${ips.toFixed(1)} images/s${ratio}`);
+  }
+}
