@@ -65,7 +65,7 @@ export function registerTrain(program: Command): void {
     .option('--subset <fraction>', 'fraction of the training split used', numberFlag('--subset', { above: 0, max: 1 }), 1)
     .option('--val-fraction <fraction>', 'fraction of the training set held out for validation', numberFlag('--val-fraction', { above: 0, max: 0.9 }), 0.1)
     .option('--samples <n>', 'synthetic data only: training images (default 1024)', intFlag('--samples', { min: 2 }))
-    .option('--no-augment', 'turn off pad-and-crop and flips')
+    .option('--no-augment', 'turn off augmentation (default on: cifar 4 px pad-and-crop + flips, fashion-mnist 2 px + flips, synthetic 2 px, no flips)')
     .option('--epochs <n>', `training epochs (default ${DEFAULT_EPOCHS}, or unbounded with --steps)`, intFlag('--epochs', { min: 1 }))
     .option('--steps <n>', 'step budget; training ends at whichever of epochs or steps comes first', intFlag('--steps', { min: 1 }))
     .option('--batch <n>', 'batch size', intFlag('--batch', { min: 1 }), 128)
