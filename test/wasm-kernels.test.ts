@@ -191,3 +191,53 @@ describe('fused batch norm', () => {
     tf.dispose([xs, ys]);
   });
 });
+
+describe('a convnet training step on wasm', () => {
+  /** Conv (stride 1 and 2, 1x1 and 3x3), depthwise, fused BN, ReLU/ReLU6, add, pooling, dense, softmax CE, SGD momentum. */
+  function buildNet(): tf.LayersModel {
+    const st = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+    const init = (seed: number) => tf.initializers.glorotUniform({ seed });
+    const input = tf.input({ shape: [9, 9, 3] });
+    let x = st(tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init(1) }), input);
+    x = st(withFusedBatchNorm(tf.layers.batchNormalization({ momentum: 0.9 })), x);
+    x = st(tf.layers.reLU({ maxValue: 6 }), x);
+    const y = st(tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(2) }), x);
+    let z = st(tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same', depthwiseInitializer: init(3) }), x);
+    z = st(tf.layers.conv2d({ filters: 8, kernelSize: 1, kernelInitializer: init(4) }), z);
+    let s = st(tf.layers.add(), [y, z]);
+    s = st(tf.layers.activation({ activation: 'relu6' }), s);
+    const m = st(tf.layers.maxPooling2d({ poolSize: 2, padding: 'same' }), s);
+    const a = st(tf.layers.averagePooling2d({ poolSize: 2, padding: 'same' }), s);
+    const c = st(tf.layers.globalAveragePooling2d({}), st(tf.layers.concatenate(), [m, a]));
+    const out = st(tf.layers.dense({ units: 5, activation: 'softmax', kernelInitializer: init(5) }), c);
+    const model = tf.model({ inputs: input, outputs: out });
+    model.compile({ optimizer: tf.train.momentum(0.05, 0.9, true), loss: 'categoricalCrossentropy' });
+    return model;
+  }
+
+  async function trainedWeights(backend: string, steps: number): Promise<{ weights: Float32Array[]; tensors: number[]; heap: number[] }> {
+    await tf.setBackend(backend);
+    const model = buildNet();
+    const xs = tf.tensor4d(randomValues(4 * 9 * 9 * 3, 'netx'), [4, 9, 9, 3]);
+    const ys = tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 5);
+    const tensors: number[] = [];
+    const heap: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      await model.trainOnBatch(xs, ys);
+      tensors.push(tf.memory().numTensors);
+      heap.push(tf.backend().numDataIds());
+    }
+    const weights = model.getWeights().map((w) => w.dataSync() as Float32Array);
+    tf.dispose([xs, ys]);
+    model.dispose();
+    return { weights, tensors, heap };
+  }
+
+  test('matches cpu after three steps and leaks neither tensors nor heap data', async () => {
+    const expected = await trainedWeights('cpu', 3);
+    const actual = await trainedWeights('wasm', 3);
+    actual.weights.forEach((w, i) => assertClose(w, expected.weights[i], `weight ${i}`));
+    assert.equal(actual.tensors[2], actual.tensors[1], `tensors per step: ${actual.tensors}`);
+    assert.equal(actual.heap[2], actual.heap[1], `wasm data ids per step: ${actual.heap}`);
+  });
+});
