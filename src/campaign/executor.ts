@@ -1,6 +1,7 @@
 /** How the coordinator hands candidates to workers: one interface over worker threads and child processes. */
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import type { EpochCurve, TrialRequest, TrialResult } from '../training/types.js';
 
 /** What one worker trains: a candidate and the module whose `runTrial` trains it. */
@@ -48,12 +49,24 @@ export function crashedResult(reason: string, started: number, backend: string):
 export type RunTrial = (req: TrialRequest, onEpoch?: (c: EpochCurve) => void) => Promise<TrialResult>;
 
 const loaded = new Map<string, Promise<RunTrial>>();
+let tsxRegistered: Promise<void> | null = null;
+
+/**
+ * Under tsx (tests, development), Node 20 does not pass `--import tsx` loader hooks to worker threads: piscina still
+ * loads the worker entry through tsx's require hook, but a dynamic import of a .ts module needs the hooks registered
+ * in the thread itself. Compiled dist/ never takes this path.
+ */
+function ensureTypeScriptLoader(moduleUrl: string): Promise<void> {
+  if (isMainThread || !moduleUrl.endsWith('.ts')) return Promise.resolve();
+  tsxRegistered ??= import('tsx/esm/api').then((api) => void api.register());
+  return tsxRegistered;
+}
 
 /** Imports `runTrial` once per worker from the configured module. */
 export function loadRunTrial(moduleUrl: string): Promise<RunTrial> {
   let p = loaded.get(moduleUrl);
   if (!p) {
-    p = import(moduleUrl).then((m: { runTrial?: RunTrial }) => {
+    p = ensureTypeScriptLoader(moduleUrl).then(() => import(moduleUrl)).then((m: { runTrial?: RunTrial }) => {
       if (typeof m.runTrial !== 'function') throw new Error(`${moduleUrl} exports no runTrial`);
       return m.runTrial;
     });
