@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/training/backends/select.js';
+import { filterGradChunkBytes, setFilterGradChunkBytes } from '../src/training/backends/kernels/conv2d-backprop-filter.js';
 import { batchNormTraining, withFusedBatchNorm } from '../src/training/backends/batch-norm.js';
 import { makeRng } from '../src/util/rng.js';
 import { simdKernelsFor, type WasmHeap } from '../src/training/backends/simd/channel-kernels.js';
@@ -93,6 +94,22 @@ describe('wasm conv2d gradients match cpu', () => {
         return [y, dx, dw];
       });
     });
+  }
+});
+
+test('filter gradient summed over batch chunks (one image per chunk) matches cpu', async () => {
+  const saved = filterGradChunkBytes;
+  setFilterGradChunkBytes(1);
+  try {
+    const c = convCases[6];
+    const xv = randomValues(size(c.x), 'chunk-x');
+    const dyShape = [c.x[0], 4, 4, c.outC];
+    const dyv = randomValues(size(dyShape), 'chunk-dy');
+    await compareBackends('chunked filter gradient', () => [
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor4d(xv, c.x), dy: tf.tensor(dyv, dyShape) }, { strides: [2, 2], pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, c.x[3], c.outC] }) as tf.Tensor,
+    ]);
+  } finally {
+    setFilterGradChunkBytes(saved);
   }
 });
 

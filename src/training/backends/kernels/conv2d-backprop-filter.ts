@@ -11,7 +11,18 @@ import { WasmScope, explicitPad, type TensorInfo, type WasmBackend } from './was
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
-/** dW via a forward conv of x (as [ci, H, W, n]) with dy (as [OH, OW, n, co]). */
+/**
+ * Bytes of dy per batch chunk. XNNPACK repacks its "filter" (here dy) on every call, and the packing cost grows
+ * faster than linearly beyond the caches: for 128x28x28x16, chunks of ~32 images are ~10% faster overall.
+ */
+export let filterGradChunkBytes = 1.5 * 2 ** 20;
+
+/** For benchmarks: sets the chunk size in bytes (Infinity = whole batch at once). */
+export function setFilterGradChunkBytes(bytes: number): void {
+  filterGradChunkBytes = bytes;
+}
+
+/** dW via a forward conv of x (as [ci, H, W, n]) with dy (as [OH, OW, n, co]), summed over batch chunks. */
 export function filterGradAsConv(scope: WasmScope, x: TensorInfo, dy: TensorInfo, info: ConvInfo): TensorInfo {
   const { strideHeight: sH, strideWidth: sW, filterHeight: kH, filterWidth: kW, inHeight, inWidth, outHeight, outWidth } = info;
   const top = info.padInfo.top;
@@ -20,16 +31,24 @@ export function filterGradAsConv(scope: WasmScope, x: TensorInfo, dy: TensorInfo
   const bottom = kH + sH * (outHeight - 1) - inHeight - top;
   const right = kW + sW * (outWidth - 1) - inWidth - left;
   const [n, , , ci] = x.shape;
-  const cropped = scope.slice(x, [0, 0, 0, 0], [n, inHeight + Math.min(0, bottom), inWidth + Math.min(0, right), ci]);
-  const images = scope.transpose(cropped, [3, 1, 2, 0]);
-  const dyFilter = scope.transpose(dy, [1, 2, 0, 3]);
-  const grad = scope.run('Conv2D', { x: images, filter: dyFilter }, {
-    strides: [1, 1],
-    pad: explicitPad(top, Math.max(0, bottom), left, Math.max(0, right)),
-    dataFormat: 'NHWC',
-    dilations: [sH, sW],
-  });
-  return scope.transpose(grad, [1, 2, 0, 3]);
+  const bytesPerImage = dy.shape.slice(1).reduce((a, b) => a * b, 4);
+  const chunk = Math.max(1, Math.min(n, Math.floor(filterGradChunkBytes / bytesPerImage)));
+  let total: TensorInfo | undefined;
+  for (let begin = 0; begin < n; begin += chunk) {
+    const end = Math.min(n, begin + chunk);
+    const xs = scope.batchRange(x, begin, end);
+    const cropped = scope.slice(xs, [0, 0, 0, 0], [end - begin, inHeight + Math.min(0, bottom), inWidth + Math.min(0, right), ci]);
+    const images = scope.transpose(cropped, [3, 1, 2, 0]);
+    const dyFilter = scope.transpose(scope.batchRange(dy, begin, end), [1, 2, 0, 3]);
+    const part = scope.run('Conv2D', { x: images, filter: dyFilter }, {
+      strides: [1, 1],
+      pad: explicitPad(top, Math.max(0, bottom), left, Math.max(0, right)),
+      dataFormat: 'NHWC',
+      dilations: [sH, sW],
+    });
+    total = total == null ? part : scope.run('Add', { a: total, b: part });
+  }
+  return scope.transpose(total!, [1, 2, 0, 3]);
 }
 
 /** dW for a 1x1 filter: x^T dy over all sampled pixels (strided pixels picked first). */

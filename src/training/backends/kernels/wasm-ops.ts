@@ -53,6 +53,18 @@ export class WasmScope {
     return this.run('Slice', { x }, { begin, size });
   }
 
+  /** Images [begin, end) of a batch, copied (wasm's Slice kernel first copies the whole tensor off the heap). */
+  batchRange(x: TensorInfo, begin: number, end: number): TensorInfo {
+    if (begin === 0 && end === x.shape[0]) return x;
+    const perImage = x.shape.slice(1).reduce((a, b) => a * b, 1);
+    const out = this.backend.makeOutput([end - begin, ...x.shape.slice(1)], 'float32');
+    this.temps.push(out);
+    const src = this.view(x);
+    const dst = this.view(out);
+    dst.set(src.subarray(begin * perImage, end * perImage));
+    return out;
+  }
+
   /**
    * x[:, top + sH*i, left + sW*j, :] for i < outH, j < outW (all inside x), by row copies on the heap:
    * wasm's StridedSlice kernel is an element-by-element loop ~50x slower than this.
