@@ -121,6 +121,10 @@ describe('wasm depthwise conv gradients match cpu', () => {
     { x: [3, 9, 7, 2], k: 3, outC: 2, stride: 2, pad: 'valid' },
     { x: [2, 6, 5, 3], k: 1, outC: 3, stride: 1, pad: 'valid' },
     { x: [2, 9, 9, 2], k: 5, outC: 2, stride: 1, pad: 'same' },
+    // 6 and 7 channels: SIMD chunks of 4 plus an overlapping tail chunk; 8: chunks only.
+    { x: [2, 7, 7, 6], k: 3, outC: 6, stride: 1, pad: 'same' },
+    { x: [3, 9, 8, 7], k: 3, outC: 7, stride: 2, pad: 'same' },
+    { x: [2, 8, 8, 8], k: 3, outC: 8, stride: 2, pad: 'valid' },
   ];
   for (const c of cases) {
     test(describeCase(c), async () => {

@@ -2,13 +2,15 @@
  * Depthwise conv gradients on wasm (neither is shipped by tfjs-backend-wasm 4.22), channel multiplier 1, NHWC.
  *  - input gradient: the sub-pixel transposed conv of conv2d-backprop-input, as an XNNPACK depthwise conv
  *    whose channel multiplier carries the stride phases;
- *  - filter gradient: per filter tap, a strided window of the padded input times dy, summed over
- *    batch and space (KH*KW passes of three wasm kernels; depthwise filters are small).
+ *  - filter gradient: a SIMD row reduction per filter tap over the padded input (simd/depthwise-filter-grad),
+ *    or, without SIMD, per tap a strided window times dy summed by wasm kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 import { planAxis, type AxisPlan } from './transposed-conv-plan.js';
 import { assemblePhases, cropForPlan } from './conv2d-backprop-input.js';
 import { WasmScope, type TensorInfo, type WasmBackend } from './wasm-ops.js';
+import { depthwiseFilterGrad, depthwiseSimdFor } from '../simd/depthwise-filter-grad.js';
+import type { WasmHeap } from '../simd/channel-kernels.js';
 
 /** Phase filter [LH, LW, C, sH*sW]: flipped taps per phase; depthwise outputs are ordered (c, phase). */
 function depthwisePhaseFilter(w: Float32Array, shape: number[], rows: AxisPlan, cols: AxisPlan): Float32Array {
@@ -75,6 +77,13 @@ function depthwiseBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedT
   const right = Math.max(0, kW - 1 + sW * (outWidth - 1) + 1 - inWidth - left);
   const n = x.shape[0];
   const padded = top + bottom + left + right === 0 ? x : scope.run('PadV2', { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 });
+  const simd = depthwiseSimdFor((backend as { wasm: WasmHeap }).wasm);
+  if (simd != null) {
+    const dW = depthwiseFilterGrad((backend as { wasm: WasmHeap }).wasm, simd, scope.view(padded).byteOffset, scope.view(dy).byteOffset, {
+      batch: n, paddedH: padded.shape[1], paddedW: padded.shape[2], channels: c, outH: outHeight, outW: outWidth, kH, kW, strideH: sH, strideW: sW,
+    });
+    return scope.done(scope.fromValues([kH, kW, c, 1], Float32Array.from(dW)));
+  }
   const sums: TensorInfo[] = [];
   for (let kh = 0; kh < kH; kh++) {
     for (let kw = 0; kw < kW; kw++) {

@@ -50,6 +50,8 @@ export const op = {
   tee: (i: number) => [0x22, ...uleb(i)],
   i32: (v: number) => [0x41, ...sleb(v)],
   add: [0x6a],
+  sub: [0x6b],
+  eqz: [0x45],
   geU: [0x4f],
   ltU: [0x49],
   block: [0x02, 0x40],
