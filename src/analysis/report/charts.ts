@@ -187,8 +187,8 @@ export function metricBinsPlot(a: CampaignAnalysis): Plot {
       spec: {
         width: 150, height: 120,
         layer: [
-          { mark: { type: 'rule', color: '#888' }, encoding: { x: q('center', ''), y: q('low', 'mean validation error ± sd', { scale: { zero: false } }), y2: { field: 'high' } } },
-          { mark: { type: 'line', point: true }, encoding: { x: q('center', '', { scale: { zero: false } }), y: q('mean', 'mean validation error ± sd', { scale: { zero: false } }) } },
+          { mark: { type: 'rule', color: '#888' }, encoding: { x: q('center', ''), y: q('low', '', { scale: { zero: false }, title: null }), y2: { field: 'high' } } },
+          { mark: { type: 'line', point: true }, encoding: { x: q('center', '', { scale: { zero: false } }), y: q('mean', 'val error, mean ± sd', { scale: { zero: false } }) } },
         ],
       },
       resolve: { scale: { x: 'independent' } },
