@@ -53,6 +53,35 @@ export class WasmScope {
     return this.run('Slice', { x }, { begin, size });
   }
 
+  /**
+   * Interleaves stride phases into space and crops: out[n, sH*i + rh, sW*j + rw, :] = phases[rh][rw][n, i, j, :]
+   * for positions inside outShape, by pixel copies on the heap (cheaper than concat + transpose here).
+   */
+  interleavePhases(phases: TensorInfo[][], outShape: number[]): TensorInfo {
+    const [n, h, w, c] = outShape;
+    const sH = phases.length;
+    const sW = phases[0].length;
+    const [, ph, pw] = phases[0][0].shape;
+    const out = this.backend.makeOutput(outShape, 'float32');
+    this.temps.push(out);
+    const dst = this.view(out);
+    const heap = new Float32Array(dst.buffer);
+    const bases = phases.map((row) => row.map((p) => this.view(p).byteOffset / 4));
+    const outBase = dst.byteOffset / 4;
+    for (let b = 0; b < n; b++) {
+      for (let y = 0; y < h; y++) {
+        const i = Math.floor(y / sH);
+        const rowBases = bases[y % sH];
+        let d = outBase + (b * h + y) * w * c;
+        for (let x = 0; x < w; x++, d += c) {
+          const s = rowBases[x % sW] + ((b * ph + i) * pw + Math.floor(x / sW)) * c;
+          heap.copyWithin(d, s, s + c);
+        }
+      }
+    }
+    return out;
+  }
+
   /** Images [begin, end) of a batch, copied (wasm's Slice kernel first copies the whole tensor off the heap). */
   batchRange(x: TensorInfo, begin: number, end: number): TensorInfo {
     if (begin === 0 && end === x.shape[0]) return x;
