@@ -99,6 +99,12 @@ test('flat data, edge optima and small samples report no optimum, with the reaso
   assert.equal(analyseRatio([]).reasons.length, 1);
 });
 
+test('pure noise rarely yields an optimum claim (deterministic seeds)', () => {
+  let claims = 0;
+  for (let seed = 0; seed < 20; seed++) if (analyseRatio(ratioObservations(100, () => 0.1, 0.01, seed), { seed, samples: 400 }).optimum) claims++;
+  assert.ok(claims <= 2, `${claims} of 20 flat populations claimed an optimum`);
+});
+
 test('parameter buckets hold equal counts and never split equal parameter counts', () => {
   const obs = [5, 1, 1, 1, 2, 3, 4, 6].map((params, index) => ({ index, params }) as Observation);
   const b = bucketOf(obs, 4);

@@ -83,7 +83,7 @@ export interface RatioOptions {
   originalRatio?: number;
 }
 
-export const RATIO_DEFAULTS = { minTrials: 24, samples: 1000, minInteriorShare: 0.8, minEffect: 0.002, tolerance: 0.005 };
+export const RATIO_DEFAULTS = { minTrials: 24, samples: 1000, minInteriorShare: 0.9, minEffect: 0.002, tolerance: 0.005 };
 
 /** About 8 trials per bucket, between 3 and 10 buckets. */
 export function defaultBucketCount(n: number): number {
