@@ -66,6 +66,9 @@ test('report and refine work on a campaign store written through the store API',
     const bad = cli(['refine', runDir, '--rules', 'ratio,magic', '--out', join(root, 'x.json')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--rules expects/);
+    const noRound = cli(['report', runDir, '--round', '5', '--out', join(root, 'analysis', 'x')]);
+    assert.equal(noRound.code, 2);
+    assert.match(noRound.stderr, /no trials in round 5/);
     const missing = cli(['report', join(root, 'runs', 'nope')]);
     assert.equal(missing.code, 2);
     assert.equal(missing.stderr.trim().split('\n').length, 1);

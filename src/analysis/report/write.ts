@@ -27,6 +27,8 @@ export interface ReportOptions {
   compare?: readonly ReportCampaign[];
   topK?: number;
   buckets?: number;
+  /** Rounds the analyses (ratio, profiles, best trials) use; EDFs always show every round. Default: all. */
+  rounds?: number[];
 }
 
 export interface WrittenReport {
@@ -60,7 +62,7 @@ export async function writeReport(main: ReportCampaign, outDir: string, options:
   const compare = options.compare ?? [];
   const analysis = analyseCampaign(
     { name: main.name, net: main.net, trials: main.trials, seed: main.seed },
-    { topK: options.topK, ratio: options.buckets ? { buckets: options.buckets } : undefined },
+    { topK: options.topK, ratio: options.buckets ? { buckets: options.buckets } : undefined, rounds: options.rounds },
   );
   const pops = compareEdfs(populations(main, compare));
   const curves = new Map(main.trials.map((t) => [t.index, t.curves ?? []]));
@@ -101,6 +103,7 @@ ${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></
   const net = `${main.net.family} on ${Array.isArray(main.net.input) ? main.net.input.join('x') : ''}, ${main.net.classes} classes`;
   const meta = `<p class="meta">Space <b>${esc(main.spaceName ?? '')}</b>${main.description ? ` — ${esc(main.description)}` : ''}<br>
 Network ${esc(net)}. Trials: ${a.trialsTotal} (${a.obs.length} complete, ${a.failed} failed, ${a.pending} pending or running); best validation error ${pct(a.summary.min)}; the original network has ${formatCount(a.original.flops)} FLOPs and ${formatCount(a.original.params)} params.
+${options.rounds ? `<br>Analyses below the EDFs use round${options.rounds.length > 1 ? 's' : ''} ${options.rounds.join(', ')} only.` : ''}
 ${compare.length ? `<br>Compared with: ${compare.map((c) => `<b>${esc(c.name)}</b>`).join(', ')}.` : ''}
 ${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed trials: the statistics below are fragile, and analyses that need more data say so.</span>` : ''}</p>`;
   const page = pageHtml(`prunespace report: ${main.name}`, meta, sections);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { basename, resolve } from 'node:path';
 import { loadCampaign, type LoadedCampaign } from '../../analysis/campaign.js';
 import { writeReport, type ReportCampaign } from '../../analysis/report/write.js';
+import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
 
 interface Options {
@@ -10,6 +11,7 @@ interface Options {
   out?: string;
   topK?: number;
   buckets?: number;
+  round?: number;
 }
 
 function asReport(c: LoadedCampaign): ReportCampaign {
@@ -33,11 +35,15 @@ export function registerReport(program: Command): void {
     .option('--out <dir>', 'output folder (default analysis/<run>)')
     .option('--top-k <k>', 'how many best trials count as winners (default: best 10%, at least 3)', intFlag('--top-k', { min: 1 }))
     .option('--buckets <b>', 'parameter buckets for the FLOPs/param ratio (default: about 8 trials each, 3 to 10)', intFlag('--buckets', { min: 2 }))
+    .option('--round <r>', 'analyse only this round (EDFs still compare every round)', intFlag('--round', { min: 0 }))
     .action(async (run: string, opts: Options) => {
       const main = loadCampaign(run);
+      if (opts.round !== undefined && !main.trials.some((t) => t.round === opts.round)) {
+        throw new UserError(`${run} has no trials in round ${opts.round} (rounds: ${[...new Set(main.trials.map((t) => t.round))].join(', ') || 'none'})`);
+      }
       const compare = opts.compare.map(loadCampaign);
       const out = opts.out ?? `analysis/${basename(resolve(run))}`;
-      const written = await writeReport(asReport(main), out, { compare: compare.map(asReport), topK: opts.topK, buckets: opts.buckets });
+      const written = await writeReport(asReport(main), out, { compare: compare.map(asReport), topK: opts.topK, buckets: opts.buckets, rounds: opts.round === undefined ? undefined : [opts.round] });
       const a = written.analysis;
       console.log(`${main.name}: ${a.obs.length} completed of ${a.trialsTotal} trials; best validation error ${a.summary.min === null ? '–' : (100 * a.summary.min).toFixed(2) + '%'}`);
       if (a.ratio.optimum) console.log(`optimal FLOPs/param ratio ${a.ratio.optimum.ratio.toFixed(1)} (95% interval ${a.ratio.optimum.interval.lo.toFixed(1)}-${a.ratio.optimum.interval.hi.toFixed(1)}; original ${a.originalRatio.toFixed(1)})`);
