@@ -81,6 +81,31 @@ for (const l of layers) {
   tf.dispose([x, w, y, dy]);
 }
 
+console.log(`\ndepthwise 3x3 and pointwise 1x1 (MobileNet-style shapes), batch ${BATCH}, median ms`);
+console.log('layer'.padEnd(24) + ['fwd', 'dx ours', 'dW ours'].map((h) => h.padStart(11)).join(''));
+for (const [hw, c, stride] of [[32, 32, 1], [32, 64, 2], [16, 128, 1], [8, 256, 1]]) {
+  const x = tf.randomNormal([BATCH, hw, hw, c]) as tf.Tensor4D;
+  const dw = tf.randomNormal([3, 3, c, 1]) as tf.Tensor4D;
+  const y = tf.depthwiseConv2d(x, dw, stride, 'same');
+  const dy = tf.randomNormal(y.shape);
+  const attrs = { strides: [stride, stride], dilations: [1, 1], pad: 'same' };
+  const row = [
+    timeMs(() => tf.depthwiseConv2d(x, dw, stride, 'same')),
+    timeMs(() => tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter: dw }, { ...attrs, inputShape: x.shape }) as tf.Tensor),
+    timeMs(() => tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy }, { ...attrs, filterShape: dw.shape }) as tf.Tensor),
+  ];
+  console.log(`depthwise ${hw}x${hw}x${c}/${stride}`.padEnd(24) + row.map((v) => v.toFixed(2).padStart(11)).join(''));
+  const pw = tf.randomNormal([1, 1, c, c]) as tf.Tensor4D;
+  const pattrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC' };
+  const prow = [
+    timeMs(() => tf.conv2d(x, pw, 1, 'same')),
+    timeMs(() => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: x, filter: pw }, { ...pattrs, inputShape: x.shape }) as tf.Tensor),
+    timeMs(() => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy: x }, { ...pattrs, filterShape: pw.shape }) as tf.Tensor),
+  ];
+  console.log(`pointwise ${hw}x${hw}x${c}`.padEnd(24) + prow.map((v) => v.toFixed(2).padStart(11)).join(''));
+  tf.dispose([x, dw, y, dy, pw]);
+}
+
 console.log(`\nbatch norm forward+backward on wasm, median ms (stock = tfjs-layers' moments + batchNorm composition)`);
 for (const [hw, c] of [[28, 16], [14, 32], [7, 64]]) {
   const x = tf.randomNormal([BATCH, hw, hw, c]);
