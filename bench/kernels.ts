@@ -71,7 +71,7 @@ for (const l of layers) {
   const w = tf.randomNormal([l.k, l.k, l.cin, l.cout]) as tf.Tensor4D;
   const y = tf.conv2d(x, w, l.stride, 'same');
   const dy = tf.randomNormal(y.shape);
-  const attrs = { strides: [l.stride, l.stride], pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
+  const attrs = { strides: [l.stride, l.stride], pad: 'same', dataFormat: 'NHWC' };
   const fwd = timeMs(() => tf.conv2d(x, w, l.stride, 'same'));
   const dx = timeMs(() => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w }, { ...attrs, inputShape: x.shape }) as tf.Tensor);
   const dxStock = timeMs(() => { runStock(stockBackpropInput, { dy, filter: w }, { ...attrs, inputShape: x.shape }); return []; }, Math.min(REPS, 3));
