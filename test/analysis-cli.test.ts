@@ -34,8 +34,8 @@ test('report and refine work on a campaign store written through the store API',
     assert.ok(!/<script/i.test(html) && !/<img/i.test(html), 'user strings must be escaped');
     assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
     assert.ok(!/(src|href)="(https?:)?\/\//.test(html), 'no network fetches');
-    for (const plot of ['edf', 'ratio', 'metric-bins', 'profile', 'pareto', 'curves']) assert.ok(html.includes(`data-plot="${plot}"><svg`), plot);
-    for (const csv of ['edf.csv', 'ratio-trials.csv', 'ratio-buckets.csv', 'ratio-fit.csv', 'width-profile.csv', 'pareto.csv', 'curves.csv', 'best.csv', 'metrics.csv']) {
+    for (const plot of ['edf', 'ratio', 'bucket-edf', 'metric-bins', 'profile', 'pareto', 'curves']) assert.ok(html.includes(`data-plot="${plot}"><svg`), plot);
+    for (const csv of ['edf.csv', 'ratio-trials.csv', 'ratio-buckets.csv', 'ratio-fit.csv', 'ratio-bucket-edfs.csv', 'width-profile.csv', 'pareto.csv', 'curves.csv', 'best.csv', 'metrics.csv']) {
       assert.ok(existsSync(join(out, csv)), csv);
     }
     assert.match(readFileSync(join(out, 'best.csv'), 'utf8'), /^rank,index,round,val_error,test_error,flops,params/);

@@ -30,7 +30,7 @@ test('a campaign with no completed trial still gets a report that says so', asyn
   const pending = trials.map((t) => ({ ...t, state: 'pending' as const, valError: null, testError: null, curves: [] }));
   const dir = mkdtempSync(join(tmpdir(), 'report-empty-'));
   const w = await writeReport({ name: 'empty', net: config.net, seed: 1, trials: pending }, dir);
-  assert.deepEqual(w.missing.map((m) => m.plot).sort(), ['curves', 'edf', 'metric-bins', 'pareto', 'profile', 'ratio']);
+  assert.deepEqual(w.missing.map((m) => m.plot).sort(), ['bucket-edf', 'curves', 'edf', 'metric-bins', 'pareto', 'profile', 'ratio']);
   const html = readFileSync(join(dir, 'report.html'), 'utf8');
   assert.match(html, /No completed trials yet/);
   assert.match(html, /3 pending or running/);

@@ -40,7 +40,7 @@ test('the report opens in headless chromium with no console errors and marks in 
         marks: f.querySelectorAll('svg g[class*="role-mark"] path, svg g[class*="role-mark"] line, svg g[class*="role-mark"] rect').length,
       })),
     );
-    assert.deepEqual(plots.map((p) => p.id).sort(), ['curves', 'edf', 'metric-bins', 'pareto', 'profile', 'ratio']);
+    assert.deepEqual(plots.map((p) => p.id).sort(), ['bucket-edf', 'curves', 'edf', 'metric-bins', 'pareto', 'profile', 'ratio']);
     for (const p of plots) assert.ok(p.marks > 0, `plot ${p.id} has no rendered marks`);
     assert.equal(await page.locator('.no-plot').count(), 0);
   } finally {

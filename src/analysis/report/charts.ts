@@ -94,6 +94,28 @@ export function ratioPlot(a: CampaignAnalysis): Plot {
   return { id: 'ratio', title, data, spec: { width: W, height: H, layer: layers } as unknown as ChartSpec };
 }
 
+/** EDF of each parameter bucket, coloured by its FLOPs/param ratio: which buckets hold the good subnetworks. */
+export function bucketEdfPlot(a: CampaignAnalysis): Plot {
+  const rows: Row[] = a.ratio.buckets.flatMap((b) =>
+    b.edf.map((pt) => ({ bucket: b.index + 1, label: `${b.index + 1}: ratio ${b.ratio.toFixed(1)} (n=${b.n})`, ratio: b.ratio, error: pt.error, cumulative: pt.cumulative })),
+  );
+  const data = [{ file: 'ratio-bucket-edfs.csv', rows }];
+  const title = 'Error EDF per parameter bucket';
+  if (a.ratio.buckets.length < 2) return { id: 'bucket-edf', title, missing: `too few completed trials (${a.obs.length}) for parameter buckets`, data };
+  return {
+    id: 'bucket-edf', title, data,
+    spec: {
+      width: W, height: H, data: { values: rows },
+      mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.6 },
+      encoding: {
+        x: q('error', 'validation error', { scale: { zero: false } }),
+        y: q('cumulative', 'share of the bucket with error ≤ x', { scale: { domain: [0, 1] } }),
+        color: { field: 'label', type: 'nominal', title: 'parameter bucket', sort: { field: 'bucket' }, scale: { scheme: 'viridis' } },
+      },
+    },
+  };
+}
+
 /** Mean keep ratio of every channel group, winners against all trials. */
 export function profilePlot(a: CampaignAnalysis): Plot {
   const p = a.profile;

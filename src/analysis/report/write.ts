@@ -7,7 +7,7 @@ import { formatCount } from '../../util/format.js';
 import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
 import { compareEdfs, type Population } from '../compare.js';
 import { observations, type TrialLike } from '../population.js';
-import { curvesPlot, edfPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
+import { bucketEdfPlot, curvesPlot, edfPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
 import { escapeHtml as esc } from './escape.js';
 import { pageHtml, plotHtml, type PageSection } from './page.js';
 import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText } from './tables.js';
@@ -66,7 +66,7 @@ export async function writeReport(main: ReportCampaign, outDir: string, options:
   );
   const pops = compareEdfs(populations(main, compare));
   const curves = new Map(main.trials.map((t) => [t.index, t.curves ?? []]));
-  const plots: Plot[] = [edfPlot(pops), ratioPlot(analysis), metricBinsPlot(analysis), profilePlot(analysis), paretoPlot(analysis), curvesPlot(analysis, curves)];
+  const plots: Plot[] = [edfPlot(pops), ratioPlot(analysis), bucketEdfPlot(analysis), metricBinsPlot(analysis), profilePlot(analysis), paretoPlot(analysis), curvesPlot(analysis, curves)];
 
   const files: string[] = [];
   const svgs = new Map<string, string | null>();
@@ -87,7 +87,7 @@ export async function writeReport(main: ReportCampaign, outDir: string, options:
       html: `<p>EDF: the share of trials with validation error at or below x. The normalised EDF weights trials so that every parameter bin counts equally (as in “On Network Design Spaces for Visual Recognition”), which compares populations with different complexity mixes fairly; KS is the largest vertical gap to the first population.</p>
 ${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></p>\n${html('edf')}`,
     },
-    { title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}` },
+    { title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },
     {
       title: 'Error against trial metrics',
       html: `<p>Good range: where the best trial's metric lies, by the pycls bootstrap (≥2500 subsamples of 25% of the trials, drawn with replacement; percentiles of the best trial's metric).</p>\n${html('metric-bins')}\n${enough ? metricTable(a) : ''}<p>Data: <a href="metrics.csv">metrics.csv</a></p>`,
