@@ -1,6 +1,6 @@
 /** Conv2DBackpropInput on wasm: the input gradient as one XNNPACK forward conv over dy (sub-pixel form) plus DepthToSpace. */
 import * as tf from '@tensorflow/tfjs';
-import { planAxis, type AxisPlan } from './transposed-conv-plan.js';
+import { planAxis, planPhases, type AxisPlan, type PhasePlan } from './transposed-conv-plan.js';
 import { WasmScope, explicitPad, type TensorInfo, type WasmBackend } from './wasm-ops.js';
 
 /**
@@ -35,7 +35,7 @@ export function phaseFilter(w: Float32Array, shape: number[], rows: AxisPlan, co
 }
 
 /** Crops dy where the plan asks for negative padding, and returns the non-negative pads that remain. */
-export function cropForPlan(scope: WasmScope, dy: TensorInfo, rows: AxisPlan, cols: AxisPlan): { dy: TensorInfo; pad: tf.backend_util.ExplicitPadding } {
+export function cropForPlan(scope: WasmScope, dy: TensorInfo, rows: Pick<AxisPlan, 'padBefore' | 'padAfter'>, cols: Pick<AxisPlan, 'padBefore' | 'padAfter'>): { dy: TensorInfo; pad: tf.backend_util.ExplicitPadding } {
   const [n, h, w, c] = dy.shape;
   const top = Math.max(0, -rows.padBefore);
   const bottom = Math.max(0, -rows.padAfter);
@@ -63,12 +63,45 @@ export function assemblePhases(scope: WasmScope, phases: TensorInfo, strides: [n
   return scope.slice(full, [0, 0, 0, 0], inShape);
 }
 
+/** The filter [MH, MW, outC, inC] of one stride phase: its flipped taps, channels swapped. */
+function exactPhaseFilter(w: Float32Array, shape: number[], rows: PhasePlan, cols: PhasePlan): Float32Array {
+  const [, kw, inC, outC] = shape;
+  const f = new Float32Array(rows.taps.length * cols.taps.length * outC * inC);
+  rows.taps.forEach((kh, jh) =>
+    cols.taps.forEach((k, jw) => {
+      const src = (kh * kw + k) * inC * outC;
+      const dst = (jh * cols.taps.length + jw) * outC * inC;
+      for (let ci = 0; ci < inC; ci++) for (let co = 0; co < outC; co++) f[dst + co * inC + ci] = w[src + ci * outC + co];
+    }),
+  );
+  return f;
+}
+
+/**
+ * Strided: one conv per stride phase with exactly that phase's taps (together the forward conv's multiply
+ * count, where one shared phase filter would do (ceil(K/s)*s/K)^2 times as many), interleaved on the heap.
+ */
+function stridedInputGrad(scope: WasmScope, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const rows = planPhases(info.filterHeight, info.strideHeight, info.padInfo.top, info.inHeight, info.outHeight);
+  const cols = planPhases(info.filterWidth, info.strideWidth, info.padInfo.left, info.inWidth, info.outWidth);
+  const phases = rows.map((r) =>
+    cols.map((c) => {
+      if (r.taps.length === 0 || c.taps.length === 0) return null;
+      const f = scope.fromValues([r.taps.length, c.taps.length, info.outChannels, info.inChannels], exactPhaseFilter(scope.view(filter), filter.shape, r, c));
+      const cropped = cropForPlan(scope, dy, r, c);
+      return scope.run('Conv2D', { x: cropped.dy, filter: f }, { strides: [1, 1], pad: cropped.pad, dataFormat: 'NHWC', dilations: [1, 1] });
+    }),
+  );
+  return scope.interleavePhases(phases, info.inShape);
+}
+
 function conv2DBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): TensorInfo {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
   if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropInput supports NHWC only');
   const scope = new WasmScope(backend as WasmBackend);
+  if (strideMode === 'phases' && (info.strideHeight > 1 || info.strideWidth > 1)) return scope.done(stridedInputGrad(scope, dy, filter, info));
   const rows = planAxis(info.filterHeight, info.strideHeight, info.padInfo.top, info.inHeight, info.outHeight);
   const cols = planAxis(info.filterWidth, info.strideWidth, info.padInfo.left, info.inWidth, info.outWidth);
   const f = scope.fromValues(
@@ -78,6 +111,12 @@ function conv2DBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTenso
   const cropped = cropForPlan(scope, dy, rows, cols);
   const phases = scope.run('Conv2D', { x: cropped.dy, filter: f }, { strides: [1, 1], pad: cropped.pad, dataFormat: 'NHWC', dilations: [1, 1] });
   return scope.done(assemblePhases(scope, phases, [info.strideHeight, info.strideWidth], info.inShape));
+}
+
+/** How strided input gradients run: 'phases' (a conv per phase) or 'shared' (one conv, shared phase filter). */
+let strideMode: 'phases' | 'shared' = 'phases';
+export function setStridedInputGradMode(mode: 'phases' | 'shared'): void {
+  strideMode = mode;
 }
 
 export const conv2DBackpropInputConfig: tf.KernelConfig = {

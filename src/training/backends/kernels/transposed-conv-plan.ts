@@ -46,3 +46,27 @@ export function planAxis(kernel: number, stride: number, pad: number, inLength: 
   );
   return { length, padBefore, padAfter, phaseLength, taps };
 }
+
+/** One stride phase's own conv along an axis: the original filter taps it uses (in conv order) and its pads. */
+export interface PhasePlan {
+  taps: number[];
+  padBefore: number;
+  padAfter: number;
+}
+
+/**
+ * Per-phase plans with exactly the taps each phase needs (ceil(K/s) or floor(K/s) of them), so the s*s phase
+ * convs together do the forward conv's multiply count; a phase with no taps is all zeros (e.g. 1x1, stride 2).
+ */
+export function planPhases(kernel: number, stride: number, pad: number, inLength: number, outLength: number): PhasePlan[] {
+  const phaseLength = Math.ceil(inLength / stride);
+  return Array.from({ length: stride }, (_, r) => {
+    const q = r + pad;
+    const first = ((q % stride) + stride) % stride;
+    const c = Math.floor(q / stride);
+    const count = first >= kernel ? 0 : Math.ceil((kernel - first) / stride);
+    const taps = Array.from({ length: count }, (_, j) => first + stride * (count - 1 - j));
+    const padBefore = count - 1 - c;
+    return { taps, padBefore, padAfter: phaseLength - 1 + count - outLength - padBefore };
+  });
+}

@@ -56,17 +56,18 @@ export class WasmScope {
   /**
    * Interleaves stride phases into space and crops: out[n, sH*i + rh, sW*j + rw, :] = phases[rh][rw][n, i, j, :]
    * for positions inside outShape, by pixel copies on the heap (cheaper than concat + transpose here).
+   * A null phase is all zeros. All phases share one shape.
    */
-  interleavePhases(phases: TensorInfo[][], outShape: number[]): TensorInfo {
+  interleavePhases(phases: (TensorInfo | null)[][], outShape: number[]): TensorInfo {
     const [n, h, w, c] = outShape;
     const sH = phases.length;
     const sW = phases[0].length;
-    const [, ph, pw] = phases[0][0].shape;
+    const [, ph, pw] = phases.flat().find((p) => p != null)!.shape;
     const out = this.backend.makeOutput(outShape, 'float32');
     this.temps.push(out);
     const dst = this.view(out);
     const heap = new Float32Array(dst.buffer);
-    const bases = phases.map((row) => row.map((p) => this.view(p).byteOffset / 4));
+    const bases = phases.map((row) => row.map((p) => (p == null ? -1 : this.view(p).byteOffset / 4)));
     const outBase = dst.byteOffset / 4;
     for (let b = 0; b < n; b++) {
       for (let y = 0; y < h; y++) {
@@ -74,7 +75,12 @@ export class WasmScope {
         const rowBases = bases[y % sH];
         let d = outBase + (b * h + y) * w * c;
         for (let x = 0; x < w; x++, d += c) {
-          const s = rowBases[x % sW] + ((b * ph + i) * pw + Math.floor(x / sW)) * c;
+          const base = rowBases[x % sW];
+          if (base < 0) {
+            heap.fill(0, d, d + c);
+            continue;
+          }
+          const s = base + ((b * ph + i) * pw + Math.floor(x / sW)) * c;
           heap.copyWithin(d, s, s + c);
         }
       }
