@@ -223,7 +223,16 @@ describe('fused batch norm', () => {
     });
     const layers = (saved.modelTopology as { config: { layers: { class_name: string }[] } }).config.layers.map((l) => l.class_name);
     assert.ok(layers.includes('BatchNormalization'), `saved layers: ${layers.join(', ')}`);
-    tf.dispose([xs, ys]);
+    // Stock loading gives the stock layer (its call is the prototype's) with the same inference outputs.
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
+    const bn = loaded.layers[1];
+    assert.equal(bn.getClassName(), 'BatchNormalization');
+    assert.ok(!Object.prototype.hasOwnProperty.call(bn, 'call'), 'loaded layer uses the stock call');
+    const before = fused.predict(xs) as tf.Tensor;
+    const after = loaded.predict(xs) as tf.Tensor;
+    assertClose(after.dataSync() as Float32Array, before.dataSync() as Float32Array, 'predictions after reload');
+    tf.dispose([xs, ys, before, after]);
+    loaded.dispose();
   });
 });
 
