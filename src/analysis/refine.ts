@@ -199,9 +199,9 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
     child.parent = options.parentRef;
     const outcomes: RuleOutcome[] = [];
     const on = (r: RefineRule) => active.includes(r);
-    let ratioApplied = false;
-    if (on('ratio')) outcomes.push(ratioRule(analysis, compiledParent, child)), (ratioApplied = outcomes[outcomes.length - 1].applied);
-    if (on('params')) outcomes.push(paramsRule(analysis, compiledParent, child, ratioApplied));
+    const ratio = on('ratio') ? ratioRule(analysis, compiledParent, child) : null;
+    if (ratio) outcomes.push(ratio);
+    if (on('params')) outcomes.push(paramsRule(analysis, compiledParent, child, ratio?.applied ?? false));
     if (on('monotone')) outcomes.push(monotoneRule(analysis, child, options.monotoneShare ?? 0.8));
     if (on('ranges')) outcomes.push(rangesRule(analysis, compiledParent, child, options.rangeShare ?? 0.75));
     return { child, outcomes };
