@@ -56,6 +56,18 @@ test('only the requested rules run', () => {
   assert.equal(r.child.regime.flopsPerParam, undefined);
 });
 
+test('the params rule alone bounds parameters around the best bucket', () => {
+  const { config, trials } = syntheticCampaign({ n: 160, optimumRatio: 110 });
+  const analysis = analyseCampaign({ name: 'syn', net: config.net, trials, seed: 1 });
+  const r = refineSpace(parent, analysis, { name: 'p.r1', parentRef: 'p.json', campaign: {}, seed: 1, rules: ['params'] });
+  const outcome = r.outcomes[0];
+  assert.ok(outcome.applied, outcome.reason);
+  const window = r.child.regime.params!;
+  assert.equal(window.unit, 'absolute');
+  const best = analysis.ratio.buckets[analysis.ratio.bucketOptimum!.bucket];
+  assert.ok(window.min! <= best.paramsLo && window.max! >= best.paramsHi);
+});
+
 test('refined space names count generations', () => {
   assert.equal(generation('resnet20-fmnist'), 0);
   assert.equal(generation('run.r2'), 2);
