@@ -1,11 +1,15 @@
-/** Conv2DBackpropInput on wasm: the input gradient as one XNNPACK forward conv over dy (sub-pixel form) plus DepthToSpace. */
+/**
+ * Conv2DBackpropInput on wasm: the input gradient as XNNPACK forward convs over dy (sub-pixel form), replacing
+ * the stock scalar loop (~10x slower). Stride 1: one conv with the flipped, channel-swapped filter. Strided:
+ * one conv per stride phase with exactly its taps, interleaved on the heap.
+ */
 import * as tf from '@tensorflow/tfjs';
 import { planAxis, planPhases, type AxisPlan, type PhasePlan } from './transposed-conv-plan.js';
 import { WasmScope, explicitPad, type TensorInfo, type WasmBackend } from './wasm-ops.js';
 
 /**
  * Rearranges a forward filter [KH, KW, inC, outC] into the phase filter [LH, LW, outC, sH*sW*inC]: spatially
- * flipped taps per phase, channels swapped, phases ordered (rh, rw, inC) as DepthToSpace expects.
+ * flipped taps per phase, channels swapped, phases ordered (rh, rw, inC) as assemblePhases (depth-to-space) reads.
  */
 export function phaseFilter(w: Float32Array, shape: number[], rows: AxisPlan, cols: AxisPlan): Float32Array {
   const [, kw, inC, outC] = shape;
@@ -49,7 +53,7 @@ export function cropForPlan(scope: WasmScope, dy: TensorInfo, rows: Pick<AxisPla
 /**
  * Interleaves phase channels into space (when strided) and crops to the forward input's size. The
  * interleave is a reshape-transpose-reshape ([N*PH, PW, sH, sW*C] -> [N*PH, sH, PW, sW*C]); wasm's
- * DepthToSpace kernel does the same but is ~20x slower.
+ * DepthToSpace kernel does the same but is ~20x slower. (Used by the 'shared' strided mode.)
  */
 export function assemblePhases(scope: WasmScope, phases: TensorInfo, strides: [number, number], inShape: number[]): TensorInfo {
   const [sH, sW] = strides;

@@ -4,8 +4,8 @@
  *
  * Forward conv along one axis: y[o] = sum_k x[o*s + k - pad] * w[k]. Its input gradient at position
  * h = s*i + r (phase r in [0, s)) collects the taps k with k = (r + pad) mod s + s*m, from dy[i + c - m]
- * where c = floor((r + pad) / s). All phases share one filter length and one leading pad, so the s*s phases
- * become the output channels of a single conv, and DepthToSpace interleaves them back into the image.
+ * where c = floor((r + pad) / s). planPhases gives each phase its own conv (exact taps); planAxis gives all
+ * phases one shared filter length and leading pad, so the s*s phases can be the output channels of one conv.
  */
 export interface AxisPlan {
   /** Filter length of the phase conv (taps that do not exist for a phase are zero). */
