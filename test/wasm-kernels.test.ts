@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/training/backends/select.js';
 import { filterGradChunkBytes, setFilterGradChunkBytes } from '../src/training/backends/kernels/conv2d-backprop-filter.js';
 import { setStridedInputGradMode } from '../src/training/backends/kernels/conv2d-backprop-input.js';
+import { maskGradSimdFor } from '../src/training/backends/simd/mask-grad.js';
 import { batchNormTraining, withFusedBatchNorm } from '../src/training/backends/batch-norm.js';
 import { makeRng } from '../src/util/rng.js';
 import { simdKernelsFor, type WasmHeap } from '../src/training/backends/simd/channel-kernels.js';
@@ -125,6 +126,25 @@ test('filter gradient summed over batch chunks (one image per chunk) matches cpu
   } finally {
     setFilterGradChunkBytes(saved);
   }
+});
+
+describe('activation gradients (one SIMD pass on wasm) match cpu', () => {
+  const shape = [3, 5, 7, 3]; // 315 elements: a SIMD body and a scalar tail
+  const xv = randomValues(size(shape), 'act-x').map((v) => v * 8);
+  const dyv = randomValues(size(shape), 'act-dy');
+  const cases: [string, (x: tf.Tensor) => tf.Tensor][] = [
+    ['relu', (x) => tf.relu(x)],
+    ['relu6', (x) => tf.relu6(x)],
+    ['clipByValue [-0.3, 0.5]', (x) => tf.clipByValue(x, -0.3, 0.5)],
+    ['minimum(6, relu) as tfjs-layers relu6', (x) => tf.minimum(6, tf.relu(x))],
+  ];
+  for (const [label, f] of cases) {
+    test(label, () => compareBackends(label, () => [tf.grad(f)(tf.tensor(xv, shape), tf.tensor(dyv, shape))]));
+  }
+  test('the wasm mask gradient runs on SIMD here', async () => {
+    await tf.setBackend('wasm');
+    assert.ok(maskGradSimdFor((tf.backend() as unknown as { wasm: WasmHeap }).wasm) != null);
+  });
 });
 
 describe('wasm depthwise conv gradients match cpu', () => {

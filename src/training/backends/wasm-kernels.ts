@@ -5,6 +5,7 @@ import { conv2DBackpropInputConfig } from './kernels/conv2d-backprop-input.js';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop.js';
 import { batchNormKernelConfigs, registerBatchNormKernels } from './batch-norm.js';
 import { makeSharedIdentityConfig } from './kernels/identity.js';
+import { registerActivationGradients } from './kernels/activation-grad.js';
 
 /** Our wasm kernels: the three convolution gradients tfjs-backend-wasm 4.22 lacks, a faster Conv2DBackpropInput, fused batch norm (plus a zero-copy Identity, registered below). */
 export const wasmTrainingKernels: tf.KernelConfig[] = [
@@ -27,4 +28,5 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel(config);
   }
   registerBatchNormKernels();
+  registerActivationGradients();
 }

@@ -5,6 +5,7 @@
 
 export const i32 = 0x7f;
 export const v128 = 0x7b;
+export const f32 = 0x7d;
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -64,6 +65,11 @@ export const op = {
   fadd: [0xfd, ...uleb(228)],
   fsub: [0xfd, ...uleb(229)],
   fmul: [0xfd, ...uleb(230)],
+  splat: [0xfd, ...uleb(0x13)],
+  fgt: [0xfd, ...uleb(0x44)],
+  fle: [0xfd, ...uleb(0x45)],
+  fge: [0xfd, ...uleb(0x46)],
+  and: [0xfd, ...uleb(0x4e)],
 };
 
 export interface FunctionDef {
