@@ -57,7 +57,13 @@ interface ConvCase {
   pad: Pad;
 }
 
+// Up to 4 input channels take the im2col filter-gradient path, more the conv path.
 const convCases: ConvCase[] = [
+  { x: [3, 9, 9, 1], k: 3, outC: 5, stride: 1, pad: 'same' },
+  { x: [2, 9, 8, 1], k: 3, outC: 4, stride: 2, pad: 'valid' },
+  { x: [2, 8, 8, 6], k: 3, outC: 5, stride: 2, pad: 'same' },
+  { x: [2, 11, 11, 5], k: 7, outC: 3, stride: 2, pad: 'same' },
+  { x: [2, 9, 7, 6], k: 3, outC: 4, stride: 1, pad: [[0, 0], [2, 0], [1, 1], [0, 0]] },
   { x: [2, 6, 6, 3], k: 1, outC: 4, stride: 1, pad: 'valid' },
   { x: [2, 6, 6, 3], k: 1, outC: 4, stride: 2, pad: 'same' },
   { x: [2, 7, 5, 3], k: 1, outC: 4, stride: 2, pad: 'valid' },
@@ -116,7 +122,8 @@ test('filter gradient summed over batch chunks (one image per chunk) matches cpu
   const saved = filterGradChunkBytes;
   setFilterGradChunkBytes(1);
   try {
-    const c = convCases[6];
+    // 5 input channels x 3x3 taps: the conv path (the im2col path takes patches of up to 32).
+    const c: ConvCase = { x: [3, 7, 7, 5], k: 3, outC: 4, stride: 2, pad: 'same' };
     const xv = randomValues(size(c.x), 'chunk-x');
     const dyShape = [c.x[0], 4, 4, c.outC];
     const dyv = randomValues(size(dyShape), 'chunk-dy');

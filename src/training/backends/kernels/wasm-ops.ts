@@ -28,6 +28,12 @@ export class WasmScope {
     return out;
   }
 
+  /** Takes ownership of a tensor made directly with backend.makeOutput (freed by `done` unless returned). */
+  adopt(info: TensorInfo): TensorInfo {
+    this.temps.push(info);
+    return info;
+  }
+
   /** A float32 tensor on the heap filled from `values` (small constants such as rearranged filters). */
   fromValues(shape: number[], values: Float32Array): TensorInfo {
     const out = this.backend.makeOutput(shape, 'float32', undefined, values);
