@@ -1,7 +1,7 @@
 /** Real campaign processes: killed with SIGKILL and SIGINT, resumed, inspected with status; bad input is one line. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openCampaign, type StateCounts } from '../src/campaign/store.js';
@@ -119,5 +119,13 @@ test('bad input is one line with exit code 2, and an existing campaign is never 
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
   assert.equal(digest(), original);
+
+  // Data that does not load fails the first trial: the search stops with the reason and keeps no campaign in the way.
+  const noData = join(dir, 'nodata');
+  const r = cli(['search', space, '--out', noData, '--samples', '2', '--workers', '1', '--epochs', '1', '--backend', 'wasm',
+    '--data', 'fashion-mnist', '--data-dir', join(dir, 'nowhere')]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim().split('\n').at(-1)!, /^prunespace: .*nowhere.*\(nothing kept in /);
+  assert.ok(!existsSync(noData));
   assert.equal(readFileSync(join(dir, 'junk', 'notes.txt'), 'utf8'), 'mine');
 });

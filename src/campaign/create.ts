@@ -1,5 +1,5 @@
 /** Setting up a campaign: validate the space, sample round 0, and store it, or recognise the same campaign again. */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { compileSpace } from '../space/compile.js';
 import { loadSpace } from '../space/load.js';
@@ -108,7 +108,25 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     createdAt: now,
   };
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, round.spaceFile), spaceText);
   createCampaignStore(dir, config, round, trials).close();
+  // A readable copy beside the store (which holds the space too), for refine and for people.
+  writeFileSync(join(dir, round.spaceFile), spaceText);
   return { dir, created: true, config, round, setupSeconds: (performance.now() - t0) / 1000, notes };
+}
+
+/** Files a new campaign writes into its directory; the only ones `discardNewCampaign` removes. */
+const CAMPAIGN_FILES = ['campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
+
+/**
+ * Undoes a campaign created moments ago whose very first trial showed the input unusable (missing data files, say),
+ * so that the corrected command can reuse --out. Only our own files go, and only while no trial has finished.
+ */
+export function discardNewCampaign(dir: string): boolean {
+  const reader = openCampaign(dir, { readonly: true });
+  const { complete, failed } = reader.counts();
+  reader.close();
+  if (complete + failed > 0) return false;
+  for (const f of CAMPAIGN_FILES) rmSync(join(dir, f), { force: true });
+  if (readdirSync(dir).length === 0) rmdirSync(dir);
+  return true;
 }

@@ -1,10 +1,10 @@
 /** `prunespace search`: sample a space, train every candidate on a worker pool, record all trials in runs/NAME. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { prepareCampaign } from '../../campaign/create.js';
+import { discardNewCampaign, prepareCampaign } from '../../campaign/create.js';
 import { runCampaign, type RunOptions, type RunSummary } from '../../campaign/campaign.js';
 import type { TrainSettings } from '../../training/types.js';
-import { UserError } from '../../util/errors.js';
+import { UserError, isUserError } from '../../util/errors.js';
 import { intFlag, numberFlag } from '../parse.js';
 
 const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
@@ -124,6 +124,9 @@ export function registerSearch(program: Command): void {
     .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
     .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2);
   addPoolFlags(cmd).action(async (spacePath: string, flags: SearchFlags & PoolFlags) => {
+    if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
+      throw new UserError(`--gpus needs --backend tensorflow (or auto with a native TensorFlow package), not --backend ${flags.backend}`);
+    }
     const prepared = prepareCampaign({
       spacePath,
       outDir: flags.out,
@@ -139,6 +142,12 @@ export function registerSearch(program: Command): void {
         `prunespace: sampled ${r.samples} candidates from ${spacePath} (acceptance ${(100 * r.acceptanceRate).toFixed(2)}%) into ${flags.out}\n`,
       );
     }
-    reportSummary(await runCampaign(prepared.dir, poolOptions(flags)));
+    try {
+      reportSummary(await runCampaign(prepared.dir, poolOptions(flags)));
+    } catch (e) {
+      // The input failed the first trial (e.g. missing data files): leave no half-born campaign in the way of a retry.
+      if (isUserError(e) && prepared.created && discardNewCampaign(prepared.dir)) throw new UserError(`${e.message} (nothing kept in ${flags.out})`);
+      throw e;
+    }
   });
 }
