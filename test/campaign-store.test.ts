@@ -112,3 +112,16 @@ test('a worker thread that runs out of memory fails its trial and the campaign g
   assert.ok(all.some((t) => t.state === 'failed' && /out of memory/.test(t.error!)));
   assert.ok(all.some((t) => t.state === 'complete'));
 });
+
+test('--gpus starts one child process per GPU, pinned with CUDA_VISIBLE_DEVICES and memory growth on', async () => {
+  const dir = newCampaign('gpus', 6, 7, 1);
+  const trialModule = new URL('./campaign-env-fixture.ts', import.meta.url).href;
+  const summary = await runCampaign(dir, { ...quiet, executor: 'process', gpus: ['3', '5'], trialModule });
+  assert.equal(summary.slots, 2);
+  const all = trials(dir);
+  const byGpu = new Map<string, string>();
+  for (const t of all) byGpu.set(t.worker!.replace(/-pid\d+$/, ''), t.error!);
+  assert.deepEqual([...byGpu.keys()].sort(), ['gpu3', 'gpu5']);
+  assert.equal(byGpu.get('gpu3'), 'CUDA_VISIBLE_DEVICES=3 TF_FORCE_GPU_ALLOW_GROWTH=true');
+  assert.equal(byGpu.get('gpu5'), 'CUDA_VISIBLE_DEVICES=5 TF_FORCE_GPU_ALLOW_GROWTH=true');
+});
