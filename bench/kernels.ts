@@ -197,6 +197,8 @@ function profileStep(model: tf.LayersModel): Map<string, { ms: number; calls: nu
   return Object.assign(totals, { restore: () => configs.forEach((c, i) => ((c as { kernelFunc: tf.KernelFunc }).kernelFunc = originals[i])) });
 }
 
+/** Kernel time of one profiled step, total and in our fused batch-norm kernels. */
+const profiled: Record<string, { total: number; bn: number }> = {};
 for (const bn of ['fused', 'stock'] as const) {
   const model = resnet20(bn);
   await model.trainOnBatch(xs, ys);
@@ -210,5 +212,11 @@ for (const bn of ['fused', 'stock'] as const) {
   for (const [name, e] of [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
     console.log(`  ${name.padEnd(30)} ${e.ms.toFixed(1).padStart(8)} ms ${String(e.calls).padStart(5)} calls`);
   }
+  const bnMs = ['PrunespaceBatchNormTrain', 'PrunespaceBatchNormTrainGrad'].reduce((a, k) => a + (totals.get(k)?.ms ?? 0), 0);
+  profiled[bn] = { total: kernelMs, bn: bnMs };
   model.dispose();
 }
+// Less sensitive to machine load than differences of step times: the stock BN share is the kernel time the
+// fused step does not spend outside its BN kernels.
+const nonBn = profiled.fused.total - profiled.fused.bn;
+console.log(`\nBN share of kernel time (profiled steps): stock ${(100 * (1 - nonBn / profiled.stock.total)).toFixed(0)}%, fused ${(100 * profiled.fused.bn / profiled.fused.total).toFixed(1)}%`);
