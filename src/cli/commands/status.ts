@@ -67,6 +67,10 @@ export function registerStatus(program: Command): void {
             );
           }
         }
+        const running = trials.filter((t) => t.state === 'running');
+        if (running.length) {
+          out.push(`running: ${running.map((t) => `#${t.index} (epoch ${t.curves.length}/${s.epochs} done)`).join(', ')}`);
+        }
         for (const t of failures.slice(0, 5)) out.push(`failed #${t.index} after ${t.attempts} attempt(s): ${t.error}`);
         console.log(out.join('\n'));
       } finally {
