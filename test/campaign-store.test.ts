@@ -1,9 +1,9 @@
 /** The campaign store and coordinator in-process: determinism across worker counts, crashes, the process pool. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCampaign } from '../src/campaign/campaign.js';
+import { runCampaign, trialModelDir } from '../src/campaign/campaign.js';
 import { prepareCampaign } from '../src/campaign/create.js';
 import { openCampaign } from '../src/campaign/store.js';
 import type { TrialRecord } from '../src/campaign/types.js';
@@ -12,10 +12,10 @@ import { tempDir, tinySettings, writeTinySpace } from './campaign-helpers.js';
 
 const quiet = { progress: { quiet: true } };
 
-function newCampaign(label: string, samples: number, seed = 7, maxAttempts = 2): string {
+function newCampaign(label: string, samples: number, seed = 7, maxAttempts = 2, saveModels = false): string {
   const dir = tempDir(label);
   const spacePath = writeTinySpace(dir);
-  return prepareCampaign({ spacePath, outDir: join(dir, 'run'), samples, seed, settings: tinySettings(), maxAttempts }).dir;
+  return prepareCampaign({ spacePath, outDir: join(dir, 'run'), samples, seed, settings: tinySettings(), maxAttempts, saveModels }).dir;
 }
 
 function trials(dir: string): TrialRecord[] {
@@ -43,7 +43,7 @@ test('candidates, trial seeds and results do not depend on the number of workers
 });
 
 test('the store holds the configuration and round, and exports one CSV column per channel group', async () => {
-  const dir = newCampaign('store', 2);
+  const dir = newCampaign('store', 2, 7, 2, true);
   await runCampaign(dir, { ...quiet, workers: 1 });
   const reader = openCampaign(dir, { readonly: true });
   const config = reader.config();
@@ -59,6 +59,7 @@ test('the store holds the configuration and round, and exports one CSV column pe
   assert.ok(header.split(',').includes('stage2.block3.conv1'));
   assert.equal(rows.length, 2);
   assert.equal(readFileSync(join(dir, 'trials.jsonl'), 'utf8').trim().split('\n').length, 2);
+  assert.ok(existsSync(join(trialModelDir(dir, 1), 'model.json')), 'the trained subnetwork is saved');
 });
 
 test('a store left mid-trial by a dead coordinator reruns that trial and keeps completed ones', async () => {

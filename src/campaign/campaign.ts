@@ -1,5 +1,6 @@
 /** The campaign coordinator: hands runnable trials to a worker pool and records every outcome in the store. */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import type { EpochCurve, TrialRequest } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { defaultTrialModule, type TrialExecutor, type TrialOutcome } from './executor.js';
@@ -60,8 +61,14 @@ function makeExecutor(config: CampaignConfig, opts: RunOptions, runnable: number
   return new ThreadPool({ workers, trialModule, maxHeapMb: opts.maxHeapMb });
 }
 
-function requestFor(config: CampaignConfig, t: TrialRecord): TrialRequest {
-  return { net: config.net, widths: t.widths, settings: { ...config.settings, backend: config.backend as TrialRequest['settings']['backend'] }, seed: t.seed };
+/** Where a trial's trained model goes when the campaign saves models. */
+export function trialModelDir(dir: string, index: number): string {
+  return join(dir, 'models', `trial-${index}`);
+}
+
+function requestFor(dir: string, config: CampaignConfig, t: TrialRecord): TrialRequest {
+  const settings = { ...config.settings, backend: config.backend as TrialRequest['settings']['backend'] };
+  return { net: config.net, widths: t.widths, settings, seed: t.seed, saveDir: config.saveModels ? trialModelDir(dir, t.index) : undefined };
 }
 
 /** Runs every runnable trial of a campaign (pending, interrupted, or failed with attempts left) to completion. */
@@ -142,7 +149,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
       const curves: EpochCurve[] = [];
       coordinatorMs += performance.now() - t0;
       void exec
-        .run({ index: t.index, request: requestFor(config, t) }, (curve) => {
+        .run({ index: t.index, request: requestFor(dir, config, t) }, (curve) => {
           curves.push(curve);
           s.recordCurves(t.index, curves);
         })

@@ -19,6 +19,7 @@ export interface SearchRequest {
   seed: number;
   settings: TrainSettings;
   maxAttempts: number;
+  saveModels?: boolean;
 }
 
 export interface PreparedCampaign {
@@ -66,6 +67,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     seed: req.seed,
     groups: loaded.net.groups.map((g) => g.name),
     maxAttempts: req.maxAttempts,
+    saveModels: req.saveModels ?? false,
   };
 
   if (isCampaignDir(dir)) {
@@ -115,7 +117,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
 }
 
 /** Files a new campaign writes into its directory; the only ones `discardNewCampaign` removes. */
-const CAMPAIGN_FILES = ['campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
+const CAMPAIGN_FILES = ['models', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
 
 /**
  * Undoes a campaign created moments ago whose very first trial showed the input unusable (missing data files, say),
@@ -126,7 +128,7 @@ export function discardNewCampaign(dir: string): boolean {
   const { complete, failed } = reader.counts();
   reader.close();
   if (complete + failed > 0) return false;
-  for (const f of CAMPAIGN_FILES) rmSync(join(dir, f), { force: true });
+  for (const f of CAMPAIGN_FILES) rmSync(join(dir, f), { force: true, recursive: true });
   if (readdirSync(dir).length === 0) rmdirSync(dir);
   return true;
 }

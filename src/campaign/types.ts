@@ -62,4 +62,6 @@ export interface CampaignConfig {
   groups: string[];
   /** Default retry budget for failed trials; `resume --max-attempts` overrides it. */
   maxAttempts: number;
+  /** Save every trained subnetwork as a tfjs model in models/trial-<index>/ of the run directory. */
+  saveModels?: boolean;
 }

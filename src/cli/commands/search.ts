@@ -31,6 +31,7 @@ interface SearchFlags {
   seed: number;
   out: string;
   maxAttempts: number;
+  saveModels: boolean;
 }
 
 export interface PoolFlags {
@@ -122,7 +123,8 @@ export function registerSearch(program: Command): void {
     .option('--label-smoothing <x>', 'label smoothing', numberFlag('--label-smoothing', { min: 0, max: 0.999 }), 0)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKENDS).default('auto'))
     .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
-    .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2);
+    .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2)
+    .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false);
   addPoolFlags(cmd).action(async (spacePath: string, flags: SearchFlags & PoolFlags) => {
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs --backend tensorflow (or auto with a native TensorFlow package), not --backend ${flags.backend}`);
@@ -134,6 +136,7 @@ export function registerSearch(program: Command): void {
       seed: flags.seed,
       settings: trainSettings(flags),
       maxAttempts: flags.maxAttempts,
+      saveModels: flags.saveModels,
     });
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
     if (prepared.round) {
