@@ -100,6 +100,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     let lastExport = 0;
     let stopping = false;
     let inputError: string | null = null;
+    let fatal: unknown = null;
     const inFlight = new Set<number>();
     const s = store;
     const p = progress;
@@ -153,7 +154,14 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
           curves.push(curve);
           s.recordCurves(t.index, curves);
         })
-        .then((outcome) => settle(t, outcome));
+        .then((outcome) => settle(t, outcome))
+        .catch((e: unknown) => {
+          // The store could not record an outcome (disk full, say): stop scheduling and surface it after the pool drains.
+          inFlight.delete(t.index);
+          fatal ??= e;
+          stopping = true;
+          wake();
+        });
     };
     const settle = (t: TrialRecord, outcome: TrialOutcome) => {
       const t0 = performance.now();
@@ -190,6 +198,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     const { csv, jsonl } = exportTrials(dir, config, s.trials());
     coordinatorMs += performance.now() - tEnd;
     p.stop();
+    if (fatal) throw fatal;
     if (inputError) throw new UserError(inputError);
     return summary(stopping, csv, jsonl, coordinatorMs);
 
