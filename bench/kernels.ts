@@ -3,6 +3,7 @@
  * and a per-kernel profile of one resnet20 step (28x28x1, batch 128). Median of repeated runs; the machine
  * is shared, so compare numbers from the same run only. Usage: node --import tsx bench/kernels.ts [--quick]
  */
+import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { configureWasmPaths } from '../src/training/backends/wasm-setup.js';
 import { registerWasmTrainingKernels } from '../src/training/backends/wasm-kernels.js';
@@ -64,6 +65,7 @@ const layers: ConvLayer[] = [
   { name: 'shortcut 1x1/2 16->32', hw: 28, cin: 16, cout: 32, k: 1, stride: 2 },
 ];
 
+console.log(`${cpus()[0]?.model ?? 'cpu'} x${cpus().length}, load average ${loadavg()[0].toFixed(1)} (timings scale with it)`);
 console.log(`wasm kernels, batch ${BATCH}, median of ${REPS} (ms); GMAC/s for the forward conv`);
 console.log('layer'.padEnd(24) + ['fwd conv', 'dx ours', 'dx stock', 'dW ours', 'fwd GMAC/s'].map((h) => h.padStart(11)).join(''));
 for (const l of layers) {
@@ -219,4 +221,5 @@ for (const bn of ['fused', 'stock'] as const) {
 // Less sensitive to machine load than differences of step times: the stock BN share is the kernel time the
 // fused step does not spend outside its BN kernels.
 const nonBn = profiled.fused.total - profiled.fused.bn;
+console.log(`load average now ${loadavg()[0].toFixed(1)}`);
 console.log(`\nBN share of kernel time (profiled steps): stock ${(100 * (1 - nonBn / profiled.stock.total)).toFixed(0)}%, fused ${(100 * profiled.fused.bn / profiled.fused.total).toFixed(1)}%`);
