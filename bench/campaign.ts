@@ -45,7 +45,12 @@ let base = 0;
 for (const workers of workerCounts) {
   const out = join(root, `w${workers}`);
   const prepared = prepareCampaign({ spacePath: space, outDir: out, samples, seed: 1, settings, maxAttempts: 1 });
+  const cpu0 = process.cpuUsage();
   const s = await runCampaign(prepared.dir, { workers, progress: { quiet: true } });
+  const cpu = process.cpuUsage(cpu0);
+  // Cores this process kept busy on average: near the worker count when the pool runs in parallel, lower when the
+  // machine's other load takes the cores away.
+  const cores = (cpu.user + cpu.system) / 1e6 / s.wallSeconds;
   const perHour = (s.trialsRun / s.wallSeconds) * 3600;
   base ||= perHour;
   const overhead = (prepared.setupSeconds + s.coordinatorSeconds) / s.trialSeconds;
@@ -55,7 +60,8 @@ for (const workers of workerCounts) {
       `${perHour.toFixed(0)} candidates/hour (${(perHour / base).toFixed(2)}x); mean trial ${(s.trialSeconds / s.trialsRun).toFixed(2)}s; ` +
       `coordinator ${(1000 * prepared.setupSeconds).toFixed(0)}ms sampling+store setup + ${((1000 * s.coordinatorSeconds) / s.trialsRun).toFixed(1)}ms per trial ` +
       `= ${(100 * overhead).toFixed(2)}% of training; ` +
-      `workers busy ${(100 * busy).toFixed(1)}% of wall (the rest: thread start, backend and data load, tail)`,
+      `workers busy ${(100 * busy).toFixed(1)}% of wall (the rest: thread start, backend and data load, tail); ` +
+      `CPU ${cores.toFixed(2)} cores on average`,
   );
 }
 rmSync(root, { recursive: true, force: true });
