@@ -18,11 +18,11 @@ function read(dir: string): { counts: StateCounts; trials: TrialRecord[] } {
 }
 
 /** A campaign of `samples` tiny trials on one worker, each long enough (a few hundred ms) to be caught mid-way. */
-function startSearch(label: string, samples = 6) {
+function startSearch(label: string, samples = 6, images = 192) {
   const dir = tempDir(label);
   const space = writeTinySpace(dir);
   const out = join(dir, 'run');
-  const child = cliProcess(['search', space, '--samples', String(samples), '--workers', '1', '--out', out, ...tinyFlags(192, 2)]);
+  const child = cliProcess(['search', space, '--samples', String(samples), '--workers', '1', '--out', out, ...tinyFlags(images, 2)]);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return { dir, out, space, child, stderr: () => stderr };
@@ -71,7 +71,8 @@ test('Ctrl-C lets the running trial finish, leaves the rest pending, and exits 1
 });
 
 test('a second Ctrl-C exits at once and returns the running trial to pending', async () => {
-  const run = startSearch('sigint2');
+  // Longer trials, so that the second Ctrl-C surely lands while one still runs.
+  const run = startSearch('sigint2', 4, 1024);
   await waitFor(() => read(run.out).counts.complete >= 1 && read(run.out).counts.running === 1);
   run.child.kill('SIGINT');
   await waitFor(() => /waiting for/.test(run.stderr()), 10_000, 20);
