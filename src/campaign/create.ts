@@ -20,6 +20,8 @@ export interface SearchRequest {
   settings: TrainSettings;
   maxAttempts: number;
   saveModels?: boolean;
+  rounds?: number;
+  roundSamples?: number;
 }
 
 export interface PreparedCampaign {
@@ -68,6 +70,8 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     groups: loaded.net.groups.map((g) => g.name),
     maxAttempts: req.maxAttempts,
     saveModels: req.saveModels ?? false,
+    rounds: req.rounds ?? 1,
+    ...(req.roundSamples !== undefined ? { roundSamples: req.roundSamples } : {}),
   };
 
   if (isCampaignDir(dir)) {

@@ -64,4 +64,8 @@ export interface CampaignConfig {
   maxAttempts: number;
   /** Save every trained subnetwork as a tfjs model in models/trial-<index>/ of the run directory. */
   saveModels?: boolean;
+  /** Sample-train-analyse-refine rounds `search --rounds` asked for (1 when absent); `resume` continues them. */
+  rounds?: number;
+  /** Candidates per refined round (default: samples). */
+  roundSamples?: number;
 }

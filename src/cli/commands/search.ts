@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { discardNewCampaign, prepareCampaign } from '../../campaign/create.js';
-import { runCampaign, type RunOptions, type RunSummary } from '../../campaign/campaign.js';
+import type { RunOptions, RunSummary } from '../../campaign/campaign.js';
+import type { CampaignConfig } from '../../campaign/types.js';
 import type { TrainSettings } from '../../training/types.js';
 import { UserError, isUserError } from '../../util/errors.js';
 import { intFlag, numberFlag } from '../parse.js';
+import { runRounds, type RoundsOptions } from '../rounds.js';
 
 const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
 const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -32,6 +34,8 @@ interface SearchFlags {
   out: string;
   maxAttempts: number;
   saveModels: boolean;
+  rounds: number;
+  roundSamples?: number;
 }
 
 export interface PoolFlags {
@@ -60,6 +64,15 @@ export function addPoolFlags(cmd: Command): Command {
 
 export function poolOptions(flags: PoolFlags): RunOptions {
   return { workers: flags.workers, gpus: flags.gpus, executor: flags.executor, maxAttempts: flags.maxAttempts, handleSignals: true };
+}
+
+/** The rounds a campaign was launched with; `resume --rounds` may extend them. */
+export function roundsOptions(config: CampaignConfig, rounds?: number): RoundsOptions {
+  return {
+    rounds: rounds ?? config.rounds ?? 1,
+    samples: config.roundSamples,
+    log: (line) => process.stderr.write(`prunespace: ${line}\n`),
+  };
 }
 
 /** Final lines of a session; exit code 130 when Ctrl-C stopped it early. */
@@ -124,7 +137,9 @@ export function registerSearch(program: Command): void {
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKENDS).default('auto'))
     .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
     .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2)
-    .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false);
+    .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false)
+    .option('--rounds <r>', 'sample-train-analyse-refine rounds; each refined space is written to <out>/space-r<k>.json', intFlag('--rounds', { min: 1 }), 1)
+    .option('--round-samples <n>', 'candidates per refined round (default: --samples)', intFlag('--round-samples', { min: 1 }));
   addPoolFlags(cmd).action(async (spacePath: string, flags: SearchFlags & PoolFlags) => {
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs --backend tensorflow (or auto with a native TensorFlow package), not --backend ${flags.backend}`);
@@ -137,6 +152,8 @@ export function registerSearch(program: Command): void {
       settings: trainSettings(flags),
       maxAttempts: flags.maxAttempts,
       saveModels: flags.saveModels,
+      rounds: flags.rounds,
+      roundSamples: flags.roundSamples,
     });
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
     if (prepared.round) {
@@ -146,7 +163,7 @@ export function registerSearch(program: Command): void {
       );
     }
     try {
-      reportSummary(await runCampaign(prepared.dir, poolOptions(flags)));
+      reportSummary(await runRounds(prepared.dir, poolOptions(flags), roundsOptions(prepared.config)));
     } catch (e) {
       // The input failed the first trial (e.g. missing data files): leave no half-born campaign in the way of a retry.
       if (isUserError(e) && prepared.created && discardNewCampaign(prepared.dir)) throw new UserError(`${e.message} (nothing kept in ${flags.out})`);
