@@ -11,7 +11,7 @@ function cli(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const tiny = ['--net', 'resnet20', '--input', '12x12x1', '--classes', '3', '--keep', '0.25', '--data', 'synthetic', '--samples', '192', '--batch', '32'];
+const tiny = ['--net', 'resnet20', '--input', '12x12x1', '--classes', '3', '--keep', '0.25', '--data', 'synthetic', '--synthetic-samples', '192', '--batch', '32'];
 
 test('trains, prints backend, epochs, validation and test error, and saves', () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'prunespace-train-')), 'saved');
@@ -63,7 +63,7 @@ test('bad flags: one line, exit code 2, no stack trace', () => {
     [['--net', 'resnet20', '--data', 'synthetic', '--input', '32x32'], /--input must look like HxWxC/],
     [['--net', 'resnet20', '--data', 'fashion-mnist', '--data-dir', '/nonexistent/fm'], /\/nonexistent\/fm: no such directory/],
     [['--net', 'resnet20', '--data', 'fashion-mnist', '--input', '32x32x3', '--data-dir', '/nonexistent/fm'], /no such directory|images are/],
-    [['--net', 'resnet20', '--data', 'cifar10', '--samples', '10'], /--samples applies to --data synthetic only/],
+    [['--net', 'resnet20', '--data', 'cifar10', '--synthetic-samples', '10'], /--synthetic-samples applies to --data synthetic only/],
   ];
   for (const [args, message] of cases) {
     const r = cli(args);

@@ -13,12 +13,13 @@ export function registerResume(program: Command): void {
     .description('Continue a campaign: completed trials are kept, interrupted ones run again, failed ones retry up to --max-attempts')
     .argument('<run>', 'campaign directory (runs/NAME)')
     .option('--max-attempts <k>', "attempts per trial (default: the campaign's own setting)", intFlag('--max-attempts', { min: 1 }))
-    .option('--rounds <r>', "total rounds, to extend a campaign with refined rounds (default: the campaign's own)", intFlag('--rounds', { min: 1 }));
-  addPoolFlags(cmd).action(async (run: string, flags: PoolFlags & { rounds?: number }) => {
+    .option('--rounds <r>', "total rounds, to extend a campaign with refined rounds (default: the campaign's own)", intFlag('--rounds', { min: 1 }))
+    .option('--round-samples <n>', "candidates per new refined round (default: the campaign's own)", intFlag('--round-samples', { min: 1 }));
+  addPoolFlags(cmd).action(async (run: string, flags: PoolFlags & { rounds?: number; roundSamples?: number }) => {
     if (!isCampaignDir(run)) throw new UserError(`${run} is not a campaign directory (no campaign.db); start one with prunespace search`);
     const reader = openCampaign(run, { readonly: true });
     const config = reader.config();
     reader.close();
-    reportSummary(await runRounds(resolve(run), poolOptions(flags), roundsOptions(config, flags.rounds)));
+    reportSummary(await runRounds(resolve(run), poolOptions(flags), roundsOptions(config, flags.rounds, flags.roundSamples)));
   });
 }

@@ -4,32 +4,14 @@ import { Option } from 'commander';
 import { discardNewCampaign, prepareCampaign } from '../../campaign/create.js';
 import type { RunOptions, RunSummary } from '../../campaign/campaign.js';
 import type { CampaignConfig } from '../../campaign/types.js';
-import type { TrainSettings } from '../../training/types.js';
 import { UserError, isUserError } from '../../util/errors.js';
-import { intFlag, numberFlag } from '../parse.js';
+import { intFlag } from '../parse.js';
+import { addTrainingFlags, trainSettings, type TrainingFlags } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
 
-const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
-const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
-interface SearchFlags {
+interface SearchFlags extends TrainingFlags {
   samples: number;
-  epochs: number;
-  steps?: number;
-  data: TrainSettings['data']['name'];
-  dataDir?: string;
-  subset?: number;
-  valFraction?: number;
-  syntheticSamples?: number;
-  augment: boolean;
-  batch: number;
-  lr: number;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  warmup: number;
-  labelSmoothing: number;
-  backend: TrainSettings['backend'];
   seed: number;
   out: string;
   maxAttempts: number;
@@ -67,10 +49,10 @@ export function poolOptions(flags: PoolFlags): RunOptions {
 }
 
 /** The rounds a campaign was launched with; `resume --rounds` may extend them. */
-export function roundsOptions(config: CampaignConfig, rounds?: number): RoundsOptions {
+export function roundsOptions(config: CampaignConfig, rounds?: number, roundSamples?: number): RoundsOptions {
   return {
     rounds: rounds ?? config.rounds ?? 1,
-    samples: config.roundSamples,
+    samples: roundSamples ?? config.roundSamples,
     log: (line) => process.stderr.write(`prunespace: ${line}\n`),
   };
 }
@@ -88,53 +70,16 @@ export function reportSummary(summary: RunSummary): void {
   if (summary.interrupted) process.exitCode = 130;
 }
 
-function trainSettings(f: SearchFlags): TrainSettings {
-  if (f.syntheticSamples !== undefined && f.data !== 'synthetic') throw new UserError('--synthetic-samples applies to --data synthetic only');
-  if (f.dataDir !== undefined && f.data === 'synthetic') throw new UserError('--data-dir does not apply to --data synthetic');
-  const data: TrainSettings['data'] = { name: f.data, augment: f.augment };
-  if (f.dataDir !== undefined) data.dir = f.dataDir;
-  if (f.subset !== undefined) data.subset = f.subset;
-  if (f.valFraction !== undefined) data.valFraction = f.valFraction;
-  if (f.syntheticSamples !== undefined) data.samples = f.syntheticSamples;
-  const s: TrainSettings = {
-    data,
-    epochs: f.epochs,
-    batchSize: f.batch,
-    lr: f.lr,
-    momentum: f.momentum,
-    nesterov: f.nesterov,
-    weightDecay: f.weightDecay,
-    warmupEpochs: f.warmup,
-    labelSmoothing: f.labelSmoothing,
-    backend: f.backend,
-  };
-  if (f.steps !== undefined) s.steps = f.steps;
-  return s;
-}
 
 export function registerSearch(program: Command): void {
-  const cmd = program
+  const cmd = addTrainingFlags(program
     .command('search')
     .description('Sample N subnetworks from a space, train each on a worker pool, and record every trial in a campaign directory')
     .argument('<space>', 'space file (JSON)')
     .requiredOption('--out <dir>', 'campaign directory, e.g. runs/NAME (must be new, empty, or this same campaign)')
-    .requiredOption('--samples <n>', 'number of candidates to sample and train', intFlag('--samples', { min: 1 }))
-    .requiredOption('--epochs <e>', 'training epochs per candidate', intFlag('--epochs', { min: 1 }))
-    .addOption(new Option('--data <name>', 'dataset').choices(DATASETS).makeOptionMandatory())
-    .option('--data-dir <dir>', "dataset directory (default: the dataset's standard location)")
-    .option('--subset <f>', 'fraction of the training split to train on (low-fidelity search)', numberFlag('--subset', { above: 0, max: 1 }))
-    .option('--val-fraction <f>', 'fraction of the training set held out for validation', numberFlag('--val-fraction', { above: 0, max: 0.9 }))
-    .option('--synthetic-samples <n>', 'synthetic data: number of training images', intFlag('--synthetic-samples', { min: 10 }))
-    .option('--no-augment', 'turn off pad-and-crop and flips')
-    .option('--steps <n>', 'step budget per candidate (ends at epochs or steps, whichever first)', intFlag('--steps', { min: 1 }))
-    .option('--batch <b>', 'batch size', intFlag('--batch', { min: 1 }), 128)
-    .option('--lr <x>', 'peak learning rate', numberFlag('--lr', { above: 0 }), 0.1)
-    .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', { min: 0, max: 0.999 }), 0.9)
-    .option('--nesterov', 'Nesterov momentum', false)
-    .option('--weight-decay <w>', 'L2 weight decay', numberFlag('--weight-decay', { min: 0 }), 5e-4)
-    .option('--warmup <e>', 'linear warmup epochs', numberFlag('--warmup', { min: 0 }), 0)
-    .option('--label-smoothing <x>', 'label smoothing', numberFlag('--label-smoothing', { min: 0, max: 0.999 }), 0)
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKENDS).default('auto'))
+    .requiredOption('--samples <n>', 'number of candidates to sample and train', intFlag('--samples', { min: 1 })),
+    { required: true, fallback: 1 },
+  )
     .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
     .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2)
     .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false)
@@ -149,7 +94,7 @@ export function registerSearch(program: Command): void {
       outDir: flags.out,
       samples: flags.samples,
       seed: flags.seed,
-      settings: trainSettings(flags),
+      settings: trainSettings(flags, 1),
       maxAttempts: flags.maxAttempts,
       saveModels: flags.saveModels,
       rounds: flags.rounds,
