@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyseCampaign } from '../src/analysis/analyse.js';
-import { refineSpace } from '../src/analysis/refine.js';
+import { binomialTail, refineSpace } from '../src/analysis/refine.js';
 import { generation } from '../src/analysis/refine-campaign.js';
 import { compileSpace } from '../src/space/compile.js';
 import { loadSpace, parseSpace, writeSpace } from '../src/space/load.js';
@@ -71,4 +71,10 @@ test('the params rule alone bounds parameters around the best bucket', () => {
 test('refined space names count generations', () => {
   assert.equal(generation('resnet20-fmnist'), 0);
   assert.equal(generation('run.r2'), 2);
+});
+
+test('binomial tail: exact small cases', () => {
+  assert.ok(Math.abs(binomialTail(5, 4, 0.79) - (5 * 0.79 ** 4 * 0.21 + 0.79 ** 5)) < 1e-12);
+  assert.ok(Math.abs(binomialTail(5, 0, 0.3) - 1) < 1e-12);
+  assert.ok(Math.abs(binomialTail(10, 10, 0.5) - 1 / 1024) < 1e-12);
 });

@@ -110,18 +110,37 @@ function monotoneRule(a: CampaignAnalysis, child: SpaceFile, share: number): Rul
   if (exists) return { rule: 'monotone', applied: false, reason: 'the parent already requires non-decreasing stage widths', evidence };
   if (m.all >= 1) return { rule: 'monotone', applied: false, reason: 'every sampled trial already has non-decreasing stage widths', evidence };
   if (a.profile.k < 5) return { rule: 'monotone', applied: false, reason: `too few winners (${a.profile.k} < 5) to judge their stage widths`, evidence };
-  if (m.winners < share || m.winners <= m.all) {
+  // Winners must be monotone more often than chance allows: a one-sided binomial test against the population's share.
+  const hits = Math.round(m.winners * a.profile.k);
+  const pValue = binomialTail(a.profile.k, hits, m.all);
+  Object.assign(evidence, { pValue: round(pValue, 4) });
+  const summary = `${(100 * m.winners).toFixed(0)}% of the best ${a.profile.k} trials have non-decreasing stage widths against ${(100 * m.all).toFixed(0)}% of all (binomial p = ${pValue.toFixed(3)})`;
+  if (m.winners < share || pValue > MONOTONE_ALPHA) {
     return {
       rule: 'monotone', applied: false, evidence,
-      reason: `${(100 * m.winners).toFixed(0)}% of the best ${a.profile.k} trials have non-decreasing stage widths against ${(100 * m.all).toFixed(0)}% of all (need at least ${(100 * share).toFixed(0)}% and more than all)`,
+      reason: `${summary}; need at least ${(100 * share).toFixed(0)}% and p <= ${MONOTONE_ALPHA}`,
     };
   }
   const constraint: Constraint = { rule: 'non-decreasing', select: { kinds: ['stage'] }, of: 'width' };
   child.constraints.push(constraint);
   return {
     rule: 'monotone', applied: true, evidence,
-    reason: `${(100 * m.winners).toFixed(0)}% of the best ${a.profile.k} trials have non-decreasing stage widths against ${(100 * m.all).toFixed(0)}% of all`,
+    reason: summary,
   };
+}
+
+/** Significance the monotone rule needs: winners this monotone would arise by chance at most this often. */
+const MONOTONE_ALPHA = 0.1;
+
+/** P(X >= hits) for X ~ Binomial(n, p). */
+export function binomialTail(n: number, hits: number, p: number): number {
+  let total = 0;
+  for (let x = hits; x <= n; x++) {
+    let logChoose = 0;
+    for (let i = 1; i <= x; i++) logChoose += Math.log(n - x + i) - Math.log(i);
+    total += Math.exp(logChoose + x * Math.log(p) + (n - x) * Math.log1p(-p));
+  }
+  return Math.min(1, total);
 }
 
 /** The parent's allowed widths of a group that fall inside [lo, hi] keep ratio; never empty. */
