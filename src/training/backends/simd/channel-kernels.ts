@@ -154,77 +154,87 @@ function blockLength(period: number): number {
   return Math.max(period, Math.floor(BLOCK / period) * period);
 }
 
+/** Two per-channel float64 sums. */
+export interface ChannelSums {
+  s1: Float64Array;
+  s2: Float64Array;
+}
+
+/**
+ * The reduction both sums share: whole periods of the channel pattern go through a SIMD kernel into two tiles
+ * (tile 0 holds the shift), folded per channel in float64; the tail that does not fill a period is summed in JS.
+ */
+function reduceChannels(
+  heap: WasmHeap,
+  length: number,
+  channels: number,
+  shift: ArrayLike<number>,
+  simdBlock: (start: number, n: number, period: number, tiles: Tiles) => void,
+  tail: (i: number, c: number, sums: ChannelSums) => void,
+): ChannelSums {
+  const period = periodOf(channels);
+  const tiles = new Tiles(heap, period, 3);
+  const sums: ChannelSums = { s1: new Float64Array(channels), s2: new Float64Array(channels) };
+  try {
+    tiles.fill(0, shift);
+    const main = length - (length % period);
+    const block = blockLength(period);
+    for (let start = 0; start < main; start += block) {
+      const n = Math.min(block, main - start);
+      tiles.view(1).fill(0);
+      tiles.view(2).fill(0);
+      simdBlock(start, n, period, tiles);
+      const a1 = tiles.view(1);
+      const a2 = tiles.view(2);
+      for (let j = 0; j < period; j++) {
+        sums.s1[j % channels] += a1[j];
+        sums.s2[j % channels] += a2[j];
+      }
+    }
+    for (let i = main; i < length; i++) tail(i, i % channels, sums);
+  } finally {
+    tiles.free();
+  }
+  return sums;
+}
+
 /**
  * Per-channel sums of (x - shift) and (x - shift)^2 for x on the heap at byte offset xPtr, `length` floats.
  * Returns float64 totals; the shift (one sample per channel) keeps the variance free of cancellation.
  */
-export function channelSums(heap: WasmHeap, simd: SimdExports, xPtr: number, length: number, channels: number, shift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array } {
-  const period = periodOf(channels);
-  const tiles = new Tiles(heap, period, 3);
-  const s1 = new Float64Array(channels);
-  const s2 = new Float64Array(channels);
-  try {
-    tiles.fill(0, shift);
-    const main = length - (length % period);
-    const block = blockLength(period);
-    for (let start = 0; start < main; start += block) {
-      const n = Math.min(block, main - start);
-      tiles.view(1).fill(0);
-      tiles.view(2).fill(0);
-      simd.sums(xPtr + start * 4, xPtr + (start + n) * 4, period * 4, tiles.address(0), tiles.address(1), tiles.address(2));
-      const a1 = tiles.view(1);
-      const a2 = tiles.view(2);
-      for (let j = 0; j < period; j++) {
-        s1[j % channels] += a1[j];
-        s2[j % channels] += a2[j];
-      }
-    }
-    const x = heap.HEAPF32;
-    for (let i = main; i < length; i++) {
-      const c = i % channels;
-      const v = x[xPtr / 4 + i] - shift[c];
-      s1[c] += v;
-      s2[c] += v * v;
-    }
-  } finally {
-    tiles.free();
-  }
-  return { s1, s2 };
+export function channelSums(heap: WasmHeap, simd: SimdExports, xPtr: number, length: number, channels: number, shift: ArrayLike<number>): ChannelSums {
+  return reduceChannels(
+    heap,
+    length,
+    channels,
+    shift,
+    (start, n, period, tiles) =>
+      simd.sums(xPtr + start * 4, xPtr + (start + n) * 4, period * 4, tiles.address(0), tiles.address(1), tiles.address(2)),
+    (i, c, sums) => {
+      // Read the heap view here: allocating the tiles may have grown wasm memory and replaced it.
+      const v = heap.HEAPF32[xPtr / 4 + i] - shift[c];
+      sums.s1[c] += v;
+      sums.s2[c] += v * v;
+    },
+  );
 }
 
 /** Per-channel sums of dy and dy * (x - shift), both on the heap. */
-export function channelDotSums(heap: WasmHeap, simd: SimdExports, dyPtr: number, xPtr: number, length: number, channels: number, shift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array } {
-  const period = periodOf(channels);
-  const tiles = new Tiles(heap, period, 3);
-  const s1 = new Float64Array(channels);
-  const s2 = new Float64Array(channels);
-  try {
-    tiles.fill(0, shift);
-    const main = length - (length % period);
-    const block = blockLength(period);
-    for (let start = 0; start < main; start += block) {
-      const n = Math.min(block, main - start);
-      tiles.view(1).fill(0);
-      tiles.view(2).fill(0);
-      simd.dotSums(dyPtr + start * 4, dyPtr + (start + n) * 4, period * 4, xPtr - dyPtr, tiles.address(0), tiles.address(1), tiles.address(2));
-      const a1 = tiles.view(1);
-      const a2 = tiles.view(2);
-      for (let j = 0; j < period; j++) {
-        s1[j % channels] += a1[j];
-        s2[j % channels] += a2[j];
-      }
-    }
-    const h = heap.HEAPF32;
-    for (let i = main; i < length; i++) {
-      const c = i % channels;
+export function channelDotSums(heap: WasmHeap, simd: SimdExports, dyPtr: number, xPtr: number, length: number, channels: number, shift: ArrayLike<number>): ChannelSums {
+  return reduceChannels(
+    heap,
+    length,
+    channels,
+    shift,
+    (start, n, period, tiles) =>
+      simd.dotSums(dyPtr + start * 4, dyPtr + (start + n) * 4, period * 4, xPtr - dyPtr, tiles.address(0), tiles.address(1), tiles.address(2)),
+    (i, c, sums) => {
+      const h = heap.HEAPF32;
       const g = h[dyPtr / 4 + i];
-      s1[c] += g;
-      s2[c] += g * (h[xPtr / 4 + i] - shift[c]);
-    }
-  } finally {
-    tiles.free();
-  }
-  return { s1, s2 };
+      sums.s1[c] += g;
+      sums.s2[c] += g * (h[xPtr / 4 + i] - shift[c]);
+    },
+  );
 }
 
 /** out = x * a[c] + b[c] (+ z * d[c] when z is given), elementwise over heap tensors. */
