@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { runCampaign } from '../src/campaign/campaign.js';
 import { prepareCampaign } from '../src/campaign/create.js';
 import type { TrainSettings } from '../src/training/types.js';
-import { writeTinySpace, tempDir } from '../test/campaign-helpers.js';
+import { tinySettings, writeTinySpace, tempDir } from '../test/campaign-helpers.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,18 +24,7 @@ const { values } = parseArgs({
 });
 const workerCounts = values.workers.split(',').map(Number);
 const samples = Number(values.samples);
-const settings: TrainSettings = {
-  data: { name: 'synthetic', samples: Number(values.images), augment: false },
-  epochs: Number(values.epochs),
-  batchSize: 32,
-  lr: 0.05,
-  momentum: 0.9,
-  nesterov: false,
-  weightDecay: 5e-4,
-  warmupEpochs: 0,
-  labelSmoothing: 0,
-  backend: values.backend as TrainSettings['backend'],
-};
+const settings: TrainSettings = { ...tinySettings(Number(values.images), Number(values.epochs)), backend: values.backend as TrainSettings['backend'] };
 
 console.log(`machine: ${cpus()[0]?.model ?? 'unknown cpu'}, ${availableParallelism()} cores, load average ${loadavg()[0].toFixed(2)}; backend ${settings.backend}`);
 console.log(`trials: ${samples} tiny resnet20 candidates (8x8x1, 10-40% width), ${settings.data.samples} synthetic images, ${settings.epochs} epoch(s)`);
