@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { cli } from './campaign-helpers.js';
 
-/** Runs the CLI from source the way tests run everything: under tsx. */
-export function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test('complexity prints the published ResNet-56 figures and JSON', () => {
   const text = cli(['complexity', '--net', 'resnet56']);
-  assert.equal(text.code, 0);
+  assert.equal(text.status, 0);
   assert.match(text.stdout, /FLOPs\s+125,485,696/);
   assert.match(text.stdout, /params\s+853,018/);
   const json = JSON.parse(cli(['complexity', '--net', 'resnet56', '--keep', '0.5', '--json']).stdout);
@@ -25,7 +20,7 @@ test('complexity prints the published ResNet-56 figures and JSON', () => {
 test('sample is deterministic and CSV has one column per group', () => {
   const a = cli(['sample', 'spaces/resnet20-fmnist.json', '-n', '5', '--seed', '9', '--csv']);
   const b = cli(['sample', 'spaces/resnet20-fmnist.json', '-n', '5', '--seed', '9', '--csv']);
-  assert.equal(a.code, 0);
+  assert.equal(a.status, 0);
   assert.equal(a.stdout, b.stdout);
   const lines = a.stdout.trim().split('\n');
   assert.equal(lines.length, 6);
@@ -63,7 +58,7 @@ test('bad input gives one clear line and exit code 2', () => {
   ];
   for (const [args, pattern] of cases) {
     const r = cli(args);
-    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
@@ -73,7 +68,7 @@ test('bad input gives one clear line and exit code 2', () => {
 test('every command has --help', () => {
   for (const command of ['complexity', 'sample']) {
     const r = cli([command, '--help']);
-    assert.equal(r.code, 0);
+    assert.equal(r.status, 0);
     assert.match(r.stdout, /Usage: prunespace/);
   }
 });

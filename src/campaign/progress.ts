@@ -1,5 +1,6 @@
 /** Campaign progress: a redrawn bar on a terminal, one plain line per finished trial otherwise. */
 import type { TrialRecord } from './types.js';
+import { formatCount } from '../util/format.js';
 
 export interface ProgressCounts {
   total: number;
@@ -71,7 +72,7 @@ export class CampaignProgress {
     if (this.tty) return this.draw();
     const what =
       t.state === 'complete'
-        ? `complete val_err=${t.valError?.toFixed(4)} flops=${(t.complexity.flops / 1e6).toFixed(2)}M params=${(t.complexity.params / 1e3).toFixed(1)}k`
+        ? `complete val_err=${t.valError?.toFixed(4)} flops=${formatCount(t.complexity.flops)} params=${formatCount(t.complexity.params)}`
         : `failed${willRetry ? ' (will retry)' : ''}: ${t.error}`;
     this.stream.write(`trial ${t.index} ${what} in ${formatDuration(t.wallSeconds ?? 0)} on ${t.worker} | ${this.summary()}\n`);
   }

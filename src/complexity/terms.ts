@@ -2,8 +2,7 @@
  * Complexity as a polynomial in the group widths, compiled once per network so samplers can score
  * millions of configurations: every conv/linear cost is coef x (width of a) x (width of b).
  */
-import { resolveNet } from '../nets/resolve.js';
-import { baseWidths } from '../nets/resolve.js';
+import { baseWidths, resolveNet } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
 import type { Complexity } from './count.js';
 

@@ -4,6 +4,7 @@ import { openCampaign } from '../../campaign/store.js';
 import { formatDuration } from '../../campaign/progress.js';
 import type { TrialRecord } from '../../campaign/types.js';
 import { intFlag } from '../parse.js';
+import { formatCount } from '../../util/format.js';
 
 interface StatusFlags {
   json?: boolean;
@@ -63,7 +64,7 @@ export function registerStatus(program: Command): void {
           for (const t of top) {
             out.push(
               `  #${t.index}  val ${t.valError!.toFixed(4)}  test ${t.testError?.toFixed(4) ?? '-'}  ` +
-                `flops ${(t.complexity.flops / 1e6).toFixed(2)}M  params ${(t.complexity.params / 1e3).toFixed(1)}k  widths ${t.widths.join(',')}`,
+                `flops ${formatCount(t.complexity.flops)}  params ${formatCount(t.complexity.params)}  widths ${t.widths.join(',')}`,
             );
           }
         }
