@@ -90,9 +90,9 @@ export async function writeSyntheticStore(dir: string, c: SyntheticCampaign): Pr
   const round = { round: 0, spaceFile: 'space-r0.json', space: c.config.space, samples: c.trials.length, sampleSeed: c.config.seed, sampleAttempts: c.trials.length, acceptanceRate: 1, createdAt: c.config.createdAt };
   const store = createCampaignStore(dir, config, round, c.trials.map((t) => ({ index: t.index, widths: t.widths, seed: t.seed, complexity: t.complexity })));
   for (const t of c.trials) {
-    store.markRunning(t.index, 'w0');
-    store.recordResult(
-      t.index,
+    const attempt = store.start(t.index, { worker: 'w0', leaseMs: 60_000, maxAttempts: 2 });
+    store.finish(
+      attempt,
       t.state === 'complete'
         ? { status: 'complete', valError: t.valError as number, testError: t.testError as number, trainLoss: 0.3, curves: t.curves, wallSeconds: 3, backend: 'synthetic' }
         : { status: 'failed', error: t.error ?? 'failed', curves: [], wallSeconds: 1, backend: 'synthetic' },

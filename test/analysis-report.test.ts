@@ -27,7 +27,7 @@ test('a campaign with several rounds gets one EDF population per round, with KS 
 
 test('a campaign with no completed trial still gets a report that says so', async () => {
   const { config, trials } = syntheticCampaign({ n: 3 });
-  const pending = trials.map((t) => ({ ...t, state: 'pending' as const, valError: null, testError: null, curves: [] }));
+  const pending = trials.map((t) => ({ ...t, state: 'waiting' as const, valError: null, testError: null, curves: [] }));
   const dir = mkdtempSync(join(tmpdir(), 'report-empty-'));
   const w = await writeReport({ name: 'empty', net: config.net, seed: 1, trials: pending }, dir);
   assert.deepEqual(w.missing.map((m) => m.plot).sort(), ['bucket-edf', 'curves', 'edf', 'metric-bins', 'pareto', 'profile', 'ratio']);

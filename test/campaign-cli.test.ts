@@ -65,7 +65,7 @@ test('Ctrl-C lets the running trial finish, leaves the rest pending, and exits 1
   const stopped = read(run.out);
   assert.equal(stopped.counts.running, 0);
   assert.ok(stopped.counts.complete >= 2, 'the in-flight trial finished');
-  assert.ok(stopped.counts.pending > 0);
+  assert.ok(stopped.counts.waiting > 0);
   assert.equal(cli(['resume', run.out]).status, 0);
   assert.equal(read(run.out).counts.complete, 6);
 });
@@ -79,10 +79,10 @@ test('a second Ctrl-C exits at once and returns the running trial to pending', a
   run.child.kill('SIGINT');
   const { code } = await exited(run.child);
   assert.equal(code, 130);
-  assert.match(run.stderr(), /returned to pending/);
+  assert.match(run.stderr(), /returned to waiting/);
   const stopped = read(run.out);
   assert.equal(stopped.counts.running, 0);
-  assert.ok(stopped.trials.filter((t) => t.state === 'pending').every((t) => t.attempts === 0));
+  assert.ok(stopped.trials.filter((t) => t.state === 'waiting').every((t) => t.attempts === 0));
 });
 
 test('bad input is one line with exit code 2, and an existing campaign is never overwritten', () => {

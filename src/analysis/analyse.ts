@@ -58,7 +58,7 @@ export function analyseCampaign(input: AnalysisInput, options: AnalysisOptions =
     spec,
     trialsTotal: trials.length,
     failed: trials.filter((t) => t.state === 'failed').length,
-    pending: trials.filter((t) => t.state === 'pending' || t.state === 'running').length,
+    pending: trials.filter((t) => t.state === 'waiting' || t.state === 'running').length,
     obs,
     summary: summarize(obs.map((o) => o.error)),
     topK,

@@ -1,26 +1,36 @@
-/** The campaign coordinator: hands runnable trials to a worker pool and records every outcome in the store. */
+/**
+ * The campaign coordinator: the store's only writer. It starts attempts, hands them to an executor from the
+ * registry, renews and expires leases, and records each outcome under its attempt token.
+ */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { EpochCurve, TrialRequest } from '../training/types.js';
+import type { EpochCurve } from '../training/types.js';
 import { UserError } from '../util/errors.js';
-import { defaultTrialModule, type TrialExecutor, type TrialOutcome } from './executor.js';
+import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor, type TrialOutcome } from './executor.js';
 import { exportTrials } from './export.js';
+import { makeJob, resolveRequest } from './job.js';
 import { CampaignLock } from './lock.js';
-import { ProcessPool } from './process-pool.js';
 import { CampaignProgress, type ProgressOptions } from './progress.js';
-import { openCampaign, type CampaignStore, type StateCounts } from './store.js';
-import { ThreadPool } from './thread-pool.js';
+import { openCampaign, type Attempt, type CampaignStore, type StateCounts } from './store.js';
 import type { CampaignConfig, TrialRecord } from './types.js';
 
 export interface RunOptions {
   /** Worker threads (wasm, cpu) or stand-in processes; default one per core. */
   workers?: number;
-  /** GPU ids for native TensorFlow, one child process each. */
+  /** GPU ids for native engines, one child process each. */
   gpus?: string[];
-  /** 'thread' (piscina) or 'process' (child processes); default: process for tensorflow, thread otherwise. */
-  executor?: 'thread' | 'process';
+  /** Which registered executor; default: queue with --queue, process for native engines, thread otherwise. */
+  executor?: ExecutorKind;
+  /** Redis URL: trials go to workers on any host through BullMQ. */
+  queue?: string;
+  /** Allow a password-less redis:// URL to a host off loopback. */
+  insecure?: boolean;
   /** Overrides the campaign's stored retry budget. */
   maxAttempts?: number;
+  /** A trial running longer than this is cancelled and fails (then retries while attempts are left). */
+  trialTimeoutMs?: number;
+  /** A running trial with no heartbeat for this long is failed and retried (default 60 s). */
+  leaseMs?: number;
   /** Module whose `runTrial` trains a candidate; default src/training/trial. */
   trialModule?: string;
   /** Heap cap per worker thread in MB. */
@@ -30,6 +40,8 @@ export interface RunOptions {
   handleSignals?: boolean;
   /** Minimum time between rewrites of trials.csv/jsonl while trials finish. */
   exportEveryMs?: number;
+  /** The caller already holds the campaign lock (the rounds loop holds it across rounds). */
+  lockHeld?: boolean;
 }
 
 export interface RunSummary {
@@ -46,19 +58,32 @@ export interface RunSummary {
   slots: number;
   /** Time the coordinator spent storing, exporting and scheduling (excluding waits on workers). */
   coordinatorSeconds: number;
+  /** Stale results refused this session (late results of abandoned attempts). */
+  refused: number;
 }
 
-function makeExecutor(config: CampaignConfig, opts: RunOptions, runnable: number): TrialExecutor {
-  const trialModule = opts.trialModule ?? defaultTrialModule();
-  const kind = opts.executor ?? (config.backend === 'tensorflow' ? 'process' : 'thread');
+const DEFAULT_LEASE_MS = 60_000;
+
+function executorKind(config: CampaignConfig, opts: RunOptions): ExecutorKind {
+  if (opts.queue) return 'queue';
+  return opts.executor ?? (NATIVE_BACKENDS.has(config.backend) ? 'process' : 'thread');
+}
+
+async function makeExecutor(config: CampaignConfig, opts: RunOptions, runnable: number, log: (l: string) => void): Promise<TrialExecutor> {
+  const kind = executorKind(config, opts);
+  if (opts.gpus?.length && kind === 'thread') throw new UserError(`--gpus needs a native engine (--backend tensorflow or torch); this campaign trains on ${config.backend}`);
   // Never start more workers than there are trials to run: each one loads a backend and the data.
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), runnable));
-  if (kind === 'process') {
-    const devices = opts.gpus?.length ? opts.gpus : config.backend === 'tensorflow' ? [null] : new Array<null>(workers).fill(null);
-    return new ProcessPool({ devices, trialModule });
-  }
-  if (opts.gpus?.length) throw new UserError(`--gpus needs --backend tensorflow; this campaign trains on ${config.backend}`);
-  return new ThreadPool({ workers, trialModule, maxHeapMb: opts.maxHeapMb });
+  const devices = opts.gpus?.length ? opts.gpus : NATIVE_BACKENDS.has(config.backend) ? [null] : new Array<null>(workers).fill(null);
+  return executors[kind]({
+    workers: kind === 'queue' ? (opts.workers ?? 256) : workers,
+    devices,
+    trialModule: opts.trialModule ?? defaultTrialModule(),
+    maxHeapMb: opts.maxHeapMb,
+    queue: opts.queue ? { url: opts.queue, insecure: opts.insecure } : undefined,
+    config,
+    log,
+  });
 }
 
 /** Where a trial's trained model goes when the campaign saves models. */
@@ -66,34 +91,50 @@ export function trialModelDir(dir: string, index: number): string {
   return join(dir, 'models', `trial-${index}`);
 }
 
-function requestFor(dir: string, config: CampaignConfig, t: TrialRecord): TrialRequest {
-  const settings = { ...config.settings, backend: config.backend as TrialRequest['settings']['backend'] };
-  return { net: config.net, widths: t.widths, settings, seed: t.seed, saveDir: config.saveModels ? trialModelDir(dir, t.index) : undefined };
+interface Running {
+  trial: TrialRecord;
+  attempt: Attempt;
+  abort: AbortController;
+  timer?: NodeJS.Timeout;
+  /** The lease lapsed and the store already failed this attempt; its outcome, if any, is stale. */
+  expired?: boolean;
 }
 
-/** Runs every runnable trial of a campaign (pending, interrupted, or failed with attempts left) to completion. */
+/** Runs every runnable trial of a campaign (waiting, interrupted, or failed with attempts left) to completion. */
 export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<RunSummary> {
   const started = performance.now();
-  const lock = CampaignLock.acquire(dir);
+  const lock = opts.lockHeld ? null : CampaignLock.acquire(dir);
   let store: CampaignStore | null = null;
   let executor: TrialExecutor | null = null;
   let progress: CampaignProgress | null = null;
+  let ticker: NodeJS.Timeout | undefined;
   let handleSignal: (signal: NodeJS.Signals) => void = () => {};
   const onSignal = (signal: NodeJS.Signals) => handleSignal(signal);
   try {
     store = openCampaign(dir);
-    const config = store.config();
+    const s = store;
+    const config = s.config();
     const maxAttempts = opts.maxAttempts ?? config.maxAttempts;
-    // Only one coordinator runs (the lock), so trials left 'running' belong to one that died.
-    store.recoverInterrupted();
-    const queue = store.runnable(maxAttempts);
-    const counts = store.counts();
+    const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    const durable = executorKind(config, opts) === 'queue';
+    // Only one coordinator runs (the lock), so trials left running belong to one that died. A local pool died with
+    // it: those trials wait again. A queue's workers may still hold them: they are handed back to the queue as they are.
+    if (!durable) s.recoverInterrupted();
+    const adopted = durable ? s.runningAttempts() : [];
+    const queue = s.runnable(maxAttempts);
+    const counts = s.counts();
     const retrying = queue.filter((t) => t.state === 'failed').length;
     progress = new CampaignProgress(
       { total: counts.total, complete: counts.complete, failed: counts.failed - retrying, running: 0 },
       opts.progress,
     );
-    progress.seedBest(store.trials({ state: 'complete' }));
+    const p = progress;
+    p.seedBest(s.trials({ state: 'complete' }));
+    let refused = 0;
+    s.onRefused = (r) => {
+      refused++;
+      p.log(`refused a stale ${r.what} for trial ${r.index}: ${r.reason}`);
+    };
     let coordinatorMs = 0;
     let trialSeconds = 0;
     let trialsRun = 0;
@@ -101,39 +142,50 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     let stopping = false;
     let inputError: string | null = null;
     let fatal: unknown = null;
-    const inFlight = new Set<number>();
-    const s = store;
-    const p = progress;
+    const inFlight = new Map<number, Running>();
 
     const exportNow = () => {
       exportTrials(dir, config, s.trials());
       lastExport = performance.now();
     };
+    const summary = (interrupted: boolean, csv: string, jsonl: string, ms: number): RunSummary => ({
+      dir,
+      counts: s.counts(),
+      interrupted,
+      csv,
+      jsonl,
+      wallSeconds: (performance.now() - started) / 1000,
+      trialSeconds,
+      trialsRun,
+      slots: executor?.slots ?? 0,
+      coordinatorSeconds: ms / 1000,
+      refused,
+    });
     exportNow();
-    if (queue.length === 0) {
+    if (queue.length === 0 && adopted.length === 0) {
       p.stop();
       const { csv, jsonl } = exportTrials(dir, config, s.trials());
       return summary(false, csv, jsonl, 0);
     }
 
-    const exec = makeExecutor(config, opts, queue.length);
+    const exec = await makeExecutor(config, opts, queue.length + adopted.length, (line) => p.log(line));
     executor = exec;
-    p.log(`${queue.length} trial(s) to run on ${exec.slots} ${exec instanceof ProcessPool ? 'process' : 'thread'} worker(s), backend ${config.backend}`);
+    p.log(`${queue.length + adopted.length} trial(s) to run on ${exec.kind === 'queue' ? 'the queue' : `${exec.slots} ${exec.kind} worker(s)`}, backend ${config.backend}`);
 
     handleSignal = (signal) => {
       if (signal === 'SIGINT' && !stopping) {
         stopping = true;
-        p.log(`stopping: waiting for ${inFlight.size} running trial(s) to finish (Ctrl-C again to stop now; they go back to pending)`);
+        p.log(`stopping: waiting for ${inFlight.size} running trial(s) to finish (Ctrl-C again to stop now; they go back to waiting)`);
         wake();
         return;
       }
-      // Second Ctrl-C or SIGTERM: in-flight trials go back to pending, finished ones are already stored.
-      for (const index of inFlight) s.release(index);
+      // Second Ctrl-C or SIGTERM: in-flight trials go back to waiting, finished ones are already stored.
+      for (const r of inFlight.values()) s.release(r.attempt);
       exportNow();
       p.stop();
       s.close();
-      lock.release();
-      process.stderr.write(`stopped; ${inFlight.size} running trial(s) returned to pending; continue with: prunespace resume ${dir}\n`);
+      lock?.release();
+      process.stderr.write(`stopped; ${inFlight.size} running trial(s) returned to waiting; continue with: prunespace resume ${dir}\n`);
       process.exit(signal === 'SIGINT' ? 130 : 143);
     };
     if (opts.handleSignals) {
@@ -142,50 +194,99 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     }
 
     let wake: () => void = () => {};
-    const launch = (t: TrialRecord) => {
-      const t0 = performance.now();
-      inFlight.add(t.index);
-      s.markRunning(t.index, null);
-      p.started();
+    const dispatch = (t: TrialRecord, attempt: Attempt) => {
+      const abort = new AbortController();
+      const running: Running = { trial: t, attempt, abort };
+      inFlight.set(t.index, running);
+      if (opts.trialTimeoutMs) {
+        const seconds = Math.round(opts.trialTimeoutMs / 1000);
+        running.timer = setTimeout(() => abort.abort(new Error(`timed out after ${seconds}s`)), opts.trialTimeoutMs);
+      }
+      const job = makeJob(config, t, attempt);
+      const request = resolveRequest(job, { dataDir: config.settings.data.dir, modelsDir: join(dir, 'models') });
       const curves: EpochCurve[] = [];
-      coordinatorMs += performance.now() - t0;
       void exec
-        .run({ index: t.index, request: requestFor(dir, config, t) }, (curve) => {
-          curves.push(curve);
-          s.recordCurves(t.index, curves);
-        })
-        .then((outcome) => settle(t, outcome))
+        .run(
+          { job, request },
+          {
+            onEpoch: (curve) => {
+              curves.push(curve);
+              s.recordCurves(attempt, curves, leaseMs);
+            },
+            onHeartbeat: (worker) => void s.heartbeat(attempt, leaseMs, worker),
+          },
+          abort.signal,
+        )
+        .then((outcome) => settle(running, outcome))
         .catch((e: unknown) => {
           // The store could not record an outcome (disk full, say): stop scheduling and surface it after the pool drains.
-          inFlight.delete(t.index);
+          if (inFlight.get(t.index) === running) inFlight.delete(t.index);
           fatal ??= e;
           stopping = true;
           wake();
         });
     };
-    const settle = (t: TrialRecord, outcome: TrialOutcome) => {
+    const launch = (t: TrialRecord) => {
       const t0 = performance.now();
-      inFlight.delete(t.index);
-      if (outcome.inputError) {
+      const attempt = s.start(t.index, { leaseMs, maxAttempts });
+      p.started();
+      coordinatorMs += performance.now() - t0;
+      dispatch(t, attempt);
+    };
+    const retryable = (attempts: number, state: string) => state === 'failed' && attempts < maxAttempts;
+    const settle = (r: Running, outcome: TrialOutcome) => {
+      const t0 = performance.now();
+      const { trial: t, attempt } = r;
+      clearTimeout(r.timer);
+      // An expired attempt's entry may already belong to its retry.
+      if (inFlight.get(t.index) === r) inFlight.delete(t.index);
+      if (r.expired) {
+        // The store failed this attempt when its lease lapsed; a late result is refused there, and logged.
+        s.finish(attempt, outcome.result, outcome.worker);
+      } else if (outcome.inputError) {
         // Bad input (data files, widths) would fail every trial alike: stop and say so instead of burning attempts.
-        s.release(t.index);
+        s.release(attempt);
         inputError ??= outcome.result.error ?? 'bad input';
         stopping = true;
-      } else {
-        s.recordResult(t.index, outcome.result, outcome.worker);
+      } else if (outcome.cancelled && stopping) {
+        s.release(attempt);
+      } else if (s.finish(attempt, outcome.result, outcome.worker)) {
         trialSeconds += outcome.result.wallSeconds;
         trialsRun++;
-        const attempts = t.attempts + 1;
-        const willRetry = outcome.result.status === 'failed' && attempts < maxAttempts;
-        const record = { ...t, ...fromOutcome(outcome), attempts, state: outcome.result.status } as TrialRecord;
+        const willRetry = retryable(attempt.attempt, outcome.result.status);
+        const record = { ...t, ...fromOutcome(outcome), attempts: attempt.attempt, state: outcome.result.status } as TrialRecord;
         p.finished(record, willRetry);
-        if (willRetry) queue.push({ ...record, attempts });
+        if (willRetry) queue.push(record);
         if (performance.now() - lastExport > (opts.exportEveryMs ?? 2000)) exportNow();
       }
       coordinatorMs += performance.now() - t0;
       wake();
     };
 
+    // Leases: a local pool reports a dead worker itself, so the coordinator renews its leases; queue workers
+    // renew theirs with heartbeats, and a lease that lapses fails the attempt, which then retries.
+    ticker = setInterval(() => {
+      const t0 = performance.now();
+      if (!durable) for (const r of inFlight.values()) s.heartbeat(r.attempt, leaseMs);
+      for (const a of s.expireLeases()) {
+        const r = inFlight.get(a.index);
+        p.log(`trial ${a.index}: lease expired (no heartbeat for ${Math.round(leaseMs / 1000)}s); it will be retried if attempts are left`);
+        if (!r) continue;
+        r.expired = true;
+        r.abort.abort(new Error('lease expired'));
+        inFlight.delete(a.index);
+        p.finished({ ...r.trial, attempts: a.attempt, state: 'failed', error: 'lease expired' }, a.attempt < maxAttempts);
+        if (a.attempt < maxAttempts) queue.push({ ...r.trial, attempts: a.attempt, state: 'failed' });
+      }
+      coordinatorMs += performance.now() - t0;
+      wake();
+    }, Math.max(200, Math.min(5000, leaseMs / 4)));
+
+    for (const { trial, attempt } of adopted) {
+      s.heartbeat(attempt, leaseMs);
+      p.started();
+      dispatch(trial, attempt);
+    }
     await new Promise<void>((done) => {
       wake = () => {
         while (!stopping && inFlight.size < exec.slots && queue.length > 0) launch(queue.shift()!);
@@ -201,22 +302,8 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     if (fatal) throw fatal;
     if (inputError) throw new UserError(inputError);
     return summary(stopping, csv, jsonl, coordinatorMs);
-
-    function summary(interrupted: boolean, csv: string, jsonl: string, ms: number): RunSummary {
-      return {
-        dir,
-        counts: s.counts(),
-        interrupted,
-        csv,
-        jsonl,
-        wallSeconds: (performance.now() - started) / 1000,
-        trialSeconds,
-        trialsRun,
-        slots: executor?.slots ?? 0,
-        coordinatorSeconds: ms / 1000,
-      };
-    }
   } finally {
+    clearInterval(ticker);
     if (opts.handleSignals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -224,7 +311,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     progress?.stop();
     await executor?.close();
     store?.close();
-    lock.release();
+    lock?.release();
   }
 }
 

@@ -3,12 +3,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, st
 import { basename, join, resolve } from 'node:path';
 import { compileSpace } from '../space/compile.js';
 import { loadSpace } from '../space/load.js';
-import { sampleSpace } from '../space/sampler.js';
 import type { TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
-import { deriveSeed } from '../util/rng.js';
 import { resolveCampaignBackend } from './backend.js';
-import { createCampaignStore, isCampaignDir, openCampaign, type NewTrial } from './store.js';
+import { roundSpaceFile, sampleRoundTrials } from './rounds.js';
+import { createCampaignStore, isCampaignDir, openCampaign } from './store.js';
 import type { CampaignConfig, RoundRecord } from './types.js';
 import { packageVersions } from './versions.js';
 
@@ -35,10 +34,7 @@ export interface PreparedCampaign {
   notes: string[];
 }
 
-/** A round's space file inside the run directory. */
-export function roundSpaceFile(round: number): string {
-  return `space-r${round}.json`;
-}
+export { roundSpaceFile };
 
 /** The first field (in the order a user thinks of them) where an existing campaign differs from the request. */
 function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'createdAt' | 'versions' | 'backend' | 'name'>): string | null {
@@ -89,18 +85,11 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   const { backend, reason } = resolveCampaignBackend(req.settings.backend);
   const compiled = compileSpace(loaded);
   // Round 0 is sampled with the campaign seed itself, so `prunespace sample SPACE -n N --seed S` lists the same candidates.
-  const sample = sampleSpace(compiled, req.samples, req.seed);
+  const { sample, trials } = sampleRoundTrials(compiled, { campaignSeed: req.seed, firstIndex: 0, samples: req.samples, sampleSeed: req.seed });
   const notes = [`backend ${reason}`];
   if (sample.shortfall) notes.push(`sampled ${sample.configs.length} of ${req.samples} candidates: ${sample.shortfall}`);
   if (sample.configs.length === 0) throw new UserError(`${req.spacePath}: the sampler found no candidate (${sample.shortfall ?? 'empty space'})`);
 
-  const trials: NewTrial[] = sample.configs.map((c, index) => ({
-    index,
-    widths: c.widths,
-    complexity: c.complexity,
-    // A trial's seed depends on the campaign seed and its index only, never on worker count or order.
-    seed: deriveSeed(req.seed, index),
-  }));
   const now = new Date().toISOString();
   const config: CampaignConfig = { ...base, name: basename(dir), createdAt: now, versions: packageVersions(), backend };
   const round: RoundRecord = {

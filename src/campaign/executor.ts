@@ -3,28 +3,80 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import type { EpochCurve, TrialRequest, TrialResult } from '../training/types.js';
+import type { TrialJob } from './job.js';
+import type { CampaignConfig } from './types.js';
 
-/** What one worker trains: a candidate and the module whose `runTrial` trains it. */
+/** What one worker trains: a job, and the request it resolves to on the executor's host. */
 export interface TrialTask {
-  index: number;
+  job: TrialJob;
+  /** Resolved for local executors; a queue sends the job and the worker host resolves it. */
   request: TrialRequest;
 }
 
 export interface TrialOutcome {
   result: TrialResult;
-  /** Which worker trained it ('thread-3', 'gpu0-pid1234'). */
+  /** Which worker trained it ('thread-3', 'gpu0-pid1234', 'host-a/thread-2'). */
   worker: string;
   /** runTrial rejected its input (data files, widths, settings): every trial would fail alike. */
   inputError?: boolean;
+  /** Stopped through the signal before it finished (Ctrl-C, timeout, lease expiry): the reason. */
+  cancelled?: string;
 }
 
+export interface TrialHooks {
+  onEpoch(curve: EpochCurve): void;
+  /** A sign of life from the worker training it (queue executors), with the worker's name. */
+  onHeartbeat?(worker: string): void;
+}
+
+/**
+ * The executor contract. Executors train; they never write the store: the coordinator does, from their outcomes.
+ * `run` never rejects (a crashed worker becomes a failed result with the reason). Aborting `signal` stops the trial
+ * (the thread or process is ended, the job withdrawn) and resolves with `cancelled` set to the abort reason.
+ */
 export interface TrialExecutor {
-  /** How many candidates train at once. */
+  readonly kind: ExecutorKind;
+  /** How many candidates train at once (for a queue: how many jobs the coordinator keeps enqueued). */
   readonly slots: number;
-  /** Never rejects: a crashed worker becomes a failed result carrying the reason. */
-  run(task: TrialTask, onEpoch: (curve: EpochCurve) => void): Promise<TrialOutcome>;
+  /** Work survives the coordinator (a queue): after a restart its running trials are handed back, not rerun. */
+  readonly durable: boolean;
+  run(task: TrialTask, hooks: TrialHooks, signal: AbortSignal): Promise<TrialOutcome>;
   /** Stops every worker; in-flight trials are abandoned. */
   close(): Promise<void>;
+}
+
+export type ExecutorKind = 'thread' | 'process' | 'queue';
+
+/** What a factory gets to build an executor. */
+export interface ExecutorOptions {
+  workers: number;
+  /** One process per entry: a GPU id, or null (CPU). */
+  devices?: Array<string | null>;
+  trialModule: string;
+  maxHeapMb?: number;
+  /** Queue executor: the Redis URL and its connection flags. */
+  queue?: { url: string; insecure?: boolean };
+  /** The campaign (queue executor: job ids and the campaign's entry in Redis). */
+  config: CampaignConfig;
+  log: (line: string) => void;
+}
+
+export type ExecutorFactory = (opts: ExecutorOptions) => Promise<TrialExecutor>;
+
+/** The executor registry: add an entry to add a way of running trials. */
+export const executors: Record<ExecutorKind, ExecutorFactory> = {
+  thread: async (o) => new (await import('./thread-pool.js')).ThreadPool({ workers: o.workers, trialModule: o.trialModule, maxHeapMb: o.maxHeapMb }),
+  process: async (o) => new (await import('./process-pool.js')).ProcessPool({ devices: o.devices ?? new Array<null>(o.workers).fill(null), trialModule: o.trialModule }),
+  queue: async (o) => (await import('./queue-executor.js')).QueueExecutor.open(o),
+};
+
+/** Engines that are not safe in worker threads (native libraries): their trials run in child processes. */
+export const NATIVE_BACKENDS: ReadonlySet<string> = new Set(['tensorflow', 'torch']);
+
+/** The abort reason as one line. */
+export function abortReason(signal: AbortSignal): string {
+  const r = signal.reason as unknown;
+  return r instanceof Error ? r.message : String(r ?? 'cancelled');
 }
 
 /**

@@ -50,7 +50,7 @@ export function exportTrials(dir: string, config: CampaignConfig, trials: TrialR
 function emptyTrial(groups: number): TrialRecord {
   return {
     index: 0, round: 0, widths: new Array<number>(groups).fill(0), seed: 0,
-    complexity: { flops: 0, params: 0, activations: 0 }, state: 'pending', attempts: 0,
+    complexity: { flops: 0, params: 0, activations: 0 }, state: 'waiting', attempts: 0,
     valError: null, testError: null, trainLoss: null, curves: [], wallSeconds: null, imagesPerSecond: null,
     backend: null, worker: null, error: null, startedAt: null, finishedAt: null,
   };

@@ -1,8 +1,8 @@
-/** Child-process pool for native TensorFlow: one process per GPU, each pinned with CUDA_VISIBLE_DEVICES. */
+/** Child-process pool for native engines (tensorflow, torch): one process per GPU, each pinned with CUDA_VISIBLE_DEVICES. */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { EpochCurve, TrialRequest } from '../training/types.js';
-import { crashedResult, siblingModule, type TrialExecutor, type TrialOutcome, type TrialTask } from './executor.js';
+import { abortReason, crashedResult, siblingModule, type TrialExecutor, type TrialHooks, type TrialOutcome, type TrialTask } from './executor.js';
 
 export type ProcessTaskMessage = { id: number; request: TrialRequest; trialModule: string };
 export type ProcessMessage =
@@ -23,6 +23,8 @@ interface InFlight {
   backend: string;
   onEpoch: (c: EpochCurve) => void;
   resolve: (o: TrialOutcome) => void;
+  /** Set when the coordinator aborted the trial: the process is killed and this is why. */
+  cancelled?: string;
 }
 
 /** One device's worker process; restarted after a crash, reused between trials. */
@@ -79,16 +81,26 @@ class DeviceWorker {
     this.current = null;
     const how = signal ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;
     const tail = this.stderrTail.trim().split('\n').slice(-1)[0];
+    if (t.cancelled) return t.resolve({ result: crashedResult(`cancelled: ${t.cancelled}`, t.started, t.backend), worker: this.name(child), cancelled: t.cancelled });
     const reason = `worker process ${how}${tail ? `: ${tail}` : ''}`;
     t.resolve({ result: crashedResult(reason, t.started, t.backend), worker: this.name(child) });
   }
 
-  run(id: number, task: TrialTask, trialModule: string, onEpoch: (c: EpochCurve) => void): Promise<TrialOutcome> {
-    this.child ??= this.spawn();
+  run(id: number, task: TrialTask, trialModule: string, onEpoch: (c: EpochCurve) => void, signal: AbortSignal): Promise<TrialOutcome> {
+    const child = (this.child ??= this.spawn());
     return new Promise((resolve) => {
-      this.current = { id, started: performance.now(), backend: task.request.settings.backend, onEpoch, resolve };
+      const current: InFlight = { id, started: performance.now(), backend: task.request.settings.backend, onEpoch, resolve };
+      this.current = current;
+      // A native engine cannot be interrupted from outside: cancel ends the process, the next trial starts a fresh one.
+      const cancel = () => {
+        if (this.current !== current) return;
+        current.cancelled = abortReason(signal);
+        child.kill('SIGKILL');
+      };
+      if (signal.aborted) return cancel();
+      signal.addEventListener('abort', cancel, { once: true });
       const msg: ProcessTaskMessage = { id, request: task.request, trialModule };
-      this.child!.send(msg);
+      child.send(msg);
     });
   }
 
@@ -104,6 +116,8 @@ class DeviceWorker {
 }
 
 export class ProcessPool implements TrialExecutor {
+  readonly kind = 'process' as const;
+  readonly durable = false;
   readonly slots: number;
   private readonly workers: DeviceWorker[];
   private nextId = 0;
@@ -113,10 +127,10 @@ export class ProcessPool implements TrialExecutor {
     this.slots = this.workers.length;
   }
 
-  run(task: TrialTask, onEpoch: (curve: EpochCurve) => void): Promise<TrialOutcome> {
+  run(task: TrialTask, hooks: TrialHooks, signal: AbortSignal): Promise<TrialOutcome> {
     const worker = this.workers.find((w) => !w.busy);
     if (!worker) throw new Error('ProcessPool.run called with every worker busy; the coordinator schedules at most `slots` trials');
-    return worker.run(this.nextId++, task, this.opts.trialModule, onEpoch);
+    return worker.run(this.nextId++, task, this.opts.trialModule, (c) => hooks.onEpoch(c), signal);
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { EpochCurve } from '../training/types.js';
-import { crashedResult, siblingModule, type TrialExecutor, type TrialOutcome, type TrialTask } from './executor.js';
+import { abortReason, crashedResult, siblingModule, type TrialExecutor, type TrialHooks, type TrialOutcome, type TrialTask } from './executor.js';
 import type { ThreadTask } from './thread-worker.js';
 
 export interface ThreadPoolOptions {
@@ -13,6 +13,8 @@ export interface ThreadPoolOptions {
 }
 
 export class ThreadPool implements TrialExecutor {
+  readonly kind = 'thread' as const;
+  readonly durable = false;
   readonly slots: number;
   private readonly pool: Piscina;
 
@@ -31,17 +33,20 @@ export class ThreadPool implements TrialExecutor {
     });
   }
 
-  async run(task: TrialTask, onEpoch: (curve: EpochCurve) => void): Promise<TrialOutcome> {
+  async run(task: TrialTask, hooks: TrialHooks, signal: AbortSignal): Promise<TrialOutcome> {
     const started = performance.now();
     const { port1, port2 } = new MessageChannel();
-    port1.on('message', (curve: EpochCurve) => onEpoch(curve));
+    port1.on('message', (curve: EpochCurve) => hooks.onEpoch(curve));
     const payload: ThreadTask = { request: task.request, trialModule: this.opts.trialModule, progress: port2 };
+    const backend = task.request.settings.backend;
     try {
-      return (await this.pool.run(payload, { transferList: [port2] })) as TrialOutcome;
+      // Aborting a running piscina task terminates its thread; the pool starts a fresh one.
+      return (await this.pool.run(payload, { transferList: [port2], signal })) as TrialOutcome;
     } catch (e) {
+      if (signal.aborted) return { result: crashedResult(`cancelled: ${abortReason(signal)}`, started, backend), worker: 'thread', cancelled: abortReason(signal) };
       const err = e as NodeJS.ErrnoException;
       const reason = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'worker thread ran out of memory' : `worker thread crashed: ${err.message}`;
-      return { result: crashedResult(reason, started, task.request.settings.backend), worker: 'thread' };
+      return { result: crashedResult(reason, started, backend), worker: 'thread' };
     } finally {
       port1.close();
     }

@@ -3,7 +3,8 @@ import type { NetRef, WidthConfig } from '../nets/types.js';
 import type { EpochCurve, TrainSettings } from '../training/types.js';
 import type { Complexity } from '../complexity/count.js';
 
-export type TrialState = 'pending' | 'running' | 'complete' | 'failed';
+/** The store's trial states; store.ts writes down which changes between them are legal. */
+export type TrialState = 'waiting' | 'running' | 'complete' | 'failed' | 'pruned';
 
 export interface TrialRecord {
   index: number;

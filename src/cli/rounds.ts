@@ -1,24 +1,16 @@
 /**
- * The search loop of `search --rounds R`: train a round, refine its space from the round's trials, sample the next
- * round from the child space, and compare each round's error EDF with its parent's. It lives above campaign and
- * analysis because it drives both (analysis never imports the campaign runner or training).
+ * The CLI side of `search --rounds R`: supplies the campaign's rounds loop with the analysis layer's refinement
+ * and prints each round's error EDF against its parent's (analysis never imports the campaign runner or training).
  */
-import { join } from 'node:path';
 import { compareEdfs } from '../analysis/compare.js';
-import { lastRound, loadCampaign, type LoadedCampaign } from '../analysis/campaign.js';
+import { loadCampaign, type LoadedCampaign } from '../analysis/campaign.js';
 import { observations } from '../analysis/population.js';
 import { refineCampaign } from '../analysis/refine-campaign.js';
 import type { RefineRule } from '../analysis/refine.js';
-import { runCampaign, type RunOptions, type RunSummary } from '../campaign/campaign.js';
-import { roundSpaceFile } from '../campaign/create.js';
-import { CampaignLock } from '../campaign/lock.js';
-import { openCampaign } from '../campaign/store.js';
-import type { RoundRecord } from '../campaign/types.js';
+import type { RunOptions, RunSummary } from '../campaign/campaign.js';
+import { runRounds as runCampaignRounds, type RefineRound } from '../campaign/rounds.js';
 import { compileSpace } from '../space/compile.js';
 import { loadSpace } from '../space/load.js';
-import { sampleSpace } from '../space/sampler.js';
-import { UserError } from '../util/errors.js';
-import { deriveSeed } from '../util/rng.js';
 
 export interface RoundsOptions {
   /** Total rounds, the first included. */
@@ -50,69 +42,22 @@ export function roundComparisons(c: LoadedCampaign): string[] {
   return lines;
 }
 
-/** Refines round `round` into the next round's space (in the run directory), samples it and stores the new round. */
-function startNextRound(c: LoadedCampaign, round: number, opts: RoundsOptions): RoundRecord {
-  const next = round + 1;
-  const spaceFile = roundSpaceFile(next);
-  const out = join(c.dir, spaceFile);
-  // The file may exist from a run that died before storing the round; the round is not in the store, so replace it.
-  const refined = refineCampaign(c, { round, out, name: `${c.name}.r${next}`, rules: opts.rules, force: true });
-  for (const rule of refined.outcomes) {
-    opts.log(`round ${next} rule ${rule.rule}: ${rule.applied ? 'applied' : 'skipped'}: ${rule.reason}`);
-  }
-  opts.log(`round ${next} space ${out} keeps ~${pct(refined.kept.share)} of round ${round}'s space`);
-
-  const space = compileSpace(loadSpace(out));
-  const samples = opts.samples ?? c.config.samples;
-  const sampleSeed = deriveSeed(c.config.seed, `round${next}`);
-  // Earlier rounds' subnetworks are not trained again.
-  const sample = sampleSpace(space, samples, sampleSeed, { exclude: c.trials.map((t) => t.widths) });
-  if (sample.shortfall) opts.log(`round ${next}: ${sample.shortfall}`);
-  const lock = CampaignLock.acquire(c.dir);
-  const store = openCampaign(c.dir);
-  try {
-    const first = store.nextTrialIndex();
-    const record: RoundRecord = {
-      round: next,
-      spaceFile,
-      space: refined.child,
-      samples: sample.configs.length,
-      sampleSeed,
-      sampleAttempts: sample.attempts,
-      acceptanceRate: sample.acceptanceRate,
-      createdAt: new Date().toISOString(),
-    };
-    store.addRound(
-      record,
-      sample.configs.map((cfg, i) => ({
-        index: first + i,
-        widths: cfg.widths,
-        complexity: cfg.complexity,
-        seed: deriveSeed(c.config.seed, first + i),
-      })),
-    );
-    opts.log(`round ${next}: sampled ${sample.configs.length} candidates (acceptance ${pct(sample.acceptanceRate)})`);
-    return record;
-  } finally {
-    store.close();
-    lock.release();
-  }
+/** The refinement step of the loop: analysis rules applied to a finished round, logged rule by rule. */
+function refineStep(opts: RoundsOptions): RefineRound {
+  return (dir, round, out) => {
+    const c = loadCampaign(dir);
+    const next = round + 1;
+    // The file may exist from a run that died before storing the round; the round is not in the store, so replace it.
+    const refined = refineCampaign(c, { round, out, name: `${c.name}.r${next}`, rules: opts.rules, force: true });
+    for (const rule of refined.outcomes) opts.log(`round ${next} rule ${rule.rule}: ${rule.applied ? 'applied' : 'skipped'}: ${rule.reason}`);
+    opts.log(`round ${next} space ${out} keeps ~${pct(refined.kept.share)} of round ${round}'s space`);
+    return { space: refined.child, compiled: compileSpace(loadSpace(out)) };
+  };
 }
 
-/** Runs (or continues) a campaign until it has `rounds` rounds, each trained to the end. */
+/** Runs (or continues) a campaign until it has `rounds` rounds, then prints the round comparisons. */
 export async function runRounds(dir: string, run: RunOptions, opts: RoundsOptions): Promise<RunSummary> {
-  if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new UserError(`--rounds must be a positive integer, got ${opts.rounds}`);
-  let summary = await runCampaign(dir, run);
-  for (;;) {
-    if (summary.interrupted) return summary;
-    const c = loadCampaign(dir);
-    const round = lastRound(c);
-    if (round + 1 >= opts.rounds) break;
-    const unfinished = c.trials.filter((t) => t.round === round && (t.state === 'pending' || t.state === 'running')).length;
-    if (unfinished) throw new Error(`round ${round} still has ${unfinished} unfinished trial(s) after the pool stopped`);
-    startNextRound(c, round, opts);
-    summary = await runCampaign(dir, run);
-  }
-  for (const line of roundComparisons(loadCampaign(dir))) opts.log(line);
+  const summary = await runCampaignRounds(dir, run, { rounds: opts.rounds, samples: opts.samples, refine: refineStep(opts), log: opts.log });
+  if (!summary.interrupted) for (const line of roundComparisons(loadCampaign(dir))) opts.log(line);
   return summary;
 }

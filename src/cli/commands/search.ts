@@ -61,7 +61,7 @@ export function roundsOptions(config: CampaignConfig, rounds?: number, roundSamp
 export function reportSummary(summary: RunSummary): void {
   const { counts, dir } = summary;
   const lines = [
-    `${counts.complete} complete, ${counts.failed} failed, ${counts.pending + counts.running} pending of ${counts.total} trials`,
+    `${counts.complete} complete, ${counts.failed} failed, ${counts.waiting + counts.running} waiting of ${counts.total} trials`,
     `results: ${dir}/campaign.db, ${summary.csv}, ${summary.jsonl}`,
   ];
   if (summary.interrupted) lines.push(`stopped early; continue with: prunespace resume ${dir}`);

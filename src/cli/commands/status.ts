@@ -56,7 +56,7 @@ export function registerStatus(program: Command): void {
         const data = `${s.data.name}${s.data.subset !== undefined ? ` subset ${s.data.subset}` : ''}`;
         const out = [
           `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${s.epochs} epoch(s), backend ${config.backend}, seed ${config.seed}`,
-          `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.pending} pending, ${counts.total} total` +
+          `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.waiting} waiting${counts.pruned ? `, ${counts.pruned} pruned` : ''}, ${counts.total} total` +
             `; ${rounds.length} round(s); ${formatDuration(trainSeconds)} of training`,
         ];
         if (top.length) {

@@ -1,0 +1,106 @@
+/**
+ * A trial job: what the coordinator sends an executor, in host-neutral terms. It names a dataset and a model
+ * destination instead of paths; each host resolves them against its own directories (`resolveRequest`).
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { TrainSettings, TrialRequest } from '../training/types.js';
+import type { Attempt } from './store.js';
+import type { CampaignConfig } from './types.js';
+
+export const JOB_VERSION = 1;
+
+export interface TrialJob {
+  v: typeof JOB_VERSION;
+  /** Stable id of the campaign (see campaignId). */
+  campaign: string;
+  /** The campaign's name: the folder its models go into on a worker host. */
+  name: string;
+  round: number;
+  index: number;
+  attempt: number;
+  /** The attempt token the result must carry back. */
+  token: string;
+  net: TrialRequest['net'];
+  widths: number[];
+  seed: number;
+  /** Training settings without any host-local data directory. */
+  settings: TrainSettings;
+  /** Where the trained model goes, relative to the host's models directory; absent when models are not kept. */
+  model?: string;
+}
+
+/** What a host knows about its own disks. */
+export interface HostDirs {
+  /** The dataset's directory on this host (default: the loader's own default). */
+  dataDir?: string;
+  /** Root under which `job.model` is resolved. */
+  modelsDir?: string;
+}
+
+/** A campaign's id: a hash of what never changes about it, so the same campaign gets the same job ids after a restart. */
+export function campaignId(config: CampaignConfig): string {
+  return createHash('sha256').update(`${config.name}\n${config.createdAt}\n${config.seed}`).digest('hex').slice(0, 12);
+}
+
+/** BullMQ job id of one attempt: re-adding the same attempt is a no-op, a new attempt is a new job. */
+export function jobId(job: Pick<TrialJob, 'campaign' | 'round' | 'index' | 'attempt'>): string {
+  return `${job.campaign}-r${job.round}-t${job.index}-a${job.attempt}`;
+}
+
+export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number }, a: Attempt): TrialJob {
+  const { dir: _hostLocal, ...data } = config.settings.data;
+  const settings = { ...config.settings, data, backend: config.backend as TrainSettings['backend'] };
+  return {
+    v: JOB_VERSION,
+    campaign: campaignId(config),
+    name: config.name,
+    round: a.round,
+    index: trial.index,
+    attempt: a.attempt,
+    token: a.token,
+    net: config.net,
+    widths: trial.widths,
+    seed: trial.seed,
+    settings,
+    ...(config.saveModels ? { model: `trial-${trial.index}` } : {}),
+  };
+}
+
+/** The training request on this host: the dataset directory and model destination resolved locally. */
+export function resolveRequest(job: TrialJob, host: HostDirs): TrialRequest {
+  const data = host.dataDir !== undefined && job.settings.data.name !== 'synthetic' ? { ...job.settings.data, dir: host.dataDir } : job.settings.data;
+  return {
+    net: job.net,
+    widths: job.widths,
+    settings: { ...job.settings, data },
+    seed: job.seed,
+    saveDir: job.model !== undefined && host.modelsDir !== undefined ? join(host.modelsDir, job.model) : undefined,
+  };
+}
+
+const jobSchema = z.object({
+  v: z.literal(JOB_VERSION),
+  campaign: z.string().regex(/^[0-9a-f]{12}$/),
+  name: z.string().min(1).regex(/^[^/\\]+$/, 'a plain folder name'),
+  round: z.number().int().min(0),
+  index: z.number().int().min(0),
+  attempt: z.number().int().min(1),
+  token: z.string().min(1),
+  net: z.object({ family: z.string() }).passthrough(),
+  widths: z.array(z.number()),
+  seed: z.number().int(),
+  settings: z.object({ data: z.object({ name: z.string() }).passthrough(), backend: z.string(), epochs: z.number() }).passthrough(),
+  model: z.string().regex(/^[\w.-]+$/, 'a plain folder name').optional(),
+});
+
+/** Validates a payload from the queue; the error names the first field that is wrong. */
+export function parseJob(payload: unknown): TrialJob {
+  const r = jobSchema.safeParse(payload);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`not a prunespace trial job (${issue.path.join('.') || 'payload'}: ${issue.message})`);
+  }
+  return r.data as unknown as TrialJob;
+}
