@@ -90,7 +90,9 @@ export function parseQueueUrl(url: string, opts: { insecure?: boolean } = {}): Q
  */
 export async function connectQueue(target: QueueTarget, timeoutMs = 5000): Promise<Redis> {
   const redis = new Redis({ ...target.options, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  redis.on('error', () => {}); // reported through the promise below
+  // The first error names the cause (WRONGPASS, ECONNREFUSED); the rejected promise often only says the connection closed.
+  let first: Error | null = null;
+  redis.on('error', (e: Error) => (first ??= e));
   try {
     await Promise.race([
       redis.connect().then(() => redis.ping()),
@@ -98,7 +100,7 @@ export async function connectQueue(target: QueueTarget, timeoutMs = 5000): Promi
     ]);
   } catch (e) {
     redis.disconnect();
-    const msg = (e as Error).message.split('\n')[0];
+    const msg = (first ?? (e as Error)).message.split('\n')[0];
     if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(msg)) throw new UserError(`--queue ${target.shown}: Redis refused the credentials (${msg})`);
     throw new UserError(`--queue ${target.shown}: cannot reach Redis (${msg})`);
   }

@@ -8,6 +8,7 @@ import { registerSearch } from './search.js';
 import { registerResume } from './resume.js';
 import { registerStatus } from './status.js';
 import { registerTrain } from './train.js';
+import { registerWorker } from './worker.js';
 
 export function registerCommands(program: Command): void {
   registerComplexity(program);
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerResume(program);
   registerStatus(program);
   registerTrain(program);
+  registerWorker(program);
 }

@@ -5,7 +5,7 @@ import { isCampaignDir, openCampaign } from '../../campaign/store.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
 import { runRounds } from '../rounds.js';
-import { addPoolFlags, poolOptions, reportSummary, roundsOptions, type PoolFlags } from './search.js';
+import { addPoolFlags, checkQueueFlag, poolOptions, reportSummary, roundsOptions, type PoolFlags } from './search.js';
 
 export function registerResume(program: Command): void {
   const cmd = program
@@ -17,6 +17,7 @@ export function registerResume(program: Command): void {
     .option('--round-samples <n>', "candidates per new refined round (default: the campaign's own)", intFlag('--round-samples', { min: 1 }));
   addPoolFlags(cmd).action(async (run: string, flags: PoolFlags & { rounds?: number; roundSamples?: number }) => {
     if (!isCampaignDir(run)) throw new UserError(`${run} is not a campaign directory (no campaign.db); start one with prunespace search`);
+    await checkQueueFlag(flags);
     const reader = openCampaign(run, { readonly: true });
     const config = reader.config();
     reader.close();

@@ -25,6 +25,9 @@ export interface PoolFlags {
   gpus?: string[];
   executor?: 'thread' | 'process';
   maxAttempts?: number;
+  queue?: string;
+  insecure?: boolean;
+  trialTimeout?: number;
 }
 
 function gpuList(value: string): string[] {
@@ -41,11 +44,24 @@ export function addPoolFlags(cmd: Command): Command {
     .addOption(
       // Internal: runs wasm/cpu trials in child processes to exercise the per-GPU process path without a GPU.
       new Option('--executor <kind>', 'thread or process').choices(['thread', 'process']).hideHelp(),
-    );
+    )
+    .option('--queue <url>', 'run trials on `prunespace worker` hosts through BullMQ: redis://[user:password@]HOST:PORT[/DB] or rediss://')
+    .option('--insecure', 'allow a password-less redis:// URL to a host off loopback', false)
+    .option('--trial-timeout <seconds>', 'cancel and fail a trial that runs longer (it retries while attempts are left)', intFlag('--trial-timeout', { min: 1 }));
+}
+
+/** With --queue, proves Redis answers before anything is written (one line and exit 2 otherwise). */
+export async function checkQueueFlag(flags: PoolFlags): Promise<void> {
+  if (!flags.queue) return;
+  const { connectQueue, parseQueueUrl } = await import('../../campaign/queue.js');
+  (await connectQueue(parseQueueUrl(flags.queue, { insecure: flags.insecure }))).disconnect();
 }
 
 export function poolOptions(flags: PoolFlags): RunOptions {
-  return { workers: flags.workers, gpus: flags.gpus, executor: flags.executor, maxAttempts: flags.maxAttempts, handleSignals: true };
+  return {
+    workers: flags.workers, gpus: flags.gpus, executor: flags.executor, maxAttempts: flags.maxAttempts, handleSignals: true,
+    queue: flags.queue, insecure: flags.insecure, trialTimeoutMs: flags.trialTimeout ? flags.trialTimeout * 1000 : undefined,
+  };
 }
 
 /** The rounds a campaign was launched with; `resume --rounds` may extend them. */
@@ -89,6 +105,7 @@ export function registerSearch(program: Command): void {
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs --backend tensorflow (or auto with a native TensorFlow package), not --backend ${flags.backend}`);
     }
+    await checkQueueFlag(flags);
     const prepared = prepareCampaign({
       spacePath,
       outDir: flags.out,

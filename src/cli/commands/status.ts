@@ -2,13 +2,40 @@
 import type { Command } from 'commander';
 import { openCampaign } from '../../campaign/store.js';
 import { formatDuration } from '../../campaign/progress.js';
-import type { TrialRecord } from '../../campaign/types.js';
+import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
 import { intFlag } from '../parse.js';
 import { formatCount } from '../../util/format.js';
 
 interface StatusFlags {
   json?: boolean;
   top: number;
+  queue?: string;
+  insecure?: boolean;
+}
+
+/** The campaign's jobs in the queue: counts by state, and which worker holds each active one. */
+async function queueLines(config: CampaignConfig, flags: StatusFlags): Promise<string[]> {
+  const { connectQueue, parseQueueUrl, QUEUE_NAME, QUEUE_PREFIX } = await import('../../campaign/queue.js');
+  const { campaignId } = await import('../../campaign/job.js');
+  const { Queue } = await import('bullmq');
+  const target = parseQueueUrl(flags.queue!, { insecure: flags.insecure });
+  const redis = await connectQueue(target);
+  const queue = new Queue(QUEUE_NAME, { connection: redis, prefix: QUEUE_PREFIX });
+  try {
+    const id = campaignId(config);
+    const states = ['waiting', 'active', 'completed', 'failed'] as const;
+    const counts: string[] = [];
+    const active: string[] = [];
+    for (const state of states) {
+      const jobs = (await queue.getJobs(state === 'waiting' ? ['waiting', 'prioritized', 'delayed'] : [state])).filter((j) => j?.id?.startsWith(`${id}-`));
+      counts.push(`${jobs.length} ${state}`);
+      if (state === 'active') for (const j of jobs) active.push(`#${(j.data as { index: number }).index} on ${(j.progress as { worker?: string })?.worker ?? '?'}`);
+    }
+    return [`queue ${target.shown}: ${counts.join(', ')}`, ...(active.length ? [`working: ${active.join(', ')}`] : [])];
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
 }
 
 function best(trials: TrialRecord[], n: number): TrialRecord[] {
@@ -25,7 +52,9 @@ export function registerStatus(program: Command): void {
     .argument('<run>', 'campaign directory (runs/NAME)')
     .option('--json', 'print JSON')
     .option('--top <n>', 'how many of the best trials to list', intFlag('--top', { min: 0 }), 5)
-    .action((run: string, flags: StatusFlags) => {
+    .option('--queue <url>', "also show the campaign's jobs in this queue (waiting, active, completed, failed) and which hosts work on what")
+    .option('--insecure', 'allow a password-less redis:// URL to a host off loopback', false)
+    .action(async (run: string, flags: StatusFlags) => {
       const reader = openCampaign(run, { readonly: true });
       try {
         const config = reader.config();
@@ -70,9 +99,10 @@ export function registerStatus(program: Command): void {
         }
         const running = trials.filter((t) => t.state === 'running');
         if (running.length) {
-          out.push(`running: ${running.map((t) => `#${t.index} (epoch ${t.curves.length}/${s.epochs} done)`).join(', ')}`);
+          out.push(`running: ${running.map((t) => `#${t.index} (epoch ${t.curves.length}/${s.epochs} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
         }
         for (const t of failures.slice(0, 5)) out.push(`failed #${t.index} after ${t.attempts} attempt(s): ${t.error}`);
+        if (flags.queue) out.push(...(await queueLines(config, flags)));
         console.log(out.join('\n'));
       } finally {
         reader.close();

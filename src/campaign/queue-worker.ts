@@ -1,0 +1,151 @@
+/**
+ * A queue worker host: takes trial jobs from BullMQ and trains them in the same local executors as the
+ * coordinator's pool (threads for wasm/cpu, child processes for native engines), so BullMQ's event loop only
+ * moves jobs and renews locks. Before taking work it checks it can serve the campaigns in the queue.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { DATA_SHAPES, loadData } from '../training/data/load.js';
+import type { DataSettings, EpochCurve } from '../training/types.js';
+import { UserError } from '../util/errors.js';
+import { resolveCampaignBackend } from './backend.js';
+import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor } from './executor.js';
+import { parseJob, resolveRequest, type TrialJob } from './job.js';
+import { CAMPAIGNS_KEY, QUEUE_NAME, QUEUE_PREFIX, cancelKey, connectQueue, parseQueueUrl, type CampaignEntry, type JobProgress, type JobResult } from './queue.js';
+
+export interface WorkerOptions {
+  url: string;
+  insecure?: boolean;
+  /** Trials at once on threads (wasm/cpu) or processes. */
+  workers?: number;
+  /** Native engines: GPU ids, `trialsPerGpu` processes each. */
+  gpus?: string[];
+  trialsPerGpu?: number;
+  /** This host's directory of the campaigns' dataset. */
+  dataDir?: string;
+  /** Root of saved models: <modelsDir>/<campaign name>/trial-<index>. */
+  modelsDir: string;
+  trialModule?: string;
+  log: (line: string) => void;
+  /** BullMQ lock: a worker silent this long is presumed dead and its job runs elsewhere. */
+  lockMs?: number;
+  /** Waits at most this long for a campaign to appear before starting anyway (0: do not wait). */
+  waitForCampaignMs?: number;
+}
+
+/** Whether this host can train a campaign: its dataset loads and its engine is installed; the reason if not. */
+export function checkCampaign(entry: CampaignEntry, dataDir?: string): string | null {
+  if (entry.backend === 'tensorflow' && resolveCampaignBackend('auto').backend !== 'tensorflow') {
+    return `campaign ${entry.name} trains on tensorflow, which is not installed on this host`;
+  }
+  if (!['wasm', 'cpu', ...NATIVE_BACKENDS].includes(entry.backend)) return `campaign ${entry.name} trains on engine '${entry.backend}', which this prunespace does not know`;
+  if (entry.dataset === 'synthetic') return null;
+  try {
+    const hints = DATA_SHAPES[entry.dataset as keyof typeof DATA_SHAPES];
+    if (!hints) return `campaign ${entry.name} needs dataset '${entry.dataset}', which this prunespace does not know`;
+    loadData({ name: entry.dataset, ...(dataDir ? { dir: dataDir } : {}) } as DataSettings, hints);
+    return null;
+  } catch (e) {
+    return `campaign ${entry.name} needs dataset ${entry.dataset}, which this host cannot read (${(e as Error).message}); pass --data-dir`;
+  }
+}
+
+/** Runs a worker host until `stop` resolves; resolves when every active trial has ended. */
+export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<void> {
+  const target = parseQueueUrl(o.url, { insecure: o.insecure });
+  const redis = await connectQueue(target);
+  redis.on('error', () => {});
+  const host = hostname();
+  const checked = new Map<string, string | null>();
+  const campaigns = async () => Object.values(await redis.hgetall(CAMPAIGNS_KEY)).map((v) => JSON.parse(v) as CampaignEntry);
+
+  // Before taking work: every campaign in the queue must be trainable here.
+  const deadline = Date.now() + (o.waitForCampaignMs ?? 0);
+  let entries = await campaigns();
+  while (!entries.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    entries = await campaigns();
+  }
+  for (const entry of entries) {
+    const why = checkCampaign(entry, o.dataDir);
+    if (why) {
+      redis.disconnect();
+      throw new UserError(`worker on ${host}: ${why}`);
+    }
+    checked.set(entry.id, null);
+  }
+
+  const slots = o.gpus?.length ? o.gpus.length * (o.trialsPerGpu ?? 1) : (o.workers ?? 1);
+  const pools = new Map<ExecutorKind, Promise<TrialExecutor>>();
+  const poolFor = (backend: string) => {
+    const kind: ExecutorKind = NATIVE_BACKENDS.has(backend) ? 'process' : 'thread';
+    let pool = pools.get(kind);
+    if (!pool) {
+      const devices = o.gpus?.length ? o.gpus.flatMap((g) => new Array<string>(o.trialsPerGpu ?? 1).fill(g)) : new Array<null>(slots).fill(null);
+      pool = executors[kind]({ workers: slots, devices, trialModule: o.trialModule ?? defaultTrialModule(), log: o.log, config: undefined as never });
+      pools.set(kind, pool);
+    }
+    return pool;
+  };
+  let slot = 0;
+
+  const processor = async (bullJob: Job): Promise<JobResult> => {
+    let job: TrialJob;
+    try {
+      job = parseJob(bullJob.data);
+    } catch (e) {
+      o.log(`job ${bullJob.id}: ${(e as Error).message}; failed`);
+      throw new UnrecoverableError((e as Error).message);
+    }
+    if (!checked.has(job.campaign)) {
+      const entry = (await campaigns()).find((c) => c.id === job.campaign);
+      checked.set(job.campaign, entry ? checkCampaign(entry, o.dataDir) : null);
+    }
+    const why = checked.get(job.campaign);
+    if (why) throw new UnrecoverableError(`worker on ${host}: ${why}`);
+    const worker = `${host}/${process.pid}/${slot++ % slots}`;
+    const request = resolveRequest(job, { dataDir: o.dataDir, modelsDir: join(o.modelsDir, job.name) });
+    const curves: EpochCurve[] = [];
+    const abort = new AbortController();
+    let beat = 0;
+    const report = async () => {
+      const progress: JobProgress = { worker, beat: beat++, curves };
+      try {
+        if (await redis.exists(cancelKey(bullJob.id!))) abort.abort(new Error('withdrawn by the coordinator'));
+        await bullJob.updateProgress(progress);
+      } catch (e) {
+        // The job is gone (Redis flushed, the coordinator withdrew it): nobody will read this trial's result.
+        if (/Missing key|does not exist/i.test((e as Error).message)) abort.abort(new Error('job no longer in Redis'));
+      }
+    };
+    await report();
+    const timer = setInterval(() => void report(), 1000);
+    try {
+      const pool = await poolFor(job.settings.backend);
+      const outcome = await pool.run({ job, request }, { onEpoch: (c) => curves.push(c) }, abort.signal);
+      if (outcome.cancelled) throw new UnrecoverableError(`trial ${job.index} stopped: ${outcome.cancelled}`);
+      o.log(`trial ${job.index} of ${job.name} (attempt ${job.attempt}): ${outcome.result.status}${outcome.result.error ? ` (${outcome.result.error})` : ''}`);
+      return { token: job.token, worker: `${host}/${outcome.worker}`, result: outcome.result, inputError: outcome.inputError };
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  const lockDuration = o.lockMs ?? 30_000;
+  const worker = new Worker(QUEUE_NAME, processor, {
+    connection: redis.duplicate(),
+    prefix: QUEUE_PREFIX,
+    concurrency: slots,
+    lockDuration,
+    stalledInterval: lockDuration,
+    maxStalledCount: 3,
+  });
+  worker.on('error', (e) => o.log(`queue: ${e.message.split('\n')[0]}`));
+  o.log(`worker on ${host}: ${slots} slot(s) on ${target.shown}; campaigns: ${entries.map((e) => e.name).join(', ') || 'none yet'}`);
+  await stop;
+  o.log('stopping: waiting for running trials to finish');
+  await worker.close();
+  for (const pool of pools.values()) await (await pool).close();
+  redis.disconnect();
+}
