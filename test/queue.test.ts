@@ -72,6 +72,8 @@ test('Redis wiped (FLUSHALL) and then restarted mid-campaign: the campaign compl
     const s = store(run.out);
     assert.equal(s.counts.complete, 5, run.stderr());
     assert.equal(s.counts.total, 5);
+    assert.match(run.stderr(), /gone from Redis \(restart or flush\); enqueued again/, 'the flush hit jobs in flight');
+    assert.match(run.stderr(), /Redis unreachable/, 'the restart was seen');
     // Every trial has exactly one stored result; any repeated training was refused, never written twice.
     assert.ok(s.trials.every((t) => t.state === 'complete' && t.curves.length === 2));
   } finally {

@@ -104,7 +104,7 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
     }
     const why = checked.get(job.campaign);
     if (why) throw new UnrecoverableError(`worker on ${host}: ${why}`);
-    const worker = `${host}/${process.pid}/${slot++ % slots}`;
+    const worker = `${host}/${process.pid}/slot${slot++ % slots}`;
     const request = resolveRequest(job, { dataDir: o.dataDir, modelsDir: join(o.modelsDir, job.name) });
     const curves: EpochCurve[] = [];
     const abort = new AbortController();
@@ -126,7 +126,7 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
       const outcome = await pool.run({ job, request }, { onEpoch: (c) => curves.push(c) }, abort.signal);
       if (outcome.cancelled) throw new UnrecoverableError(`trial ${job.index} stopped: ${outcome.cancelled}`);
       o.log(`trial ${job.index} of ${job.name} (attempt ${job.attempt}): ${outcome.result.status}${outcome.result.error ? ` (${outcome.result.error})` : ''}`);
-      return { token: job.token, worker: `${host}/${outcome.worker}`, result: outcome.result, inputError: outcome.inputError };
+      return { token: job.token, worker: `${host}/${process.pid}/${outcome.worker}`, result: outcome.result, inputError: outcome.inputError };
     } finally {
       clearInterval(timer);
     }
