@@ -71,7 +71,12 @@ export class QueueExecutor implements TrialExecutor {
         } else {
           added = true;
           const state = await job.getState();
-          if (state === 'completed') return await this.collect(job.id!, job.returnvalue as unknown, task, started);
+          if (state === 'completed') {
+            const outcome = await this.collect(job.id!, job.returnvalue as unknown, task);
+            if (outcome) return outcome;
+            added = false;
+            continue;
+          }
           if (state === 'failed') {
             await job.remove().catch(() => {});
             return { result: crashedResult(`worker failed the job: ${job.failedReason}`, started, backend), worker: 'queue' };
@@ -96,14 +101,16 @@ export class QueueExecutor implements TrialExecutor {
     return { result: crashedResult('coordinator closed', started, backend), worker: 'queue', cancelled: 'coordinator closed' };
   }
 
-  private async collect(id: string, value: unknown, task: TrialTask, started: number): Promise<TrialOutcome> {
+  /**
+   * The outcome of a completed job, or null when the job holds no result for this attempt (a worker finished it
+   * across a flush or restart): then it is removed and the same attempt enqueued again; the store keeps one result.
+   */
+  private async collect(id: string, value: unknown, task: TrialTask): Promise<TrialOutcome | null> {
     const r = value as Partial<JobResult> | null;
     await this.queue.remove(id).catch(() => 0);
-    if (!r || typeof r !== 'object' || !r.result || typeof r.result.status !== 'string') {
-      return { result: crashedResult(`job ${id} completed without a trial result`, started, task.job.settings.backend), worker: 'queue' };
-    }
-    if (r.token !== task.job.token) {
-      return { result: crashedResult(`job ${id} answered for attempt ${r.token}, not ${task.job.token}`, started, task.job.settings.backend), worker: r.worker ?? 'queue' };
+    if (!r || typeof r !== 'object' || !r.result || typeof r.result.status !== 'string' || r.token !== task.job.token) {
+      this.log(`trial ${task.job.index}: job ${id} completed without a result for attempt ${task.job.token}; enqueued again`);
+      return null;
     }
     return { result: r.result, worker: r.worker ?? 'queue', inputError: r.inputError };
   }
