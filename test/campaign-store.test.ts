@@ -124,3 +124,20 @@ test('--gpus starts one child process per GPU, pinned with CUDA_VISIBLE_DEVICES 
   assert.equal(byGpu.get('gpu3'), 'CUDA_VISIBLE_DEVICES=3 TF_FORCE_GPU_ALLOW_GROWTH=true');
   assert.equal(byGpu.get('gpu5'), 'CUDA_VISIBLE_DEVICES=5 TF_FORCE_GPU_ALLOW_GROWTH=true');
 });
+
+for (const executor of ['thread', 'process'] as const) {
+  test(`--trial-timeout (${executor}) cancels a trial that runs too long; it fails with the reason and the rest complete`, { timeout: 120_000 }, async () => {
+    const dir = newCampaign(`timeout-${executor}`, 4, 5, 1);
+    const trialModule = new URL('./campaign-slow-fixture.ts', import.meta.url).href;
+    await runCampaign(dir, { ...quiet, workers: 2, executor, trialModule, trialTimeoutMs: 20_000 });
+    const all = trials(dir);
+    const slow = all.filter((t) => t.seed % 2 === 1);
+    assert.ok(slow.length > 0 && slow.length < all.length, 'the seed makes some but not all trials hang');
+    for (const t of all) {
+      if (t.seed % 2 === 1) {
+        assert.equal(t.state, 'failed');
+        assert.match(t.error!, /^cancelled: timed out after 20s/);
+      } else assert.equal(t.state, 'complete', `trial ${t.index}: ${t.error}`);
+    }
+  });
+}
