@@ -40,6 +40,10 @@ test('a worker killed with SIGKILL mid-trial: its trial finishes on the other wo
   const b = startWorker(redis.url);
   try {
     const victim = await waitFor(() => store(run.out).trials.find((t) => t.state === 'running' && t.worker?.includes(`/${a.child.pid}/`)), 120_000);
+    const st = cli(['status', run.out, '--queue', redis.url]);
+    assert.equal(st.status, 0, st.stderr);
+    assert.match(st.stdout, /^queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: \d+ waiting, \d+ active, \d+ completed, \d+ failed$/m);
+    assert.doesNotMatch(st.stdout, /test-secret/);
     a.child.kill('SIGKILL');
     const { code } = await exited(run.child);
     assert.equal(code, 0, run.stderr());
@@ -155,4 +159,19 @@ test('a wrong password, an unreachable Redis or an open Redis off loopback: one 
     assert.match(w.stderr, why);
   }
   assert.deepEqual(readdirSync(root), ['tiny.json']);
+});
+
+test('a worker checks the queued campaigns before taking work: a dataset it cannot read is one line, exit 2', { timeout: 60_000 }, async () => {
+  const c = redis.client();
+  const entry = { id: 'abcdefabcdef', name: 'needs-fmnist', dataset: 'fashion-mnist', backend: 'wasm', updatedAt: new Date().toISOString() };
+  await c.hset('prunespace:campaigns', entry.id, JSON.stringify(entry));
+  try {
+    const w = cli(['worker', '--queue', redis.url, '--data-dir', join(tempDir('no-data'), 'missing'), '--wait-for-campaign', '0']);
+    assert.equal(w.status, 2, w.stderr);
+    assert.equal(w.stderr.trim().split('\n').length, 1, w.stderr);
+    assert.match(w.stderr, /campaign needs-fmnist needs dataset fashion-mnist, which this host cannot read .*pass --data-dir/);
+  } finally {
+    await c.hdel('prunespace:campaigns', entry.id);
+    c.disconnect();
+  }
 });

@@ -213,7 +213,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
               curves.push(curve);
               s.recordCurves(attempt, curves, leaseMs);
             },
-            onHeartbeat: (worker) => void s.heartbeat(attempt, leaseMs, worker),
+            onHeartbeat: (worker) => void s.heartbeat(attempt, leaseMs, worker || undefined),
           },
           abort.signal,
         )
@@ -296,6 +296,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     });
 
     const tEnd = performance.now();
+    if (!stopping && queue.length === 0) await exec.retire?.();
     const { csv, jsonl } = exportTrials(dir, config, s.trials());
     coordinatorMs += performance.now() - tEnd;
     p.stop();

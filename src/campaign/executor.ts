@@ -43,6 +43,8 @@ export interface TrialExecutor {
   run(task: TrialTask, hooks: TrialHooks, signal: AbortSignal): Promise<TrialOutcome>;
   /** Stops every worker; in-flight trials are abandoned. */
   close(): Promise<void>;
+  /** The campaign has no work left here (a queue forgets its entry, so workers stop checking for it). */
+  retire?(): Promise<void>;
 }
 
 export type ExecutorKind = 'thread' | 'process' | 'queue';

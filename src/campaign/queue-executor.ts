@@ -23,6 +23,7 @@ export class QueueExecutor implements TrialExecutor {
     private readonly queue: Queue,
     private readonly redis: Redis,
     private readonly log: (line: string) => void,
+    private readonly campaign: string,
   ) {}
 
   static async open(o: ExecutorOptions): Promise<QueueExecutor> {
@@ -41,7 +42,7 @@ export class QueueExecutor implements TrialExecutor {
     };
     await redis.hset(CAMPAIGNS_KEY, entry.id, JSON.stringify(entry));
     o.log(`queue ${target.shown}: campaign ${entry.id} (${entry.name}); start workers with: prunespace worker --queue URL`);
-    return new QueueExecutor(o.workers, queue, redis, o.log);
+    return new QueueExecutor(o.workers, queue, redis, o.log, entry.id);
   }
 
   private async enqueue(task: TrialTask): Promise<void> {
@@ -123,6 +124,10 @@ export class QueueExecutor implements TrialExecutor {
     } catch {
       // Redis unreachable: the job's result, if it ever comes, is refused by its stale token.
     }
+  }
+
+  async retire(): Promise<void> {
+    await this.redis.hdel(CAMPAIGNS_KEY, this.campaign).catch(() => 0);
   }
 
   async close(): Promise<void> {
