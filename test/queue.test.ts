@@ -40,11 +40,11 @@ test('a worker killed with SIGKILL mid-trial: its trial finishes on the other wo
   const b = startWorker(redis.url);
   try {
     const victim = await waitFor(() => store(run.out).trials.find((t) => t.state === 'running' && t.worker?.includes(`/${a.child.pid}/`)), 120_000);
+    a.child.kill('SIGKILL');
     const st = cli(['status', run.out, '--queue', redis.url]);
     assert.equal(st.status, 0, st.stderr);
     assert.match(st.stdout, /^queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: \d+ waiting, \d+ active, \d+ completed, \d+ failed$/m);
     assert.doesNotMatch(st.stdout, /test-secret/);
-    a.child.kill('SIGKILL');
     const { code } = await exited(run.child);
     assert.equal(code, 0, run.stderr());
     const s = store(run.out);
