@@ -116,7 +116,9 @@ test('the coordinator killed with SIGKILL and resumed: nothing lost, nothing dup
 });
 
 test('a malformed or foreign job payload fails that job with a clear error, and nothing else', { timeout: 240_000 }, async () => {
-  const queue = new Queue('trials', { connection: redis.client(), prefix: 'prunespace' });
+  // BullMQ leaves a connection it was given open on close; it is ended here so the test process can exit.
+  const connection = redis.client();
+  const queue = new Queue('trials', { connection, prefix: 'prunespace' });
   await queue.add('trial', { hello: 'world' }, { jobId: 'foreign-1' });
   await queue.add('trial', { v: 1, campaign: 'zzz' }, { jobId: 'foreign-2' });
   const run = search('foreign', 2, [], 64, 1);
@@ -133,11 +135,12 @@ test('a malformed or foreign job payload fails that job with a clear error, and 
     assert.match(w.stderr(), /job foreign-1: not a prunespace trial job/);
   } finally {
     await queue.close();
+    connection.disconnect();
     await Promise.all([stopProcess(w.child), stopProcess(run.child)]);
   }
 });
 
-test('a wrong password, an unreachable Redis or an open Redis off loopback: one line, exit 2, nothing written', { timeout: 120_000 }, async () => {
+test('a wrong password, an unreachable Redis or an open Redis off loopback: one line, exit 2, nothing written', { timeout: 300_000 }, async () => {
   const root = tempDir('bad-queue');
   const space = writeTinySpace(root);
   const cases: Array<[string, RegExp]> = [
