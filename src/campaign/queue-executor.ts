@@ -10,7 +10,9 @@ import { crashedResult, abortReason, type ExecutorOptions, type TrialExecutor, t
 import { campaignId, jobId } from './job.js';
 import { CAMPAIGNS_KEY, QUEUE_NAME, QUEUE_PREFIX, cancelKey, connectQueue, parseQueueUrl, type CampaignEntry, type JobProgress, type JobResult } from './queue.js';
 
-const POLL_MS = Number(process.env.PRUNESPACE_QUEUE_POLL_MS ?? 250);
+const POLL_MS = Number(process.env.PRUNESPACE_QUEUE_POLL_MS ?? 500);
+/** How often a job that Redis still holds renews its trial's lease when no worker heartbeat came. */
+const KEEPALIVE_MS = 5000;
 
 export class QueueExecutor implements TrialExecutor {
   readonly kind = 'queue' as const;
@@ -55,6 +57,7 @@ export class QueueExecutor implements TrialExecutor {
     const started = performance.now();
     const backend = task.job.settings.backend;
     let beat = -1;
+    let lastBeat = 0;
     let curvesSeen = 0;
     let added = false;
     while (!this.closed) {
@@ -71,25 +74,28 @@ export class QueueExecutor implements TrialExecutor {
           added = true;
         } else {
           added = true;
-          const state = await job.getState();
-          if (state === 'completed') {
+          // One read per job and poll: the job hash tells finished (completed or failed) from unfinished.
+          if (job.finishedOn && !job.failedReason) {
             const outcome = await this.collect(job.id!, job.returnvalue as unknown, task);
             if (outcome) return outcome;
             added = false;
             continue;
           }
-          if (state === 'failed') {
+          if (job.finishedOn) {
             await job.remove().catch(() => {});
             return { result: crashedResult(`worker failed the job: ${job.failedReason}`, started, backend), worker: 'queue' };
           }
           const progress = job.progress as Partial<JobProgress> | number;
-          if (state === 'active' && typeof progress === 'object' && progress.beat !== undefined && progress.beat !== beat) {
+          if (typeof progress === 'object' && progress.beat !== undefined && progress.beat !== beat) {
             beat = progress.beat;
+            lastBeat = Date.now();
             hooks.onHeartbeat?.(progress.worker ?? 'unknown');
             for (const c of (progress.curves ?? []).slice(curvesSeen)) hooks.onEpoch(c);
             curvesSeen = Math.max(curvesSeen, progress.curves?.length ?? 0);
-          } else if (state !== 'active') {
-            // Waiting for a free worker is no sign of a dead one: the queue holds the trial, its lease is kept.
+          } else if (Date.now() - lastBeat > KEEPALIVE_MS) {
+            // Waiting for a free worker, or for BullMQ to hand a stalled job to another one, is no sign that the
+            // trial is lost: while Redis holds the job its lease is kept (a dead worker is BullMQ's to detect).
+            lastBeat = Date.now();
             hooks.onHeartbeat?.('');
           }
         }
