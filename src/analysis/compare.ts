@@ -22,6 +22,8 @@ export interface ComparedPopulation {
    * against bins it has no trials in. Null where no bin is shared.
    */
   ksNormalized: number | null;
+  /** Permutation p-value of `ks` (1000 seeded shuffles of the population labels); null where ks is. */
+  ksPValue: number | null;
   /** Share of the reference's and of this population's trials that lie in the shared bins (what the normalised KS rests on). */
   sharedShare: { reference: number; population: number } | null;
 }
@@ -51,6 +53,7 @@ export function compareEdfs(populations: readonly Population[], bins = 10): Comp
       edf: edf(p.errors),
       normalizedEdf: p.errors.length ? edf(p.errors, complexityWeights(p.params, edges)) : [],
       ks: comparable ? ksDistance(ref.errors, p.errors) : null,
+      ksPValue: comparable ? permutationTest(ref.errors, p.errors, (x, y) => ksDistance(x, y), { permutations: 1000, seed: p.label }).p : null,
       ksNormalized: shared && shared.bins ? ksDistance(ref.errors, p.errors, shared.weightsA, shared.weightsB) : null,
       sharedShare: shared ? { reference: shared.shareA, population: shared.shareB } : null,
     };
