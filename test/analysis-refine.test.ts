@@ -4,13 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyseCampaign } from '../src/analysis/analyse.js';
-import { refineSpace, splitHalves } from '../src/analysis/refine.js';
+import { best, defaultTopK } from '../src/analysis/population.js';
+import { widthProfile } from '../src/analysis/profiles.js';
+import { decideRules, directionConsistent, refineSpace, splitHalves } from '../src/analysis/refine.js';
 import { generation } from '../src/analysis/refine-campaign.js';
 import { compileSpace } from '../src/space/compile.js';
 import { loadSpace, parseSpace, writeSpace } from '../src/space/load.js';
 import { sampleSpace } from '../src/space/sampler.js';
 import { makeRng } from '../src/util/rng.js';
-import { r20Space, syntheticCampaign } from './analysis-fixtures.js';
+import { gaussian, r20Space, syntheticCampaign } from './analysis-fixtures.js';
 
 const parent = parseSpace(r20Space, 'spaces/r20-test.json');
 
@@ -80,4 +82,49 @@ test('a rule proposed on the selection half but not borne out on the held-out ha
 test('refined space names count generations', () => {
   assert.equal(generation('resnet20-fmnist'), 0);
   assert.equal(generation('run.r2'), 2);
+});
+
+/** Round-0 observations of sampled r20 configurations with errors from `errorOf`. */
+function plantedInput(n: number, errorOf: (widths: number[], i: number) => number) {
+  const compiled = compileSpace(parent);
+  const obs = sampleSpace(compiled, n, 11).configs.map((c, i) => ({
+    index: i, round: 0, error: errorOf(c.widths, i), testError: null, widths: c.widths,
+    flops: c.complexity.flops, params: c.complexity.params, activations: c.complexity.activations, ratio: c.complexity.flops / c.complexity.params,
+  }));
+  return { obs, spec: compiled.net, originalRatio: 114.4, profile: widthProfile(obs, best(obs, defaultTopK(n)), compiled.net.groups) };
+}
+
+test('ranges: every group is tested with Holm-adjusted p-values, and the kept range lies on the side rho favours', () => {
+  const rng = makeRng(2, 'ranges');
+  // Wider stage 3 is better; nothing else matters.
+  const input = plantedInput(160, (w) => 0.3 - 0.05 * (w[2] / 64) + 0.004 * gaussian(rng));
+  const d = decideRules(parent, input, { seed: 1, rules: ['ranges'] });
+  const ranges = d.outcomes[0];
+  assert.ok(ranges.applied, ranges.reason);
+  const groups = (ranges.evidence as { groups: Record<string, { spearman: number; pValue: number; holmP: number; childWidths?: number[]; parentWidths?: number[] }> }).groups;
+  assert.equal(Object.keys(groups).length, 12);
+  for (const g of Object.values(groups)) assert.ok(g.holmP >= g.pValue);
+  const s3 = groups.stage3;
+  assert.ok(s3.spearman < 0 && s3.childWidths![0] > s3.parentWidths![0] && s3.childWidths![1] === s3.parentWidths![1], JSON.stringify(s3));
+});
+
+test('ranges: a kept range must lie on the side the correlation favours', () => {
+  const parentWidths = [16, 24, 32, 40, 48, 56, 64];
+  // Error falls with width (rho < 0): keeping the wide end is consistent, keeping the narrow end is not.
+  assert.equal(directionConsistent(-0.4, parentWidths, [40, 48, 56, 64]), true);
+  assert.equal(directionConsistent(-0.4, parentWidths, [16, 24, 32]), false);
+  assert.equal(directionConsistent(-0.4, parentWidths, [16, 24, 32, 40, 48, 56]), false);
+  // Error rises with width: the narrow end.
+  assert.equal(directionConsistent(0.4, parentWidths, [16, 24, 32]), true);
+  assert.equal(directionConsistent(0.4, parentWidths, [48, 56, 64]), false);
+});
+
+test('monotone: trials with monotone stage widths against the others, a test that can reach its level', () => {
+  const rng = makeRng(4, 'monotone');
+  const input = plantedInput(96, (w) => (w[0] <= w[1] && w[1] <= w[2] ? 0.28 : 0.3) + 0.005 * gaussian(rng));
+  const d = decideRules(parent, input, { seed: 1, rules: ['monotone'] });
+  const m = d.outcomes[0];
+  assert.ok(m.applied, m.reason);
+  const ev = m.evidence as { minP: number; pValue: number; monotone: number; other: number };
+  assert.ok(ev.minP < 0.01 && ev.pValue <= 0.1 && ev.monotone + ev.other === 48, JSON.stringify(ev));
 });

@@ -189,6 +189,17 @@ function widthsWithin(allowed: readonly number[], group: ChannelGroup, lo: numbe
   return [allowed.reduce((b, w) => (Math.abs(w - mid) < Math.abs(b - mid) ? w : b))];
 }
 
+/**
+ * Whether a narrowed range lies on the side a correlation favours: where error falls with keep (rho < 0)
+ * the narrowest widths must go and the range's middle sit at or above the parent's, and vice versa.
+ */
+export function directionConsistent(rho: number, parentWidths: readonly number[], kept: readonly number[]): boolean {
+  const lo = parentWidths[0];
+  const hi = parentWidths[parentWidths.length - 1];
+  const keptMid = (kept[0] + kept[kept.length - 1]) / 2;
+  return rho < 0 ? kept[0] > lo && keptMid >= (lo + hi) / 2 : kept[kept.length - 1] < hi && keptMid <= (lo + hi) / 2;
+}
+
 function rangesProposal(sel: readonly Observation[], a: RuleInput, parent: CompiledSpace, seed: number, share: number, alpha: number): Decision {
   const metrics = new Map(trialMetrics(a.spec.groups).map((m) => [m.key, m]));
   const errors = sel.map((o) => o.error);
@@ -214,11 +225,7 @@ function rangesProposal(sel: readonly Observation[], a: RuleInput, parent: Compi
     const widths = t.choice.widths;
     Object.assign(entry, { goodRange: [round(range.lo, 3), round(range.mid, 3), round(range.hi, 3)], parentWidths: [widths[0], widths[widths.length - 1]], childWidths: [kept[0], kept[kept.length - 1]] });
     if (kept.length > share * widths.length) return void (entry.verdict = `the good range keeps more than ${(100 * share).toFixed(0)}% of the widths`);
-    // Direction: error falls with keep (rho < 0) only supports dropping narrow widths and vice versa.
-    const mid = (widths[0] + widths[widths.length - 1]) / 2;
-    const keptMid = (kept[0] + kept[kept.length - 1]) / 2;
-    const consistent = t.rho < 0 ? kept[0] > widths[0] && keptMid >= mid : kept[kept.length - 1] < widths[widths.length - 1] && keptMid <= mid;
-    if (!consistent) return void (entry.verdict = `the good range lies against the direction of the correlation (rho ${t.rho.toFixed(2)})`);
+    if (!directionConsistent(t.rho, widths, kept)) return void (entry.verdict = `the good range lies against the direction of the correlation (rho ${t.rho.toFixed(2)})`);
     entry.verdict = 'proposed';
     const lo = kept[0];
     const hi = kept[kept.length - 1];
