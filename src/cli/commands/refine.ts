@@ -45,6 +45,8 @@ export function registerRefine(program: Command): void {
         analysis: { topK: opts.topK, ratio: opts.buckets ? { buckets: opts.buckets } : undefined },
       });
       console.log(`${campaign.name} round ${result.round}: refined ${result.parentPath} -> ${result.out}`);
+      const v = (result.child.provenance as { validation?: { selection: number; confirmation: number } }).validation;
+      if (v) console.log(`rules chosen on a seeded half of ${v.selection} trials, each change confirmed on the other ${v.confirmation}`);
       for (const o of result.outcomes) console.log(`  ${o.applied ? 'applied' : 'skipped'} ${o.rule}: ${o.reason}`);
       const pct = (100 * result.kept.share).toFixed(1);
       console.log(`the child keeps ${pct}% of the parent space (estimated from ${result.kept.samples} parent samples)`);
