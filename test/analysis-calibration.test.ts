@@ -38,11 +38,12 @@ const cases: [string, LoadedSpace][] = [
 
 for (const [label, parent] of cases) {
   for (const n of [48, 200]) {
-    test(`null calibration: ${label}, ${n} trials, ${PERMUTATIONS} permutations change the space at most 10% of the time`, () => {
+    test(`null calibration: ${label}, ${n} trials, ${PERMUTATIONS} permutations change the space at most 10% of the time`, (t) => {
       const { obs, originalRatio } = population(parent, n, 5);
       assert.equal(obs.length, n);
       const rates = nullRefineRates(parent, compileSpace(parent).net, originalRatio, obs, { permutations: PERMUTATIONS, seed: 1, refine: { seed: 1 } });
       const detail = JSON.stringify(rates);
+      t.diagnostic(`${label}, ${n} trials: any change ${(100 * rates.anyChange).toFixed(1)}% (Wilson ${(100 * rates.wilson[0]).toFixed(1)}-${(100 * rates.wilson[1]).toFixed(1)}%); ${detail}`);
       // The rate is a Monte Carlo estimate: require its Wilson 95% upper bound, not just the estimate, under 10%.
       assert.ok(rates.wilson[1] <= 0.1, detail);
       // Rules do propose on the selection half at about their level; confirmation removes most.
