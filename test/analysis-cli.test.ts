@@ -50,7 +50,9 @@ test('report and refine work on a campaign store written through the store API',
     const loaded = loadSpace(child);
     assert.equal(loaded.file.parent, '../runs/r20 <img src=x onerror=alert(2)>/space-r0.json');
     const prov = loaded.file.provenance as { rules: { rule: string; applied: boolean; reason: string }[]; campaign: { round: number } };
-    assert.deepEqual(prov.rules.map((x) => x.rule), ['ratio', 'params', 'monotone', 'ranges']);
+    assert.deepEqual(prov.rules.map((x) => x.rule), ['ratio', 'monotone', 'ranges']);
+    // Provenance names the campaign relative to the child file, not by this machine's absolute path.
+    assert.equal((prov.campaign as unknown as { dir: string }).dir, '../runs/r20 <img src=x onerror=alert(2)>');
     assert.ok(prov.rules.some((x) => x.applied));
     assert.equal(prov.campaign.round, 0);
     assert.ok(sampleSpace(compileSpace(loaded), 10, 1).configs.length === 10);
@@ -66,6 +68,10 @@ test('report and refine work on a campaign store written through the store API',
     const bad = cli(['refine', runDir, '--rules', 'ratio,magic', '--out', join(root, 'x.json')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--rules expects/);
+    const removed = cli(['refine', runDir, '--rules', 'params', '--out', join(root, 'x.json')]);
+    assert.equal(removed.code, 2);
+    assert.match(removed.stderr, /params rule was removed.*FLOPs\/param window/);
+    assert.equal(removed.stderr.trim().split('\n').length, 1);
     const noRound = cli(['report', runDir, '--round', '5', '--out', join(root, 'analysis', 'x')]);
     assert.equal(noRound.code, 2);
     assert.match(noRound.stderr, /no trials in round 5/);

@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyseCampaign } from '../src/analysis/analyse.js';
-import { binomialTail, refineSpace } from '../src/analysis/refine.js';
+import { best, defaultTopK } from '../src/analysis/population.js';
+import { widthProfile } from '../src/analysis/profiles.js';
+import { decideRules, directionConsistent, refineSpace, splitHalves } from '../src/analysis/refine.js';
 import { generation } from '../src/analysis/refine-campaign.js';
 import { compileSpace } from '../src/space/compile.js';
 import { loadSpace, parseSpace, writeSpace } from '../src/space/load.js';
 import { sampleSpace } from '../src/space/sampler.js';
-import { r20Space, syntheticCampaign } from './analysis-fixtures.js';
+import { makeRng } from '../src/util/rng.js';
+import { gaussian, r20Space, syntheticCampaign } from './analysis-fixtures.js';
 
 const parent = parseSpace(r20Space, 'spaces/r20-test.json');
 
@@ -21,11 +24,14 @@ test('refinement around a planted optimum: ratio window covers it, child is a sa
   assert.ok(ratio.applied, ratio.reason);
   const window = r.child.regime.flopsPerParam!;
   assert.ok(window.min! < analysis.ratio.optimum!.ratio && window.max! > analysis.ratio.optimum!.ratio);
-  // The params rule defers to an applied ratio window; every outcome carries a reason.
-  assert.equal(r.outcomes.find((o) => o.rule === 'params')!.applied, false);
+  // Every outcome carries a reason; the applied ratio rule was confirmed on trials it did not see.
   for (const o of r.outcomes) assert.ok(o.reason.length > 10, o.rule);
+  assert.ok(ratio.confirmation!.confirmed && ratio.confirmation!.adjustedP <= 0.1, JSON.stringify(ratio.confirmation));
   assert.equal(r.child.parent, 'r20-test.json');
-  assert.equal((r.child.provenance as { rules: unknown[] }).rules.length, 4);
+  const prov = r.child.provenance as { rules: unknown[]; validation: { selection: number; confirmation: number; selectionTrials: number[] } };
+  assert.equal(prov.rules.length, 3);
+  assert.equal(prov.validation.selection + prov.validation.confirmation, analysis.obs.length);
+  assert.equal(prov.validation.selectionTrials.length, prov.validation.selection);
   assert.ok(r.kept.share > 0 && r.kept.share < 1, `kept ${r.kept.share}`);
 
   const child = compileSpace(parseSpace(r.child, 'child.json'));
@@ -56,16 +62,21 @@ test('only the requested rules run', () => {
   assert.equal(r.child.regime.flopsPerParam, undefined);
 });
 
-test('the params rule alone bounds parameters around the best bucket', () => {
+test('a rule proposed on the selection half but not borne out on the held-out half is not applied', () => {
+  // Plant the optimum only in the trials that choose the rules; the held-out half is noise.
   const { config, trials } = syntheticCampaign({ n: 160, optimumRatio: 110 });
   const analysis = analyseCampaign({ name: 'syn', net: config.net, trials, seed: 1 });
-  const r = refineSpace(parent, analysis, { name: 'p.r1', parentRef: 'p.json', campaign: {}, seed: 1, rules: ['params'] });
-  const outcome = r.outcomes[0];
-  assert.ok(outcome.applied, outcome.reason);
-  const window = r.child.regime.params!;
-  assert.equal(window.unit, 'absolute');
-  const best = analysis.ratio.buckets[analysis.ratio.bucketOptimum!.bucket];
-  assert.ok(window.min! <= best.paramsLo && window.max! >= best.paramsHi);
+  const held = new Set(splitHalves(analysis.obs, 1).confirmation.map((o) => o.index));
+  const rng = makeRng(1, 'scramble');
+  const heldErrors = analysis.obs.filter((o) => held.has(o.index)).map((o) => o.error).sort(() => rng() - 0.5);
+  let k = 0;
+  const scrambled = { ...analysis, obs: analysis.obs.map((o) => (held.has(o.index) ? { ...o, error: heldErrors[k++] } : o)) };
+  const r = refineSpace(parent, scrambled, { name: 'x.r1', parentRef: 'p.json', campaign: {}, seed: 1, rules: ['ratio'] });
+  const ratio = r.outcomes[0];
+  assert.equal(ratio.proposed, true);
+  assert.equal(ratio.applied, false, ratio.reason);
+  assert.match(ratio.reason, /not confirmed on the held-out half/);
+  assert.equal(r.child.regime.flopsPerParam, undefined);
 });
 
 test('refined space names count generations', () => {
@@ -73,8 +84,47 @@ test('refined space names count generations', () => {
   assert.equal(generation('run.r2'), 2);
 });
 
-test('binomial tail: exact small cases', () => {
-  assert.ok(Math.abs(binomialTail(5, 4, 0.79) - (5 * 0.79 ** 4 * 0.21 + 0.79 ** 5)) < 1e-12);
-  assert.ok(Math.abs(binomialTail(5, 0, 0.3) - 1) < 1e-12);
-  assert.ok(Math.abs(binomialTail(10, 10, 0.5) - 1 / 1024) < 1e-12);
+/** Round-0 observations of sampled r20 configurations with errors from `errorOf`. */
+function plantedInput(n: number, errorOf: (widths: number[], i: number) => number) {
+  const compiled = compileSpace(parent);
+  const obs = sampleSpace(compiled, n, 11).configs.map((c, i) => ({
+    index: i, round: 0, error: errorOf(c.widths, i), testError: null, widths: c.widths,
+    flops: c.complexity.flops, params: c.complexity.params, activations: c.complexity.activations, ratio: c.complexity.flops / c.complexity.params,
+  }));
+  return { obs, spec: compiled.net, originalRatio: 114.4, profile: widthProfile(obs, best(obs, defaultTopK(n)), compiled.net.groups) };
+}
+
+test('ranges: every group is tested with Holm-adjusted p-values, and the kept range lies on the side rho favours', () => {
+  const rng = makeRng(2, 'ranges');
+  // Wider stage 3 is better; nothing else matters.
+  const input = plantedInput(160, (w) => 0.3 - 0.05 * (w[2] / 64) + 0.004 * gaussian(rng));
+  const d = decideRules(parent, input, { seed: 1, rules: ['ranges'] });
+  const ranges = d.outcomes[0];
+  assert.ok(ranges.applied, ranges.reason);
+  const groups = (ranges.evidence as { groups: Record<string, { spearman: number; pValue: number; holmP: number; childWidths?: number[]; parentWidths?: number[] }> }).groups;
+  assert.equal(Object.keys(groups).length, 12);
+  for (const g of Object.values(groups)) assert.ok(g.holmP >= g.pValue);
+  const s3 = groups.stage3;
+  assert.ok(s3.spearman < 0 && s3.childWidths![0] > s3.parentWidths![0] && s3.childWidths![1] === s3.parentWidths![1], JSON.stringify(s3));
+});
+
+test('ranges: a kept range must lie on the side the correlation favours', () => {
+  const parentWidths = [16, 24, 32, 40, 48, 56, 64];
+  // Error falls with width (rho < 0): keeping the wide end is consistent, keeping the narrow end is not.
+  assert.equal(directionConsistent(-0.4, parentWidths, [40, 48, 56, 64]), true);
+  assert.equal(directionConsistent(-0.4, parentWidths, [16, 24, 32]), false);
+  assert.equal(directionConsistent(-0.4, parentWidths, [16, 24, 32, 40, 48, 56]), false);
+  // Error rises with width: the narrow end.
+  assert.equal(directionConsistent(0.4, parentWidths, [16, 24, 32]), true);
+  assert.equal(directionConsistent(0.4, parentWidths, [48, 56, 64]), false);
+});
+
+test('monotone: trials with monotone stage widths against the others, a test that can reach its level', () => {
+  const rng = makeRng(4, 'monotone');
+  const input = plantedInput(96, (w) => (w[0] <= w[1] && w[1] <= w[2] ? 0.28 : 0.3) + 0.005 * gaussian(rng));
+  const d = decideRules(parent, input, { seed: 1, rules: ['monotone'] });
+  const m = d.outcomes[0];
+  assert.ok(m.applied, m.reason);
+  const ev = m.evidence as { minP: number; pValue: number; monotone: number; other: number };
+  assert.ok(ev.minP < 0.01 && ev.pValue <= 0.1 && ev.monotone + ev.other === 48, JSON.stringify(ev));
 });

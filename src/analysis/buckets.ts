@@ -40,8 +40,14 @@ export interface BucketOptimum {
 
 export interface RatioOptimum {
   ratio: number;
-  /** Bootstrap 95% interval of the fitted optimum's ratio (over resamples with an interior minimum). */
+  /**
+   * Bootstrap 95% interval of the fitted optimum's ratio over every resample: one without an interior
+   * minimum counts at the edge of the sampled ratios where its fitted error is lowest (dropping those
+   * would make the interval too narrow).
+   */
   interval: Interval;
+  /** Share of resamples whose fitted minimum over the sampled ratios lies at an edge (or that could not be fitted). */
+  edgeShare: number;
   /** Second derivative of fitted error with respect to ln(ratio): how sharp the optimum is. */
   curvature: number;
   /** Ratios where the fitted error stays within `tolerance` of its minimum. */
@@ -215,12 +221,19 @@ export function analyseRatio(obs: readonly Observation[], options: RatioOptions 
     const v = vertex(fit) as number;
     reasons.push(`the fitted minimum (ratio ${Math.exp(v).toFixed(1)}) lies at or beyond the edge of the sampled ratios (${Math.exp(xmin).toFixed(1)}..${Math.exp(xmax).toFixed(1)})`);
   }
+  // Each resample's minimiser of the fitted curve over the sampled ratios: its vertex where interior, else the lower edge.
   const boot = bootstrap(
     n,
-    (idx) => interior(fitQuadratic(idx.map((i) => xs[i]), idx.map((i) => errors[i]), bucketWeights(assign, idx))),
+    (idx) => {
+      const q = fitQuadratic(idx.map((i) => xs[i]), idx.map((i) => errors[i]), bucketWeights(assign, idx));
+      if (!q) return null;
+      const v = interior(q);
+      if (v !== null) return { x: v, interior: true };
+      return { x: evalQuadratic(q, xmin) <= evalQuadratic(q, xmax) ? xmin : xmax, interior: false };
+    },
     { samples: opts.samples, seed: opts.seed, stream: 'ratio/fit' },
   );
-  const interiorShare = boot.values.length / opts.samples;
+  const interiorShare = boot.values.filter((v) => v.interior).length / opts.samples;
   if (interiorShare < opts.minInteriorShare) {
     reasons.push(`the optimum is not stable: only ${(100 * interiorShare).toFixed(0)}% of bootstrap resamples show an interior minimum (need ${(100 * opts.minInteriorShare).toFixed(0)}%)`);
   }
@@ -231,7 +244,10 @@ export function analyseRatio(obs: readonly Observation[], options: RatioOptions 
   if (reasons.length || xStar === null) return { ...base, optimum: null, reasons };
 
   const half = Math.sqrt(opts.tolerance / fit.c);
-  const interval = percentileInterval(boot.values.map(Math.exp)) as Interval;
+  // A resample that could not be fitted says nothing about where the optimum is: it counts at both edges, half each.
+  const unfitted = boot.undefinedCount;
+  const located = [...boot.values.map((v) => v.x), ...Array.from({ length: unfitted }, (_, i) => (i % 2 ? xmax : xmin))];
+  const interval = percentileInterval(located.map(Math.exp)) as Interval;
   return {
     ...base,
     optimum: {
@@ -242,6 +258,7 @@ export function analyseRatio(obs: readonly Observation[], options: RatioOptions 
       tolerance: opts.tolerance,
       error: evalQuadratic(fit, xStar),
       interiorShare,
+      edgeShare: 1 - interiorShare,
     },
     reasons,
   };

@@ -39,12 +39,15 @@ export function edfAt(points: readonly EdfPoint[], e: number): number {
 
 /** Equal-width bin edges in log space over the pooled values (complexity spans orders of magnitude). */
 export function logBinEdges(values: readonly number[], bins: number): number[] {
-  const logs = values.filter((v) => v > 0).map(Math.log);
-  if (!logs.length) return [];
-  const lo = ss.min(logs);
-  const hi = ss.max(logs);
-  if (hi === lo) return [Math.exp(lo), Math.exp(hi)];
-  return Array.from({ length: bins + 1 }, (_, i) => Math.exp(lo + ((hi - lo) * i) / bins));
+  const positive = values.filter((v) => v > 0);
+  if (!positive.length) return [];
+  const min = ss.min(positive);
+  const max = ss.max(positive);
+  if (min === max) return [min, max];
+  const lo = Math.log(min);
+  const hi = Math.log(max);
+  // The outer edges are the extremes themselves: exp(log(x)) can round past x and drop it from every bin.
+  return Array.from({ length: bins + 1 }, (_, i) => (i === 0 ? min : i === bins ? max : Math.exp(lo + ((hi - lo) * i) / bins)));
 }
 
 /** Index of the bin holding v (the last bin is closed on the right); -1 outside the edges. */
@@ -60,7 +63,11 @@ export function binOf(edges: readonly number[], v: number): number {
  * Pass shared `edges` when comparing populations. Values outside the edges weigh zero.
  */
 export function complexityWeights(complexities: readonly number[], edges: readonly number[]): number[] {
-  const bin = complexities.map((c) => binOf(edges, c));
+  return equalBinWeights(complexities.map((c) => binOf(edges, c)));
+}
+
+/** Weights under which every bin counts equally, from each trial's bin index (negative: left out, weight 0). */
+export function equalBinWeights(bin: readonly number[]): number[] {
   const counts = new Map<number, number>();
   for (const b of bin) if (b >= 0) counts.set(b, (counts.get(b) ?? 0) + 1);
   const occupied = counts.size;

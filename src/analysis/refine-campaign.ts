@@ -1,5 +1,6 @@
 /** Refines the space of a campaign's round into a child space file: the step `refine` and `search --rounds` share. */
 import { existsSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { writeSpace, relativeParent } from '../space/load.js';
 import { UserError } from '../util/errors.js';
 import { analyseCampaign, type AnalysisOptions } from './analyse.js';
@@ -52,9 +53,11 @@ export function refineCampaign(c: LoadedCampaign, options: RefineCampaignOptions
     rules: options.rules,
     name,
     parentRef: relativeParent(out, parentPath),
-    campaign: { dir: c.dir, name: c.config.name, round, seed: c.config.seed, space: loaded.file.name },
+    // Relative to the child's folder, like `parent`, so that the file travels with the repository.
+    campaign: { dir: relative(dirname(resolve(out)), resolve(c.dir)) || '.', name: c.config.name, round, seed: c.config.seed, space: loaded.file.name },
     date: options.date,
     seed: c.config.seed,
+    ratio: options.analysis?.ratio,
   });
   writeSpace(out, refinement.child, { force: options.force });
   return { ...refinement, out, parentPath, round };

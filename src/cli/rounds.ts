@@ -2,7 +2,7 @@
  * The CLI side of `search --rounds R`: supplies the campaign's rounds loop with the analysis layer's refinement
  * and prints each round's error EDF against its parent's (analysis never imports the campaign runner or training).
  */
-import { compareEdfs } from '../analysis/compare.js';
+import { compareRounds } from '../analysis/compare.js';
 import { loadCampaign, type LoadedCampaign } from '../analysis/campaign.js';
 import { observations } from '../analysis/population.js';
 import { refineCampaign } from '../analysis/refine-campaign.js';
@@ -28,15 +28,13 @@ export function roundComparisons(c: LoadedCampaign): string[] {
   const rounds = [...new Set(c.trials.map((t) => t.round))].sort((a, b) => a - b);
   const lines: string[] = [];
   for (const r of rounds.slice(1)) {
-    const [parent, child] = compareEdfs([
-      { label: `round ${r - 1}`, obs: observations(c.trials.filter((t) => t.round === r - 1)) },
-      { label: `round ${r}`, obs: observations(c.trials.filter((t) => t.round === r)) },
-    ]);
-    if (!parent.summary.n || !child.summary.n) continue;
+    const errors = (k: number) => observations(c.trials.filter((t) => t.round === k)).map((o) => o.error);
+    const cmp = compareRounds(errors(r - 1), errors(r), { seed: `${c.config.seed}/round${r}` });
+    if (!cmp) continue;
     lines.push(
-      `round ${r} vs round ${r - 1}: n ${child.summary.n} vs ${parent.summary.n}, ` +
-        `min val error ${pct(child.summary.min)} vs ${pct(parent.summary.min)}, ` +
-        `mean ${pct(child.summary.mean)} vs ${pct(parent.summary.mean)}, KS distance ${child.ks?.toFixed(3)}`,
+      `round ${r} vs round ${r - 1}: n ${cmp.child.n} vs ${cmp.parent.n}, ` +
+        `min val error ${pct(cmp.child.min)} vs ${pct(cmp.parent.min)}, ` +
+        `mean ${pct(cmp.child.mean)} vs ${pct(cmp.parent.mean)}, KS distance ${cmp.ks.toFixed(3)} (permutation p = ${cmp.pValue.toFixed(3)}, ${cmp.permutations} shuffles)`,
     );
   }
   return lines;

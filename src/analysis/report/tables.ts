@@ -16,11 +16,12 @@ export function table(headers: readonly string[], rows: readonly (readonly unkno
 
 export function populationTable(pops: readonly ComparedPopulation[]): string {
   return table(
-    ['population', 'n', 'min', 'mean', 'p10', 'p25', 'median', 'p75', 'p90', 'KS vs first', 'KS (normalised)'],
+    ['population', 'n', 'min', 'mean', 'p10', 'p25', 'median', 'p75', 'p90', 'KS vs first', 'KS p (permutation)', 'KS (normalised, shared bins)', 'in shared bins: first / this'],
     pops.map((p) => [
       p.label, p.summary.n, pct(p.summary.min), pct(p.summary.mean),
       pct(p.summary.quantiles?.p10), pct(p.summary.quantiles?.p25), pct(p.summary.quantiles?.p50), pct(p.summary.quantiles?.p75), pct(p.summary.quantiles?.p90),
-      p.ks === null ? '–' : p.ks.toFixed(3), p.ksNormalized === null ? '–' : p.ksNormalized.toFixed(3),
+      p.ks === null ? '–' : p.ks.toFixed(3), p.ksPValue === null ? '–' : p.ksPValue.toFixed(3), p.ksNormalized === null ? '–' : p.ksNormalized.toFixed(3),
+      p.sharedShare ? `${pct(p.sharedShare.reference, 0)} / ${pct(p.sharedShare.population, 0)}` : '–',
     ]),
   );
 }
@@ -29,7 +30,8 @@ export function populationRows(pops: readonly ComparedPopulation[]): Row[] {
   return pops.map((p) => ({
     population: p.label, n: p.summary.n, min: p.summary.min, mean: p.summary.mean,
     p10: p.summary.quantiles?.p10 ?? null, p25: p.summary.quantiles?.p25 ?? null, p50: p.summary.quantiles?.p50 ?? null,
-    p75: p.summary.quantiles?.p75 ?? null, p90: p.summary.quantiles?.p90 ?? null, ks: p.ks, ks_normalised: p.ksNormalized,
+    p75: p.summary.quantiles?.p75 ?? null, p90: p.summary.quantiles?.p90 ?? null, ks: p.ks, ks_p_value: p.ksPValue, ks_normalised: p.ksNormalized,
+    shared_share_first: p.sharedShare?.reference ?? null, shared_share_this: p.sharedShare?.population ?? null,
   }));
 }
 
@@ -37,7 +39,12 @@ export function populationRows(pops: readonly ComparedPopulation[]): Row[] {
 export function ratioText(a: CampaignAnalysis): string {
   const r = a.ratio;
   const parts: string[] = [];
-  parts.push(`The original network's own ratio is <b>${num(r.originalRatio)}</b> FLOPs per parameter.`);
+  const ratios = a.obs.map((o) => o.ratio).sort((x, y) => x - y);
+  const q = (p: number) => ratios[Math.round(p * (ratios.length - 1))];
+  parts.push(
+    `The original network's own ratio is <b>${num(r.originalRatio)}</b> FLOPs per parameter.` +
+      (ratios.length ? ` The sampled subnetworks' ratios have median ${num(q(0.5))} (quartiles ${num(q(0.25))}–${num(q(0.75))}); where these surround the original's ratio, a best bucket near it is what the sampling gives by construction, not evidence for the ratio; only an optimum the fit supports (below) is.` : ''),
+  );
   if (r.bucketOptimum) {
     const b = r.bucketOptimum;
     parts.push(

@@ -84,7 +84,7 @@ export async function writeReport(main: ReportCampaign, outDir: string, options:
   const sections: PageSection[] = [
     {
       title: 'Error distributions',
-      html: `<p>EDF: the share of trials with validation error at or below x. The normalised EDF weights trials so that every parameter bin counts equally (as in “On Network Design Spaces for Visual Recognition”), which compares populations with different complexity mixes fairly; KS is the largest vertical gap to the first population.</p>
+      html: `<p>EDF: the share of trials with validation error at or below x. The normalised EDF weights trials so that every parameter bin counts equally (as in “On Network Design Spaces for Visual Recognition”), which compares populations with different complexity mixes fairly; KS is the largest vertical gap to the first population, with its permutation p-value (how often shuffling which population each trial belongs to gives a gap at least as large); the normalised KS compares the two populations on the parameter bins both occupy (each shared bin counting equally), and the last column says which share of each population those bins hold.</p>
 ${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></p>\n${html('edf')}`,
     },
     { title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadCampaign } from '../../analysis/campaign.js';
 import { refineCampaign } from '../../analysis/refine-campaign.js';
-import { REFINE_RULES, type RefineRule } from '../../analysis/refine.js';
+import { REFINE_RULES, REMOVED_RULES, type RefineRule } from '../../analysis/refine.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
 
@@ -17,6 +17,8 @@ interface Options {
 
 function rulesFlag(value: string): RefineRule[] {
   const rules = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const removed = rules.find((r) => REMOVED_RULES[r]);
+  if (removed) throw new UserError(`--rules: ${REMOVED_RULES[removed]}`);
   const unknown = rules.filter((r) => !(REFINE_RULES as readonly string[]).includes(r));
   if (unknown.length || !rules.length) throw new UserError(`--rules expects a comma-separated subset of ${REFINE_RULES.join(',')}, got '${value}'`);
   return [...new Set(rules)] as RefineRule[];
@@ -25,7 +27,7 @@ function rulesFlag(value: string): RefineRule[] {
 export function registerRefine(program: Command): void {
   program
     .command('refine')
-    .description("Write a child space narrowed around a campaign's winners (FLOPs/param window, monotone widths, keep ranges)")
+    .description("Write a child space narrowed around a campaign's winners (FLOPs/param window, monotone widths, keep ranges); rules are chosen on a random half of the trials and kept only if the other half confirms them")
     .argument('<run>', 'campaign directory (runs/NAME)')
     .option('--rules <list>', `rules to try, comma-separated (${REFINE_RULES.join(',')})`, rulesFlag, [...REFINE_RULES])
     .option('--out <file>', 'child space file (default spaces/<run>.r<k>.json)')
@@ -43,6 +45,8 @@ export function registerRefine(program: Command): void {
         analysis: { topK: opts.topK, ratio: opts.buckets ? { buckets: opts.buckets } : undefined },
       });
       console.log(`${campaign.name} round ${result.round}: refined ${result.parentPath} -> ${result.out}`);
+      const v = (result.child.provenance as { validation?: { selection: number; confirmation: number } }).validation;
+      if (v) console.log(`rules chosen on a seeded half of ${v.selection} trials, each change confirmed on the other ${v.confirmation}`);
       for (const o of result.outcomes) console.log(`  ${o.applied ? 'applied' : 'skipped'} ${o.rule}: ${o.reason}`);
       const pct = (100 * result.kept.share).toFixed(1);
       console.log(`the child keeps ${pct}% of the parent space (estimated from ${result.kept.samples} parent samples)`);
