@@ -39,6 +39,20 @@ test('--json prints one JSON document on stdout, progress on stderr; --steps bou
   assert.match(r.stderr, /backend: /);
 });
 
+test('--shortcut projection trains the projection variant (more params than zero-padding at the same widths)', () => {
+  const base = [...tiny, '--steps', '1', '--json'];
+  const projection = cli([...base, '--shortcut', 'projection']);
+  const zeropad = cli(base);
+  assert.equal(projection.code, 0, projection.stderr);
+  assert.equal(zeropad.code, 0, zeropad.stderr);
+  const p = JSON.parse(projection.stdout);
+  const z = JSON.parse(zeropad.stdout);
+  assert.equal(p.net.shortcut, 'projection');
+  assert.equal(z.net.shortcut, 'zeropad');
+  assert.ok(p.complexity.params > z.complexity.params, `${p.complexity.params} > ${z.complexity.params}`);
+  assert.equal(p.status, 'complete');
+});
+
 test('a diverging run exits 1 with the reason', () => {
   const r = cli([...tiny, '--epochs', '1', '--lr', '1e12']);
   assert.equal(r.code, 1);
@@ -64,6 +78,7 @@ test('bad flags: one line, exit code 2, no stack trace', () => {
     [['--net', 'resnet20', '--data', 'fashion-mnist', '--data-dir', '/nonexistent/fm'], /\/nonexistent\/fm: no such directory/],
     [['--net', 'resnet20', '--data', 'fashion-mnist', '--input', '32x32x3', '--data-dir', '/nonexistent/fm'], /no such directory|images are/],
     [['--net', 'resnet20', '--data', 'cifar10', '--synthetic-samples', '10'], /--synthetic-samples applies to --data synthetic only/],
+    [['--net', 'resnet20', '--data', 'synthetic', '--shortcut', 'diagonal'], /--shortcut <kind>' argument 'diagonal' is invalid/],
   ];
   for (const [args, message] of cases) {
     const r = cli(args);

@@ -27,6 +27,18 @@ export interface TrainingFlags {
 /** With only --steps, epochs stop bounding the run. */
 const UNBOUNDED_EPOCHS = 1_000_000;
 
+/** The epochs that bound a run, or undefined when only a step budget does (--steps without --epochs). */
+export function epochBound(s: Pick<TrainSettings, 'epochs'>): number | undefined {
+  return s.epochs >= UNBOUNDED_EPOCHS ? undefined : s.epochs;
+}
+
+/** How long a trial trains, in the words of the flags: '3 epoch(s)', '500 steps', or '3 epoch(s) or 500 steps'. */
+export function describeLength(s: Pick<TrainSettings, 'epochs' | 'steps'>): string {
+  const epochs = epochBound(s);
+  const parts = [...(epochs !== undefined ? [`${epochs} epoch(s)`] : []), ...(s.steps !== undefined ? [`${s.steps} steps`] : [])];
+  return parts.join(' or ');
+}
+
 export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fallback: number }): Command {
   const epochsHelp = epochs.required ? 'training epochs per candidate' : `training epochs (default ${epochs.fallback}, or unbounded with --steps)`;
   return cmd

@@ -81,7 +81,7 @@ export function registerSearch(program: Command): void {
     { required: true, fallback: 1 },
   )
     .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
-    .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2)
+    .option('--max-attempts <k>', 'attempts per trial: a failed trial is retried until it has had this many', intFlag('--max-attempts', { min: 1 }), 2)
     .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false)
     .option('--rounds <r>', 'sample-train-analyse-refine rounds; each refined space is written to <out>/space-r<k>.json', intFlag('--rounds', { min: 1 }), 1)
     .option('--round-samples <n>', 'candidates per refined round (default: --samples)', intFlag('--round-samples', { min: 1 }));

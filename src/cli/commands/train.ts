@@ -1,5 +1,5 @@
 /** `prunespace train`: trains one subnetwork and prints per-epoch curves, validation and test error. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { complexity } from '../../complexity/count.js';
 import { buildNet, familyNames, parseShape } from '../../nets/registry.js';
 import { baseWidths, checkWidths, keepWidths } from '../../nets/resolve.js';
@@ -15,6 +15,7 @@ interface Options extends TrainingFlags {
   net: string;
   input?: string;
   classes?: number;
+  shortcut?: 'zeropad' | 'projection';
   widths?: number[];
   keep?: number;
   seed: number;
@@ -43,6 +44,7 @@ export function registerTrain(program: Command): void {
     .option('--input <HxWxC>', "input shape (default: the dataset's; for synthetic data the family's)")
     .option('--classes <k>', "number of classes (default: the dataset's)", intFlag('--classes', { min: 2 }))
     .option('--widths <w1,w2,...>', 'one kept-channel count per group, in group order', intListFlag('--widths'))
+    .addOption(new Option('--shortcut <kind>', 'ResNet shortcut where widths change (default zeropad)').choices(['zeropad', 'projection']))
     .option('--keep <ratio>', 'every group keeps round-half-up(ratio x width) channels (default: 1, the original)', numberFlag('--keep', { above: 0, max: 1 }))
     .option('--seed <s>', 'seed of initialisation, data order and augmentation', intFlag('--seed', { min: 0 }), 0),
     { required: false, fallback: DEFAULT_EPOCHS },
@@ -56,6 +58,7 @@ export function registerTrain(program: Command): void {
         family: opts.net,
         input: opts.input ? parseShape(opts.input) : known?.shape,
         classes: opts.classes ?? known?.classes,
+        shortcut: opts.shortcut,
       });
       const widths = opts.widths ?? (opts.keep !== undefined ? keepWidths(spec, opts.keep) : baseWidths(spec));
       checkWidths(spec, widths);
