@@ -21,6 +21,9 @@ test('trains, prints backend, epochs, validation and test error, and saves', () 
   assert.match(lines[0], /^backend: (wasm|cpu|tensorflow)/);
   assert.match(r.stdout, /epoch +1\/2 +train loss [\d.]+ err [\d.]+%  val loss [\d.]+ err [\d.]+%  lr /);
   assert.match(r.stdout, /epoch +2\/2 /);
+  // Not a terminal: plain progress lines within each epoch.
+  assert.match(r.stdout, /^epoch 1\/2  step 1\/\d+ \(1\/\d+ in all\)  [\d.]+ img\/s  loss [\d.]+  ETA \S+ of training$/m);
+  assert.ok(!r.stdout.includes('\r'), 'no terminal control characters when piped');
   assert.match(r.stdout, /validation error [\d.]+%/);
   assert.match(r.stdout, /test error [\d.]+%/);
   for (const f of ['model.json', 'weights.bin', 'prunespace.json']) assert.ok(existsSync(join(dir, f)), f);

@@ -50,6 +50,15 @@ export interface EpochCurve {
   valError: number;
   lr: number;
   seconds: number;
+  /** Within-epoch training points (src/training/curve-points.ts), so one-epoch trials still have a curve. */
+  points?: CurvePoint[];
+}
+
+/** Mean training loss and error over a stretch of steps ending at `epoch` (fractional: 0.25 is a quarter of epoch 1). */
+export interface CurvePoint {
+  epoch: number;
+  trainLoss: number;
+  trainError: number;
 }
 
 export interface TrialResult {

@@ -9,7 +9,8 @@ import { runTrial } from '../../training/trial.js';
 import type { EpochCurve } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag, intListFlag, numberFlag } from '../parse.js';
-import { addTrainingFlags, trainSettings, type TrainingFlags } from '../training-flags.js';
+import { addTrainingFlags, epochBound, trainSettings, type TrainingFlags } from '../training-flags.js';
+import { trainProgress } from '../train-progress.js';
 
 interface Options extends TrainingFlags {
   net: string;
@@ -64,14 +65,20 @@ export function registerTrain(program: Command): void {
       checkWidths(spec, widths);
       const settings = trainSettings(opts, DEFAULT_EPOCHS);
       // Progress goes to stderr with --json so stdout stays one JSON document.
-      const say = (line: string): void => void (opts.json ? process.stderr : process.stdout).write(line + '\n');
+      const out = opts.json ? process.stderr : process.stdout;
+      const progress = trainProgress({ write: (text) => void out.write(text), tty: out.isTTY === true }, epochBound(settings));
+      const say = (line: string): void => {
+        progress.clear();
+        out.write(line + '\n');
+      };
       const backend = await startBackend(settings.backend);
       say(`backend: ${backend.reason}`);
       const c = complexity(spec, widths);
       say(`net: ${spec.ref.family} ${spec.ref.input.join('x')} ${spec.ref.classes} classes, widths ${widths.join(',')}; ${c.flops.toLocaleString('en-US')} FLOPs, ${c.params.toLocaleString('en-US')} params`);
       const result = await runTrial(
         { net: spec.ref, widths, settings, seed: opts.seed, ...(opts.save ? { saveDir: opts.save } : {}) },
-        (curve) => say(epochLine(curve, opts.epochs ?? (opts.steps === undefined ? DEFAULT_EPOCHS : undefined))),
+        (curve) => say(epochLine(curve, epochBound(settings))),
+        progress.onStep,
       );
       if (opts.json) {
         console.log(JSON.stringify({ net: spec.ref, widths, complexity: c, seed: opts.seed, settings, ...result }, null, 2));
