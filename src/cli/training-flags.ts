@@ -39,16 +39,18 @@ export function describeLength(s: Pick<TrainSettings, 'epochs' | 'steps'>): stri
   return parts.join(' or ');
 }
 
-export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fallback: number }): Command {
+/** `mandatory: false` leaves --data and --epochs to be checked later (search may take them from a campaign file). */
+export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fallback: number; mandatory?: boolean }): Command {
+  const mandatory = epochs.mandatory ?? true;
   const epochsHelp = epochs.required ? 'training epochs per candidate' : `training epochs (default ${epochs.fallback}, or unbounded with --steps)`;
   return cmd
-    .addOption(new Option('--data <name>', 'dataset').choices([...DATASETS]).makeOptionMandatory())
+    .addOption(new Option('--data <name>', 'dataset').choices([...DATASETS]).makeOptionMandatory(mandatory))
     .option('--data-dir <dir>', 'dataset directory (fashion-mnist: /usr/share/datasets/fashion-mnist; cifar: data/cifar-10-batches-bin)')
     .option('--subset <fraction>', 'fraction of the training split to train on (low-fidelity search; default 1)', numberFlag('--subset', { above: 0, max: 1 }))
     .option('--val-fraction <fraction>', 'fraction of the training set held out for validation (default 0.1)', numberFlag('--val-fraction', { above: 0, max: 0.9 }))
     .option('--synthetic-samples <n>', 'synthetic data only: training images (default 1024)', intFlag('--synthetic-samples', { min: 2 }))
     .option('--no-augment', 'turn off augmentation (default on: cifar 4 px pad-and-crop + flips, fashion-mnist 2 px + flips, synthetic 2 px, no flips)')
-    .addOption(new Option('--epochs <n>', epochsHelp).argParser(intFlag('--epochs', { min: 1 })).makeOptionMandatory(epochs.required))
+    .addOption(new Option('--epochs <n>', epochsHelp).argParser(intFlag('--epochs', { min: 1 })).makeOptionMandatory(epochs.required && mandatory))
     .option('--steps <n>', 'step budget; training ends at whichever of epochs or steps comes first', intFlag('--steps', { min: 1 }))
     .option('--batch <n>', 'batch size', intFlag('--batch', { min: 1 }), 128)
     .option('--lr <x>', 'peak learning rate (cosine decay to 0)', numberFlag('--lr', { above: 0 }), 0.1)
