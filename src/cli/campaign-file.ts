@@ -36,6 +36,7 @@ export const campaignSchema = z
         dataDir: z.string().min(1).optional(),
         subset: fraction(1).optional(),
         valFraction: fraction(0.9).optional(),
+        testSubset: fraction(1).optional(),
         syntheticSamples: int(2).optional(),
         augment: z.boolean().default(true),
         epochs: int(1),
@@ -79,6 +80,7 @@ export interface SearchOptions {
   dataDir?: string;
   subset?: number;
   valFraction?: number;
+  testSubset?: number;
   syntheticSamples?: number;
   augment: boolean;
   epochs: number;
@@ -174,6 +176,7 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     ...(t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
     ...(t.subset !== undefined ? { subset: t.subset } : {}),
     ...(t.valFraction !== undefined ? { valFraction: t.valFraction } : {}),
+    ...(t.testSubset !== undefined ? { testSubset: t.testSubset } : {}),
     ...(t.syntheticSamples !== undefined ? { syntheticSamples: t.syntheticSamples } : {}),
     augment: t.augment,
     epochs: t.epochs,
@@ -250,7 +253,7 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
     samples: o.samples,
     seed: o.seed,
     train: drop({
-      data: o.data, dataDir: o.dataDir, subset: o.subset, valFraction: o.valFraction, syntheticSamples: o.syntheticSamples,
+      data: o.data, dataDir: o.dataDir, subset: o.subset, valFraction: o.valFraction, testSubset: o.testSubset, syntheticSamples: o.syntheticSamples,
       augment: o.augment, epochs: o.epochs, steps: o.steps, batch: o.batch, lr: o.lr, momentum: o.momentum,
       nesterov: o.nesterov, weightDecay: o.weightDecay, warmup: o.warmup, labelSmoothing: o.labelSmoothing,
     }),

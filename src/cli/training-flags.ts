@@ -10,6 +10,7 @@ export interface TrainingFlags {
   dataDir?: string;
   subset?: number;
   valFraction?: number;
+  testSubset?: number;
   syntheticSamples?: number;
   augment: boolean;
   epochs?: number;
@@ -48,6 +49,7 @@ export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fall
     .option('--data-dir <dir>', 'dataset directory (fashion-mnist: /usr/share/datasets/fashion-mnist; cifar: data/cifar-10-batches-bin)')
     .option('--subset <fraction>', 'fraction of the training split to train on (low-fidelity search; default 1)', numberFlag('--subset', { above: 0, max: 1 }))
     .option('--val-fraction <fraction>', 'fraction of the training set held out for validation (default 0.1)', numberFlag('--val-fraction', { above: 0, max: 0.9 }))
+    .option('--test-subset <fraction>', 'fraction of the test split to evaluate (a fixed sample; default 1)', numberFlag('--test-subset', { above: 0, max: 1 }))
     .option('--synthetic-samples <n>', 'synthetic data only: training images (default 1024)', intFlag('--synthetic-samples', { min: 2 }))
     .option('--no-augment', 'turn off augmentation (default on: cifar 4 px pad-and-crop + flips, fashion-mnist 2 px + flips, synthetic 2 px, no flips)')
     .addOption(new Option('--epochs <n>', epochsHelp).argParser(intFlag('--epochs', { min: 1 })).makeOptionMandatory(epochs.required && mandatory))
@@ -69,6 +71,7 @@ export function trainSettings(f: TrainingFlags, defaultEpochs: number): TrainSet
   if (f.dataDir !== undefined) data.dir = f.dataDir;
   if (f.subset !== undefined) data.subset = f.subset;
   if (f.valFraction !== undefined) data.valFraction = f.valFraction;
+  if (f.testSubset !== undefined) data.testSubset = f.testSubset;
   if (f.syntheticSamples !== undefined) data.samples = f.syntheticSamples;
   const s: TrainSettings = {
     data,

@@ -11,6 +11,8 @@ export interface DataSettings {
   subset?: number;
   /** Fraction of the training set held out for validation (deterministic). */
   valFraction?: number;
+  /** Fraction of the test split evaluated (a fixed seeded sample); test error is a side figure in searches. */
+  testSubset?: number;
   /** Pad-and-crop and horizontal flip, where they fit the data. */
   augment?: boolean;
   /** Synthetic data only: number of training images (default 1024); shape and classes come from the network. */
