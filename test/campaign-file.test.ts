@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { diffCampaigns } from '../src/cli/campaign-file.js';
+import { readdirSync } from 'node:fs';
+import { diffCampaigns, loadCampaignFile } from '../src/cli/campaign-file.js';
 import { cli, ROOT, TINY_SPACE, tempDir, tinyFlags, writeTinySpace } from './campaign-helpers.js';
 
 /** A campaign file equivalent to `search SPACE --samples 2 --workers 1 <tinyFlags>`. */
@@ -128,4 +129,14 @@ test('diffCampaigns: nested paths, absent fields, session-only fields ignored', 
   const a = { seed: 0, train: { lr: 0.1, steps: 5 }, launch: { workers: 1, backend: 'wasm' }, name: 'a' };
   const b = { seed: 0, train: { lr: 0.2 }, launch: { workers: 4, backend: 'wasm' }, name: 'b' };
   assert.deepEqual(diffCampaigns(a, b), ['train.lr: stored 0.1, requested 0.2', 'train.steps: stored 5, requested (not set)']);
+});
+
+test('every shipped campaign file is valid and names an existing space', () => {
+  const files = readdirSync(join(ROOT, 'campaigns')).filter((f) => f.endsWith('.json'));
+  assert.ok(files.includes('demo-fmnist.json'));
+  for (const f of files) {
+    const loaded = loadCampaignFile(join(ROOT, 'campaigns', f));
+    assert.equal(`${loaded.file.name}.json`, f, 'file named after its campaign');
+    assert.ok(existsSync(loaded.spacePath));
+  }
 });

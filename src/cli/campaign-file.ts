@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
@@ -148,7 +148,7 @@ export function loadCampaignFile(path: string): LoadedCampaignFile {
     } catch (e) {
       throw new UserError(`${spacePath}: not valid JSON (${(e as Error).message})`);
     }
-    return { path, file, spacePath, spaceSource: file.space, space };
+    return { path, file, spacePath, spaceSource: relative(process.cwd(), spacePath), space };
   }
   const inline = spaceSchema.safeParse(file.space);
   if (!inline.success) {
