@@ -1,6 +1,6 @@
 /** Campaign files: validated with one-line errors naming file and JSON path, merged with flags (flags win), stored in the run directory, diffed against a later request. */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readdirSync } from 'node:fs';
@@ -119,9 +119,7 @@ test('an inline space and the default --out runs/<name>', () => {
     assert.match(stored(out).spaceSource, /inline\.json \(inline\)/);
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'space-r0.json'), 'utf8')), TINY_SPACE);
   } finally {
-    // Test-made run directory under runs/.
-    if (existsSync(out)) cli(['status', out]);
-    void import('node:fs').then((fs) => fs.rmSync(out, { recursive: true, force: true }));
+    rmSync(out, { recursive: true, force: true }); // the test's own run directory under runs/
   }
 });
 
