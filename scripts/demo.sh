@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Quick start: install what is needed, then run a real small search on Fashion-MNIST (resnet20 at half its FLOPs,
-# 16 candidates, 1 epoch on 3% of the training set, one worker per local core) and write its report.
-# Usage: npm run demo [-- --samples N --subset F --workers W ...extra search flags]
+# Quick start: install what is needed, run the campaign of campaigns/demo-fmnist.json (ResNet-20 subnetworks at half
+# its FLOPs on real Fashion-MNIST, one worker per local core), then its status, report and a refined space.
+# Usage: npm run demo [-- --samples N --backend B --workers W ...flags that override the campaign file]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,13 +25,12 @@ npm run --silent build >&2
 
 RUN="runs/demo-fmnist-$(date +%Y%m%d-%H%M%S)"
 start=$(date +%s)
-npx --no-install prunespace search spaces/resnet20-fmnist.json \
-  --samples 16 --epochs 1 --data fashion-mnist --data-dir "$FMNIST_DIR" --subset 0.03 --val-fraction 0.05 \
-  --seed 0 --out "$RUN" "$@"
+npx --no-install prunespace search --config campaigns/demo-fmnist.json --data-dir "$FMNIST_DIR" --out "$RUN" "$@"
 npx --no-install prunespace status "$RUN"
 npx --no-install prunespace report "$RUN" --out "$RUN/report"
+npx --no-install prunespace refine "$RUN" --out "$RUN/space-refined.json"
 echo
 echo "demo finished in $(( $(date +%s) - start ))s"
-echo "results: $RUN/campaign.db, $RUN/trials.csv, $RUN/trials.jsonl"
-echo "report:  $RUN/report/report.html"
-echo "continue or inspect with: npx prunespace resume $RUN; npx prunespace status $RUN"
+echo "campaign: $RUN/campaign.json (from campaigns/demo-fmnist.json); results: $RUN/campaign.db, $RUN/trials.csv"
+echo "report:   $RUN/report/report.html"
+echo "refined space: $RUN/space-refined.json (search it next: npx prunespace search $RUN/space-refined.json --samples 24 ...)"

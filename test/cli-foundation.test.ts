@@ -3,6 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Command } from 'commander';
+import { registerCommands } from '../src/cli/commands/index.js';
+import { describeLength, epochBound, trainSettings } from '../src/cli/training-flags.js';
 import { cli } from './campaign-helpers.js';
 
 
@@ -55,6 +58,8 @@ test('bad input gives one clear line and exit code 2', () => {
     [['complexity', '--net', 'resnet20', '--keep', '1.5'], /--keep expects a number/],
     [['complexity', '--net', 'resnet20', '--frobnicate'], /unknown option '--frobnicate'/],
     [['sample', 'spaces/resnet20-fmnist.json'], /required option/],
+    [['sample', 'spaces/resnet20-fmnist.json', '-n', '2', '--max-attempts', '9'], /--max-attempts is now --max-draws/],
+    [['sample', 'spaces/resnet20-fmnist.json', '-n', '2', '--max-draws', '0'], /--max-draws expects an integer >= 1/],
   ];
   for (const [args, pattern] of cases) {
     const r = cli(args);
@@ -66,9 +71,34 @@ test('bad input gives one clear line and exit code 2', () => {
 });
 
 test('every command has --help', () => {
-  for (const command of ['complexity', 'sample']) {
+  // The commands as the CLI registers them, so a new command is covered without editing this test.
+  const program = new Command();
+  registerCommands(program);
+  const commands = program.commands.map((c) => c.name());
+  assert.ok(commands.length >= 8 && commands.includes('search') && commands.includes('train'), commands.join(', '));
+  for (const command of commands) {
     const r = cli([command, '--help']);
-    assert.equal(r.status, 0);
-    assert.match(r.stdout, /Usage: prunespace/);
+    assert.equal(r.status, 0, `${command} --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`Usage: prunespace ${command}`));
+    assert.ok(r.stdout.split('\n').length > 3, `${command} --help lists its options`);
   }
+});
+
+test('sample --max-draws bounds the draws', () => {
+  // About 14% of draws land in this regime, so 100 draws cannot give 50 configurations.
+  const r = cli(['sample', 'spaces/resnet20-fmnist.json', '-n', '50', '--max-draws', '100', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.attempts, 100);
+  assert.ok(out.configs.length > 0 && out.configs.length < 50, `${out.configs.length} configurations`);
+  assert.match(r.stderr, /warning: only \d+ configurations accepted in 100 draws/);
+});
+
+test('a run bounded by --steps alone is described by its steps, never as a million epochs', () => {
+  const flags = { data: 'synthetic', augment: false, batch: 8, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 0, warmup: 0, labelSmoothing: 0, backend: 'wasm' } as const;
+  const stepsOnly = trainSettings({ ...flags, steps: 500 }, 1);
+  assert.equal(describeLength(stepsOnly), '500 steps');
+  assert.equal(epochBound(stepsOnly), undefined);
+  assert.equal(describeLength(trainSettings({ ...flags, epochs: 3, steps: 500 }, 1)), '3 epoch(s) or 500 steps');
+  assert.equal(describeLength(trainSettings({ ...flags }, 2)), '2 epoch(s)');
 });

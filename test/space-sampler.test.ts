@@ -74,7 +74,7 @@ test('a regime the space cannot reach is an error naming the reachable range', (
   );
   assert.throws(
     () => sampleSpace(compiled({ regime: { flops: { min: 0.4, max: 0.6 }, flopsPerParam: { min: 1e6 } } }), 5, 1, { maxAttempts: 2000 }),
-    (e: unknown) => e instanceof UserError && /no configuration satisfied .* 2000 attempts/.test(e.message),
+    (e: unknown) => e instanceof UserError && /no configuration satisfied .* 2000 draws/.test(e.message),
   );
 });
 

@@ -21,6 +21,9 @@ test('trains, prints backend, epochs, validation and test error, and saves', () 
   assert.match(lines[0], /^backend: (wasm|cpu|tensorflow)/);
   assert.match(r.stdout, /epoch +1\/2 +train loss [\d.]+ err [\d.]+%  val loss [\d.]+ err [\d.]+%  lr /);
   assert.match(r.stdout, /epoch +2\/2 /);
+  // Not a terminal: plain progress lines within each epoch.
+  assert.match(r.stdout, /^epoch 1\/2  step 1\/\d+ \(1\/\d+ in all\)  [\d.]+ img\/s  loss [\d.]+  ETA \S+ of training$/m);
+  assert.ok(!r.stdout.includes('\r'), 'no terminal control characters when piped');
   assert.match(r.stdout, /validation error [\d.]+%/);
   assert.match(r.stdout, /test error [\d.]+%/);
   for (const f of ['model.json', 'weights.bin', 'prunespace.json']) assert.ok(existsSync(join(dir, f)), f);
@@ -37,6 +40,20 @@ test('--json prints one JSON document on stdout, progress on stderr; --steps bou
   assert.equal(result.steps, 3);
   assert.equal(result.curves.length, 1);
   assert.match(r.stderr, /backend: /);
+});
+
+test('--shortcut projection trains the projection variant (more params than zero-padding at the same widths)', () => {
+  const base = [...tiny, '--steps', '1', '--json'];
+  const projection = cli([...base, '--shortcut', 'projection']);
+  const zeropad = cli(base);
+  assert.equal(projection.code, 0, projection.stderr);
+  assert.equal(zeropad.code, 0, zeropad.stderr);
+  const p = JSON.parse(projection.stdout);
+  const z = JSON.parse(zeropad.stdout);
+  assert.equal(p.net.shortcut, 'projection');
+  assert.equal(z.net.shortcut, 'zeropad');
+  assert.ok(p.complexity.params > z.complexity.params, `${p.complexity.params} > ${z.complexity.params}`);
+  assert.equal(p.status, 'complete');
 });
 
 test('a diverging run exits 1 with the reason', () => {
@@ -64,6 +81,7 @@ test('bad flags: one line, exit code 2, no stack trace', () => {
     [['--net', 'resnet20', '--data', 'fashion-mnist', '--data-dir', '/nonexistent/fm'], /\/nonexistent\/fm: no such directory/],
     [['--net', 'resnet20', '--data', 'fashion-mnist', '--input', '32x32x3', '--data-dir', '/nonexistent/fm'], /no such directory|images are/],
     [['--net', 'resnet20', '--data', 'cifar10', '--synthetic-samples', '10'], /--synthetic-samples applies to --data synthetic only/],
+    [['--net', 'resnet20', '--data', 'synthetic', '--shortcut', 'diagonal'], /--shortcut <kind>' argument 'diagonal' is invalid/],
   ];
   for (const [args, message] of cases) {
     const r = cli(args);

@@ -59,7 +59,10 @@ test('no tensor leaks across epochs; the net learns; curves are complete', async
   // Chance error is 75% on 4 balanced classes.
   assert.ok(result.testError! < 0.4, `test error ${result.testError}`);
   assert.ok(result.curves[2].trainLoss < result.curves[0].trainLoss);
-  for (const c of result.curves) for (const v of Object.values(c)) assert.ok(Number.isFinite(v));
+  for (const { points, ...c } of result.curves) {
+    for (const v of Object.values(c)) assert.ok(Number.isFinite(v));
+    assert.ok(points && points.length > 0, 'within-epoch points');
+  }
   assert.ok(result.imagesPerSecond! > 0);
   assert.ok(['wasm', 'cpu', 'tensorflow'].includes(result.backend));
 });

@@ -241,7 +241,7 @@ describe('fused batch norm', () => {
     await fused.trainOnBatch(xs, ys);
     const weights = (m: tf.LayersModel) => m.getWeights().map((w) => w.dataSync() as Float32Array);
     const expected = weights(stock);
-    weights(fused).forEach((w, i) => assertClose(w, expected[i], `weight ${stock.getWeights()[i].name}`));
+    weights(fused).forEach((w, i) => assertClose(w, expected[i], `weight ${stock.weights[i].name}`));
     const saved = await new Promise<tf.io.ModelArtifacts>((resolve) => {
       void fused.save(tf.io.withSaveHandler(async (artifacts) => {
         resolve(artifacts);

@@ -10,6 +10,7 @@ export interface TrainingFlags {
   dataDir?: string;
   subset?: number;
   valFraction?: number;
+  testSubset?: number;
   syntheticSamples?: number;
   augment: boolean;
   epochs?: number;
@@ -27,16 +28,31 @@ export interface TrainingFlags {
 /** With only --steps, epochs stop bounding the run. */
 const UNBOUNDED_EPOCHS = 1_000_000;
 
-export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fallback: number }): Command {
+/** The epochs that bound a run, or undefined when only a step budget does (--steps without --epochs). */
+export function epochBound(s: Pick<TrainSettings, 'epochs'>): number | undefined {
+  return s.epochs >= UNBOUNDED_EPOCHS ? undefined : s.epochs;
+}
+
+/** How long a trial trains, in the words of the flags: '3 epoch(s)', '500 steps', or '3 epoch(s) or 500 steps'. */
+export function describeLength(s: Pick<TrainSettings, 'epochs' | 'steps'>): string {
+  const epochs = epochBound(s);
+  const parts = [...(epochs !== undefined ? [`${epochs} epoch(s)`] : []), ...(s.steps !== undefined ? [`${s.steps} steps`] : [])];
+  return parts.join(' or ');
+}
+
+/** `mandatory: false` leaves --data and --epochs to be checked later (search may take them from a campaign file). */
+export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fallback: number; mandatory?: boolean }): Command {
+  const mandatory = epochs.mandatory ?? true;
   const epochsHelp = epochs.required ? 'training epochs per candidate' : `training epochs (default ${epochs.fallback}, or unbounded with --steps)`;
   return cmd
-    .addOption(new Option('--data <name>', 'dataset').choices([...DATASETS]).makeOptionMandatory())
+    .addOption(new Option('--data <name>', 'dataset').choices([...DATASETS]).makeOptionMandatory(mandatory))
     .option('--data-dir <dir>', 'dataset directory (fashion-mnist: /usr/share/datasets/fashion-mnist; cifar: data/cifar-10-batches-bin)')
     .option('--subset <fraction>', 'fraction of the training split to train on (low-fidelity search; default 1)', numberFlag('--subset', { above: 0, max: 1 }))
     .option('--val-fraction <fraction>', 'fraction of the training set held out for validation (default 0.1)', numberFlag('--val-fraction', { above: 0, max: 0.9 }))
+    .option('--test-subset <fraction>', 'fraction of the test split to evaluate (a fixed sample; default 1)', numberFlag('--test-subset', { above: 0, max: 1 }))
     .option('--synthetic-samples <n>', 'synthetic data only: training images (default 1024)', intFlag('--synthetic-samples', { min: 2 }))
     .option('--no-augment', 'turn off augmentation (default on: cifar 4 px pad-and-crop + flips, fashion-mnist 2 px + flips, synthetic 2 px, no flips)')
-    .addOption(new Option('--epochs <n>', epochsHelp).argParser(intFlag('--epochs', { min: 1 })).makeOptionMandatory(epochs.required))
+    .addOption(new Option('--epochs <n>', epochsHelp).argParser(intFlag('--epochs', { min: 1 })).makeOptionMandatory(epochs.required && mandatory))
     .option('--steps <n>', 'step budget; training ends at whichever of epochs or steps comes first', intFlag('--steps', { min: 1 }))
     .option('--batch <n>', 'batch size', intFlag('--batch', { min: 1 }), 128)
     .option('--lr <x>', 'peak learning rate (cosine decay to 0)', numberFlag('--lr', { above: 0 }), 0.1)
@@ -55,6 +71,7 @@ export function trainSettings(f: TrainingFlags, defaultEpochs: number): TrainSet
   if (f.dataDir !== undefined) data.dir = f.dataDir;
   if (f.subset !== undefined) data.subset = f.subset;
   if (f.valFraction !== undefined) data.valFraction = f.valFraction;
+  if (f.testSubset !== undefined) data.testSubset = f.testSubset;
   if (f.syntheticSamples !== undefined) data.samples = f.syntheticSamples;
   const s: TrainSettings = {
     data,

@@ -14,7 +14,8 @@ export interface LoadedSpace {
   net: NetSpec;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** One zod issue as `field.path: what was wrong` (shared with campaign files). */
+export function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
   const message = issue.message
     .replace(/^Invalid input: expected (.+), received undefined$/, 'missing (expected $1)')

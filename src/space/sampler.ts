@@ -107,7 +107,7 @@ export function sampleSpace(space: CompiledSpace, n: number, seed: number, opts:
   if (configs.length === 0) {
     const reach = reachable(space);
     throw new UserError(
-      `${space.loaded.path || space.loaded.file.name}: no configuration satisfied the regime and constraints in ${attempts} attempts ` +
+      `${space.loaded.path || space.loaded.file.name}: no configuration satisfied the regime and constraints in ${attempts} draws ` +
         `(the space reaches FLOPs ${fmt(reach.flops.min)}–${fmt(reach.flops.max)}; the regime asks ` +
         `${describeRegime(space)})`,
     );
@@ -116,8 +116,8 @@ export function sampleSpace(space: CompiledSpace, n: number, seed: number, opts:
   if (configs.length < n) {
     result.shortfall =
       admitted > configs.length
-        ? `only ${configs.length} distinct configurations found in ${attempts} attempts (the regime holds few distinct configurations)`
-        : `only ${configs.length} configurations accepted in ${attempts} attempts (acceptance ${(100 * acceptanceRate).toFixed(3)}%)`;
+        ? `only ${configs.length} distinct configurations found in ${attempts} draws (the regime holds few distinct configurations)`
+        : `only ${configs.length} configurations accepted in ${attempts} draws (acceptance ${(100 * acceptanceRate).toFixed(3)}%)`;
   }
   return result;
 }

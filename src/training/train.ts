@@ -31,6 +31,21 @@ export interface TrainOutcome {
   imagesPerSecond?: number;
 }
 
+/** What the step hook sees after every optimizer step (progress lines, within-epoch curve points). */
+export interface StepProgress {
+  epoch: number;
+  /** Steps taken so far in the whole run, this one included. */
+  step: number;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  /** This batch's mean loss and its count of misclassified images. */
+  loss: number;
+  wrong: number;
+  images: number;
+  /** Training seconds so far, evaluation excluded. */
+  seconds: number;
+}
+
 /** Linear warmup from lr/W to lr over W steps, then half a cosine down to 0 at the last step. */
 export function learningRate(step: number, totalSteps: number, warmupSteps: number, peak: number): number {
   if (step < warmupSteps) return (peak * (step + 1)) / warmupSteps;
@@ -78,6 +93,7 @@ export async function train(
   s: LoopSettings,
   seed: number,
   onEpoch?: (c: EpochCurve) => void,
+  onStep?: (p: StepProgress) => void,
 ): Promise<TrainOutcome> {
   const [h, w, c] = data.shape;
   const nTrain = data.train.indices.length;
@@ -124,6 +140,8 @@ export async function train(
         lossSum += lossValue[0] * batch.size;
         wrong += wrongValue[0];
         seen += batch.size;
+        const seconds = trainSeconds + (performance.now() - started) / 1000;
+        onStep?.({ epoch, step: step + 1, totalSteps, stepsPerEpoch, loss: lossValue[0], wrong: wrongValue[0], images: batch.size, seconds });
       }
       const trainTime = (performance.now() - started) / 1000;
       trainSeconds += trainTime;

@@ -8,7 +8,8 @@ import { loadData } from './data/load.js';
 import { selectBackend, type SelectedBackend } from './backends/select.js';
 import { buildModel } from './model.js';
 import { saveTrained } from './save.js';
-import { train } from './train.js';
+import { train, type StepProgress } from './train.js';
+import { CurvePointRecorder } from './curve-points.js';
 import type { EpochCurve, TrainSettings, TrialRequest, TrialResult } from './types.js';
 
 /**
@@ -43,7 +44,7 @@ function errorText(e: unknown): string {
  * Trains one candidate. Throws UserError for bad input (unknown net, widths that do not fit, data that does not
  * load or does not match the net); every failure during training comes back as status 'failed' with its reason.
  */
-export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => void): Promise<TrialResult> {
+export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => void, onStep?: (p: StepProgress) => void): Promise<TrialResult> {
   const started = performance.now();
   const spec = buildNet(req.net);
   checkWidths(spec, req.widths);
@@ -60,7 +61,19 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
   let model: tf.LayersModel | undefined;
   try {
     model = buildModel(spec, req.widths, req.seed);
-    const outcome = await train(model, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, onEpoch);
+    // Every trial records a few points per epoch, so the report can draw curves of one-epoch trials.
+    const recorder = new CurvePointRecorder();
+    const outcome = await train(
+      model, data, { ...req.settings, augment: req.settings.data.augment }, req.seed,
+      (curve) => {
+        curve.points = recorder.take(curve.epoch);
+        onEpoch?.(curve);
+      },
+      (p) => {
+        recorder.onStep(p);
+        onStep?.(p);
+      },
+    );
     if (outcome.status === 'complete' && req.saveDir) {
       await saveTrained(model, req.saveDir, {
         net: spec.ref,

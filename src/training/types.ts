@@ -11,6 +11,8 @@ export interface DataSettings {
   subset?: number;
   /** Fraction of the training set held out for validation (deterministic). */
   valFraction?: number;
+  /** Fraction of the test split evaluated (a fixed seeded sample); test error is a side figure in searches. */
+  testSubset?: number;
   /** Pad-and-crop and horizontal flip, where they fit the data. */
   augment?: boolean;
   /** Synthetic data only: number of training images (default 1024); shape and classes come from the network. */
@@ -50,6 +52,15 @@ export interface EpochCurve {
   valError: number;
   lr: number;
   seconds: number;
+  /** Within-epoch training points (src/training/curve-points.ts), so one-epoch trials still have a curve. */
+  points?: CurvePoint[];
+}
+
+/** Mean training loss and error over a stretch of steps ending at `epoch` (fractional: 0.25 is a quarter of epoch 1). */
+export interface CurvePoint {
+  epoch: number;
+  trainLoss: number;
+  trainError: number;
 }
 
 export interface TrialResult {

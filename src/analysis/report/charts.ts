@@ -165,26 +165,51 @@ export function paretoPlot(a: CampaignAnalysis): Plot {
   };
 }
 
-/** Validation error per epoch of the best trials. */
-export function curvesPlot(a: CampaignAnalysis, trialsCurves: Map<number, { epoch: number; valError: number; trainError: number }[]>): Plot {
+/** One epoch of a trial's curve as the store keeps it; `points` are within-epoch training points (fractional epochs). */
+export interface CurveInput {
+  epoch: number;
+  valError: number;
+  trainError: number;
+  points?: { epoch: number; trainError: number }[];
+}
+
+/**
+ * Training curves of the best trials: training error at a few points per epoch (a line, so one-epoch trials still
+ * show how they learned) and validation error at each epoch's end (dots).
+ */
+export function curvesPlot(a: CampaignAnalysis, trialsCurves: Map<number, CurveInput[]>): Plot {
   const rows: Row[] = [];
+  let longest = 0;
   for (const o of a.winners) {
-    for (const c of trialsCurves.get(o.index) ?? []) rows.push({ trial: `#${o.index}`, index: o.index, epoch: c.epoch, val_error: c.valError, train_error: c.trainError });
+    const before = rows.length;
+    for (const c of trialsCurves.get(o.index) ?? []) {
+      const train = c.points?.length ? c.points : [{ epoch: c.epoch, trainError: c.trainError }];
+      for (const p of train) rows.push({ trial: `#${o.index}`, index: o.index, epoch: p.epoch, series: 'training', error: p.trainError });
+      rows.push({ trial: `#${o.index}`, index: o.index, epoch: c.epoch, series: 'validation', error: c.valError });
+    }
+    longest = Math.max(longest, rows.slice(before).filter((r) => r.series === 'training').length);
   }
   const data = [{ file: 'curves.csv', rows }];
   const title = `Training curves of the best ${a.winners.length} trials`;
   if (!rows.length) return { id: 'curves', title, missing: 'the best trials recorded no per-epoch curves', data };
+  if (longest < 2) {
+    return {
+      id: 'curves', title, data,
+      missing: 'the best trials trained a single epoch and recorded no within-epoch points (their campaign predates them), so each curve would be one point; the table of best subnetworks gives their errors',
+    };
+  }
+  const color = { field: 'trial', type: 'nominal', title: 'trial', sort: { field: 'index' } };
+  const x = q('epoch', 'epoch (fractions: training error within the epoch)', { scale: { zero: true } });
+  const y = q('error', 'error (line: training, running mean; dot: validation)', { scale: { zero: false } });
   return {
     id: 'curves', title, data,
     spec: {
       width: W, height: H, data: { values: rows },
-      mark: { type: 'line', point: true },
-      encoding: {
-        x: q('epoch', 'epoch', { axis: { tickMinStep: 1 } }),
-        y: q('val_error', 'validation error', { scale: { zero: false } }),
-        color: { field: 'trial', type: 'nominal', title: 'trial', sort: { field: 'index' } },
-      },
-    },
+      layer: [
+        { transform: [{ filter: "datum.series === 'training'" }], mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color } },
+        { transform: [{ filter: "datum.series === 'validation'" }], mark: { type: 'point', filled: true, size: 60 }, encoding: { x, y, color } },
+      ],
+    } as ChartSpec,
   };
 }
 

@@ -1,5 +1,5 @@
 /** `prunespace sample`: seeded configurations of a space inside its regime, as a table, JSON or CSV. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { compileSpace } from '../../space/compile.js';
 import { loadSpace } from '../../space/load.js';
@@ -13,6 +13,7 @@ interface Options {
   seed: number;
   json?: boolean;
   csv?: boolean;
+  maxDraws?: number;
   maxAttempts?: number;
 }
 
@@ -23,16 +24,21 @@ export function registerSample(program: Command): void {
     .argument('<space>', 'space file (JSON)')
     .requiredOption('-n, --n <count>', 'number of configurations', intFlag('-n', { min: 1 }))
     .option('--seed <s>', 'random seed', intFlag('--seed'), 0)
-    .option('--max-attempts <k>', 'bound on draws (default max(200000, 2000 x n))', intFlag('--max-attempts', { min: 1 }))
+    .option('--max-draws <k>', 'bound on sampler draws (default max(200000, 2000 x n))', intFlag('--max-draws', { min: 1 }))
+    // The old spelling; in `search` --max-attempts means retries per trial, so here it only explains the rename.
+    .addOption(new Option('--max-attempts <k>').hideHelp())
     .option('--json', 'print JSON')
     .option('--csv', 'print CSV, one column per group')
     .action((path: string, opts: Options) => {
       if (opts.json && opts.csv) throw new UserError('give either --json or --csv, not both');
+      if (opts.maxAttempts !== undefined) {
+        throw new UserError('sample: --max-attempts is now --max-draws (the bound on sampler draws); --max-attempts is search\'s attempts per trial');
+      }
       const space = compileSpace(loadSpace(path));
-      const result = sampleSpace(space, opts.n, opts.seed, { maxAttempts: opts.maxAttempts });
+      const result = sampleSpace(space, opts.n, opts.seed, { maxAttempts: opts.maxDraws });
       const groups = space.net.groups;
       const rate = `${(100 * result.acceptanceRate).toFixed(2)}%`;
-      const summary = `${result.configs.length} configurations in ${result.attempts} attempts (acceptance ${rate})`;
+      const summary = `${result.configs.length} configurations in ${result.attempts} draws (acceptance ${rate})`;
       if (result.shortfall) process.stderr.write(`prunespace: warning: ${result.shortfall}\n`);
       const rows = result.configs.map((c, i) => ({
         index: i,

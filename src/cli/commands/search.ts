@@ -6,19 +6,10 @@ import type { RunOptions, RunSummary } from '../../campaign/campaign.js';
 import type { CampaignConfig } from '../../campaign/types.js';
 import { UserError, isUserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
-import { addTrainingFlags, trainSettings, type TrainingFlags } from '../training-flags.js';
+import { addTrainingFlags, trainSettings } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
+import { checkAgainstStored, discardStoredCampaign, resolveSearch, storeCampaign } from '../campaign-file.js';
 
-
-interface SearchFlags extends TrainingFlags {
-  samples: number;
-  seed: number;
-  out: string;
-  maxAttempts: number;
-  saveModels: boolean;
-  rounds: number;
-  roundSamples?: number;
-}
 
 export interface PoolFlags {
   workers?: number;
@@ -91,17 +82,21 @@ export function registerSearch(program: Command): void {
   const cmd = addTrainingFlags(program
     .command('search')
     .description('Sample N subnetworks from a space, train each on a worker pool, and record every trial in a campaign directory')
-    .argument('<space>', 'space file (JSON)')
-    .requiredOption('--out <dir>', 'campaign directory, e.g. runs/NAME (must be new, empty, or this same campaign)')
-    .requiredOption('--samples <n>', 'number of candidates to sample and train', intFlag('--samples', { min: 1 })),
-    { required: true, fallback: 1 },
+    .argument('[space]', 'space file (JSON); or give --config')
+    .option('--config <file>', 'campaign file (JSON, e.g. campaigns/demo-fmnist.json): space, training, launch, rounds, analysis; flags override it')
+    .option('--out <dir>', 'campaign directory, e.g. runs/NAME (must be new, empty, or this same campaign; default with --config: runs/<name>)')
+    .option('--samples <n>', 'number of candidates to sample and train (required without --config)', intFlag('--samples', { min: 1 })),
+    { required: true, fallback: 1, mandatory: false },
   )
     .option('--seed <s>', 'campaign seed: fixes the candidates and every trial seed', intFlag('--seed', { min: 0 }), 0)
-    .option('--max-attempts <k>', 'attempts per trial before it stays failed', intFlag('--max-attempts', { min: 1 }), 2)
+    .option('--max-attempts <k>', 'attempts per trial: a failed trial is retried until it has had this many', intFlag('--max-attempts', { min: 1 }), 2)
     .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false)
     .option('--rounds <r>', 'sample-train-analyse-refine rounds; each refined space is written to <out>/space-r<k>.json', intFlag('--rounds', { min: 1 }), 1)
     .option('--round-samples <n>', 'candidates per refined round (default: --samples)', intFlag('--round-samples', { min: 1 }));
-  addPoolFlags(cmd).action(async (spacePath: string, flags: SearchFlags & PoolFlags) => {
+  addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
+    // A campaign file and the flags give one options object; flags typed on the command line win.
+    const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
+    checkAgainstStored(flags.out, campaign, (line) => process.stderr.write(`${line}\n`));
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs --backend tensorflow (or auto with a native TensorFlow package), not --backend ${flags.backend}`);
     }
@@ -117,18 +112,23 @@ export function registerSearch(program: Command): void {
       rounds: flags.rounds,
       roundSamples: flags.roundSamples,
     });
+    if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
     if (prepared.round) {
       const r = prepared.round;
       process.stderr.write(
-        `prunespace: sampled ${r.samples} candidates from ${spacePath} (acceptance ${(100 * r.acceptanceRate).toFixed(2)}%) into ${flags.out}\n`,
+        `prunespace: sampled ${r.samples} candidates from ${campaign.spaceSource} (acceptance ${(100 * r.acceptanceRate).toFixed(2)}%) into ${flags.out}\n`,
       );
     }
     try {
-      reportSummary(await runRounds(prepared.dir, poolOptions(flags), roundsOptions(prepared.config)));
+      const rounds = { ...roundsOptions(prepared.config), ...(flags.rules ? { rules: flags.rules } : {}) };
+      reportSummary(await runRounds(prepared.dir, poolOptions(flags), rounds));
     } catch (e) {
       // The input failed the first trial (e.g. missing data files): leave no half-born campaign in the way of a retry.
-      if (isUserError(e) && prepared.created && discardNewCampaign(prepared.dir)) throw new UserError(`${e.message} (nothing kept in ${flags.out})`);
+      if (isUserError(e) && prepared.created && discardNewCampaign(prepared.dir)) {
+        discardStoredCampaign(prepared.dir);
+        throw new UserError(`${e.message} (nothing kept in ${flags.out})`);
+      }
       throw e;
     }
   });

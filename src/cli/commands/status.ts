@@ -5,6 +5,7 @@ import { formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
 import { intFlag } from '../parse.js';
 import { formatCount } from '../../util/format.js';
+import { describeLength, epochBound } from '../training-flags.js';
 
 interface StatusFlags {
   json?: boolean;
@@ -84,7 +85,7 @@ export function registerStatus(program: Command): void {
         const s = config.settings;
         const data = `${s.data.name}${s.data.subset !== undefined ? ` subset ${s.data.subset}` : ''}`;
         const out = [
-          `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${s.epochs} epoch(s), backend ${config.backend}, seed ${config.seed}`,
+          `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${describeLength(s)}, backend ${config.backend}, seed ${config.seed}`,
           `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.waiting} waiting${counts.pruned ? `, ${counts.pruned} pruned` : ''}, ${counts.total} total` +
             `; ${rounds.length} round(s); ${formatDuration(trainSeconds)} of training`,
         ];
@@ -99,7 +100,7 @@ export function registerStatus(program: Command): void {
         }
         const running = trials.filter((t) => t.state === 'running');
         if (running.length) {
-          out.push(`running: ${running.map((t) => `#${t.index} (epoch ${t.curves.length}/${s.epochs} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
+          out.push(`running: ${running.map((t) => `#${t.index} (epoch ${t.curves.length}${epochBound(s) !== undefined ? `/${epochBound(s)}` : ''} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
         }
         for (const t of failures.slice(0, 5)) out.push(`failed #${t.index} after ${t.attempts} attempt(s): ${t.error}`);
         if (flags.queue) out.push(...(await queueLines(config, flags)));

@@ -1,5 +1,5 @@
 /** `prunespace train`: trains one subnetwork and prints per-epoch curves, validation and test error. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { complexity } from '../../complexity/count.js';
 import { buildNet, familyNames, parseShape } from '../../nets/registry.js';
 import { baseWidths, checkWidths, keepWidths } from '../../nets/resolve.js';
@@ -9,12 +9,14 @@ import { runTrial } from '../../training/trial.js';
 import type { EpochCurve } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag, intListFlag, numberFlag } from '../parse.js';
-import { addTrainingFlags, trainSettings, type TrainingFlags } from '../training-flags.js';
+import { addTrainingFlags, epochBound, trainSettings, type TrainingFlags } from '../training-flags.js';
+import { trainProgress } from '../train-progress.js';
 
 interface Options extends TrainingFlags {
   net: string;
   input?: string;
   classes?: number;
+  shortcut?: 'zeropad' | 'projection';
   widths?: number[];
   keep?: number;
   seed: number;
@@ -43,6 +45,7 @@ export function registerTrain(program: Command): void {
     .option('--input <HxWxC>', "input shape (default: the dataset's; for synthetic data the family's)")
     .option('--classes <k>', "number of classes (default: the dataset's)", intFlag('--classes', { min: 2 }))
     .option('--widths <w1,w2,...>', 'one kept-channel count per group, in group order', intListFlag('--widths'))
+    .addOption(new Option('--shortcut <kind>', 'ResNet shortcut where widths change (default zeropad)').choices(['zeropad', 'projection']))
     .option('--keep <ratio>', 'every group keeps round-half-up(ratio x width) channels (default: 1, the original)', numberFlag('--keep', { above: 0, max: 1 }))
     .option('--seed <s>', 'seed of initialisation, data order and augmentation', intFlag('--seed', { min: 0 }), 0),
     { required: false, fallback: DEFAULT_EPOCHS },
@@ -56,19 +59,26 @@ export function registerTrain(program: Command): void {
         family: opts.net,
         input: opts.input ? parseShape(opts.input) : known?.shape,
         classes: opts.classes ?? known?.classes,
+        shortcut: opts.shortcut,
       });
       const widths = opts.widths ?? (opts.keep !== undefined ? keepWidths(spec, opts.keep) : baseWidths(spec));
       checkWidths(spec, widths);
       const settings = trainSettings(opts, DEFAULT_EPOCHS);
       // Progress goes to stderr with --json so stdout stays one JSON document.
-      const say = (line: string): void => void (opts.json ? process.stderr : process.stdout).write(line + '\n');
+      const out = opts.json ? process.stderr : process.stdout;
+      const progress = trainProgress({ write: (text) => void out.write(text), tty: out.isTTY === true }, epochBound(settings));
+      const say = (line: string): void => {
+        progress.clear();
+        out.write(line + '\n');
+      };
       const backend = await startBackend(settings.backend);
       say(`backend: ${backend.reason}`);
       const c = complexity(spec, widths);
       say(`net: ${spec.ref.family} ${spec.ref.input.join('x')} ${spec.ref.classes} classes, widths ${widths.join(',')}; ${c.flops.toLocaleString('en-US')} FLOPs, ${c.params.toLocaleString('en-US')} params`);
       const result = await runTrial(
         { net: spec.ref, widths, settings, seed: opts.seed, ...(opts.save ? { saveDir: opts.save } : {}) },
-        (curve) => say(epochLine(curve, opts.epochs ?? (opts.steps === undefined ? DEFAULT_EPOCHS : undefined))),
+        (curve) => say(epochLine(curve, epochBound(settings))),
+        progress.onStep,
       );
       if (opts.json) {
         console.log(JSON.stringify({ net: spec.ref, widths, complexity: c, seed: opts.seed, settings, ...result }, null, 2));

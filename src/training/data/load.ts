@@ -49,7 +49,7 @@ function rawKey(settings: DataSettings, hints: DataHints): string {
 /** The prepared splits for these settings; decoded files and prepared splits are cached per process. */
 export function loadData(settings: DataSettings, hints: DataHints): PreparedData {
   const key = rawKey(settings, hints);
-  const pkey = `${key}:${settings.valFraction ?? ''}:${settings.subset ?? ''}`;
+  const pkey = `${key}:${settings.valFraction ?? ''}:${settings.subset ?? ''}:${settings.testSubset ?? ''}`;
   const hit = preparedCache.get(pkey);
   if (hit) return hit;
   let raw = rawCache.get(key);
@@ -57,7 +57,7 @@ export function loadData(settings: DataSettings, hints: DataHints): PreparedData
     raw = loadRaw(settings, hints);
     rawCache.set(key, raw);
   }
-  const prepared = prepareData(raw, { valFraction: settings.valFraction, subset: settings.subset });
+  const prepared = prepareData(raw, { valFraction: settings.valFraction, subset: settings.subset, testSubset: settings.testSubset });
   preparedCache.set(pkey, prepared);
   return prepared;
 }

@@ -8,6 +8,8 @@ export interface PrepareOptions {
   valFraction?: number;
   /** Fraction of the remaining training images used, for low-fidelity search. */
   subset?: number;
+  /** Fraction of the test split evaluated (a fixed seeded sample, the same for every trial); default all. */
+  testSubset?: number;
 }
 
 export const DEFAULT_VAL_FRACTION = 0.1;
@@ -54,6 +56,13 @@ export function channelStats(split: Split, pixelsPerImage: number, channels: num
   return { mean, std };
 }
 
+/** A fixed seeded share of a split, in index order, so every trial is measured on the same images. */
+function sampleOf(set: ImageSet, share: number, stream: string): Split {
+  const n = Math.max(1, Math.round(set.count * share));
+  const picked = permutation(set.count, makeRng('prunespace', stream)).slice(0, n).sort();
+  return { source: set, indices: picked };
+}
+
 function all(set: ImageSet): Split {
   return { source: set, indices: Int32Array.from({ length: set.count }, (_, i) => i) };
 }
@@ -67,6 +76,8 @@ export function prepareData(raw: RawDataset, opts: PrepareOptions = {}): Prepare
   const subset = opts.subset ?? 1;
   if (!(valFraction > 0 && valFraction < 1)) throw new UserError(`validation fraction must be in (0, 1), got ${valFraction}`);
   if (!(subset > 0 && subset <= 1)) throw new UserError(`--subset must be in (0, 1], got ${subset}`);
+  const testSubset = opts.testSubset ?? 1;
+  if (!(testSubset > 0 && testSubset <= 1)) throw new UserError(`--test-subset must be in (0, 1], got ${testSubset}`);
   const order = permutation(raw.train.count, makeRng('prunespace', `${raw.name}/validation-split`));
   const nVal = Math.max(1, Math.round(raw.train.count * valFraction));
   const rest = order.subarray(nVal);
@@ -81,7 +92,7 @@ export function prepareData(raw: RawDataset, opts: PrepareOptions = {}): Prepare
     classes: raw.classes,
     train,
     val,
-    test: all(raw.test),
+    test: testSubset < 1 ? sampleOf(raw.test, testSubset, `${raw.name}/test-subset`) : all(raw.test),
     ...channelStats(train, h * w, c),
     augment: raw.augment,
   };

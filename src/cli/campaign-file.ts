@@ -1,0 +1,312 @@
+/**
+ * Campaign files (`search --config FILE`): one JSON file says what to sample, how to train, how to launch, how many
+ * rounds and how to analyse. It becomes the same options object the flags give (flags typed on the command line win),
+ * the effective campaign is stored as campaign.json in the run directory, and a later `search` into that directory is
+ * compared with it, one line per difference.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
+import { describeIssue, parseSpace } from '../space/load.js';
+import { spaceSchema } from '../space/schema.js';
+import { DATASETS } from '../training/data/load.js';
+import type { DatasetName, TrainSettings } from '../training/types.js';
+import { UserError } from '../util/errors.js';
+
+/** The run directory's copy of the effective campaign. */
+export const CAMPAIGN_JSON = 'campaign.json';
+
+const int = (min: number) => z.number().int().min(min);
+const fraction = (max: number) => z.number().gt(0).max(max);
+
+export const campaignSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-" (it names runs/NAME)'),
+    description: z.string().optional(),
+    /** A space file (relative to this file) or the space itself. */
+    space: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+    samples: int(1),
+    seed: int(0).default(0),
+    train: z
+      .object({
+        data: z.enum(DATASETS),
+        dataDir: z.string().min(1).optional(),
+        subset: fraction(1).optional(),
+        valFraction: fraction(0.9).optional(),
+        testSubset: fraction(1).optional(),
+        syntheticSamples: int(2).optional(),
+        augment: z.boolean().default(true),
+        epochs: int(1),
+        steps: int(1).optional(),
+        batch: int(1).default(128),
+        lr: z.number().gt(0).default(0.1),
+        momentum: z.number().min(0).max(0.999).default(0.9),
+        nesterov: z.boolean().default(false),
+        weightDecay: z.number().min(0).default(5e-4),
+        warmup: z.number().min(0).default(0),
+        labelSmoothing: z.number().min(0).max(0.99).default(0),
+      })
+      .strict(),
+    launch: z
+      .object({
+        backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+        workers: int(1).optional(),
+        gpus: z.array(z.string().regex(/^\d+$/, 'expected a GPU id such as "0"')).nonempty().optional(),
+        maxAttempts: int(1).default(2),
+        saveModels: z.boolean().default(false),
+      })
+      .strict()
+      .default({ backend: 'auto', maxAttempts: 2, saveModels: false }),
+    rounds: z.object({ count: int(1), samples: int(1).optional() }).strict().default({ count: 1 }),
+    analysis: z.object({ rules: z.array(z.enum(REFINE_RULES)).nonempty().optional() }).strict().default({}),
+  })
+  .strict();
+
+export type CampaignFile = z.output<typeof campaignSchema>;
+
+/** The options `search` runs with: exactly the keys its flags produce, plus the refinement rules of a campaign file. */
+export interface SearchOptions {
+  samples: number;
+  seed: number;
+  out: string;
+  maxAttempts: number;
+  saveModels: boolean;
+  rounds: number;
+  roundSamples?: number;
+  data: DatasetName;
+  dataDir?: string;
+  subset?: number;
+  valFraction?: number;
+  testSubset?: number;
+  syntheticSamples?: number;
+  augment: boolean;
+  epochs: number;
+  steps?: number;
+  batch: number;
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  warmup: number;
+  labelSmoothing: number;
+  backend: TrainSettings['backend'];
+  workers?: number;
+  gpus?: string[];
+  executor?: 'thread' | 'process';
+  rules?: RefineRule[];
+}
+
+/** What a campaign is, in one normalised form for campaign.json and for comparing a request with a stored campaign. */
+export interface StoredCampaign {
+  name: string;
+  description?: string;
+  /** Where the space came from (informational); `space` is its content. */
+  spaceSource: string;
+  space: unknown;
+  samples: number;
+  seed: number;
+  train: Record<string, unknown>;
+  launch: { backend: string; maxAttempts: number; saveModels: boolean; workers?: number; gpus?: string[] };
+  rounds: { count: number; samples?: number };
+  analysis: { rules?: string[] };
+}
+
+function readJson(path: string): unknown {
+  if (!existsSync(path)) throw new UserError(`campaign file ${path} does not exist`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export interface LoadedCampaignFile {
+  path: string;
+  file: CampaignFile;
+  /** The space file to sample (an inline space is written to a temporary file). */
+  spacePath: string;
+  spaceSource: string;
+  space: unknown;
+}
+
+/** Reads and validates a campaign file; every problem is one line naming the file and the JSON path. */
+export function loadCampaignFile(path: string): LoadedCampaignFile {
+  const parsed = campaignSchema.safeParse(readJson(path));
+  if (!parsed.success) throw new UserError(`${path}: ${describeIssue(parsed.error.issues[0])}`);
+  const file = parsed.data;
+  const here = dirname(resolve(path));
+  if (file.train.dataDir !== undefined) file.train.dataDir = resolve(here, file.train.dataDir);
+  if (typeof file.space === 'string') {
+    const spacePath = resolve(here, file.space);
+    if (!existsSync(spacePath)) throw new UserError(`${path}: space: space file ${file.space} does not exist (paths are relative to the campaign file)`);
+    let space: unknown;
+    try {
+      space = JSON.parse(readFileSync(spacePath, 'utf8'));
+    } catch (e) {
+      throw new UserError(`${spacePath}: not valid JSON (${(e as Error).message})`);
+    }
+    return { path, file, spacePath, spaceSource: relative(process.cwd(), spacePath), space };
+  }
+  const inline = spaceSchema.safeParse(file.space);
+  if (!inline.success) {
+    const issue = inline.error.issues[0];
+    throw new UserError(`${path}: ${describeIssue({ ...issue, path: ['space', ...issue.path] } as typeof issue)}`);
+  }
+  parseSpace(file.space, `${path}: space`);
+  // prepareCampaign samples from a file; the run directory keeps its own copy (space-r0.json) afterwards.
+  const spacePath = join(mkdtempSync(join(tmpdir(), 'prunespace-space-')), `${file.name}.space.json`);
+  writeFileSync(spacePath, JSON.stringify(file.space, null, 2) + '\n');
+  return { path, file, spacePath, spaceSource: `${path} (inline)`, space: file.space };
+}
+
+/** The flag values a campaign file stands for. */
+function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
+  const t = c.train;
+  return {
+    samples: c.samples,
+    seed: c.seed,
+    maxAttempts: c.launch.maxAttempts,
+    saveModels: c.launch.saveModels,
+    rounds: c.rounds.count,
+    ...(c.rounds.samples !== undefined ? { roundSamples: c.rounds.samples } : {}),
+    data: t.data,
+    ...(t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
+    ...(t.subset !== undefined ? { subset: t.subset } : {}),
+    ...(t.valFraction !== undefined ? { valFraction: t.valFraction } : {}),
+    ...(t.testSubset !== undefined ? { testSubset: t.testSubset } : {}),
+    ...(t.syntheticSamples !== undefined ? { syntheticSamples: t.syntheticSamples } : {}),
+    augment: t.augment,
+    epochs: t.epochs,
+    ...(t.steps !== undefined ? { steps: t.steps } : {}),
+    batch: t.batch,
+    lr: t.lr,
+    momentum: t.momentum,
+    nesterov: t.nesterov,
+    weightDecay: t.weightDecay,
+    warmup: t.warmup,
+    labelSmoothing: t.labelSmoothing,
+    backend: c.launch.backend,
+    ...(c.launch.workers !== undefined ? { workers: c.launch.workers } : {}),
+    ...(c.launch.gpus !== undefined ? { gpus: c.launch.gpus } : {}),
+    ...(c.analysis.rules !== undefined ? { rules: c.analysis.rules } : {}),
+  };
+}
+
+/** Flags `search` cannot run without, and where each may come from. */
+const REQUIRED: [keyof SearchOptions, string][] = [
+  ['samples', '--samples (or "samples" in a campaign file)'],
+  ['data', '--data (or "train.data" in a campaign file)'],
+  ['epochs', '--epochs (or "train.epochs" in a campaign file)'],
+  ['out', '--out (a campaign file defaults it to runs/<name>)'],
+];
+
+export interface ResolvedSearch {
+  spacePath: string;
+  options: SearchOptions;
+  campaign: StoredCampaign;
+}
+
+/**
+ * Merges a campaign file (if any) with the flags: a flag typed on the command line overrides the file, the file
+ * overrides the flags' defaults. Without --config the flags alone give the same options object.
+ */
+export function resolveSearch(spaceArg: string | undefined, flags: Record<string, unknown>, cmd: Command): ResolvedSearch {
+  const configPath = flags.config as string | undefined;
+  if (configPath !== undefined && spaceArg !== undefined) {
+    throw new UserError(`give the space either as an argument or in the campaign file ${configPath}, not both`);
+  }
+  const loaded = configPath !== undefined ? loadCampaignFile(configPath) : undefined;
+  const merged: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flags)) if (key !== 'config') merged[key] = value;
+  if (loaded) {
+    for (const [key, value] of Object.entries(fileOptions(loaded.file))) {
+      if (cmd.getOptionValueSource(key) !== 'cli') merged[key] = value;
+    }
+    if (cmd.getOptionValueSource('out') !== 'cli') merged.out = join('runs', loaded.file.name);
+  }
+  const spacePath = loaded?.spacePath ?? spaceArg;
+  if (spacePath === undefined) throw new UserError('search needs a space file argument or --config CAMPAIGN_FILE');
+  for (const [key, what] of REQUIRED) if (merged[key] === undefined) throw new UserError(`search needs ${what}`);
+  const options = merged as unknown as SearchOptions;
+  return { spacePath, options, campaign: describeCampaign(options, loaded, spacePath) };
+}
+
+/** The normalised campaign of a resolved request: what campaign.json stores and what a later request is compared with. */
+function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefined, spacePath: string): StoredCampaign {
+  let space: unknown = loaded?.space;
+  if (space === undefined) {
+    try {
+      space = JSON.parse(readFileSync(spacePath, 'utf8'));
+    } catch {
+      space = null; // prepareCampaign reports an unreadable space file with its own one-line error
+    }
+  }
+  const drop = <T extends Record<string, unknown>>(x: T): T => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) as T;
+  return drop({
+    name: loaded?.file.name ?? basename(resolve(o.out)),
+    description: loaded?.file.description,
+    spaceSource: loaded?.spaceSource ?? spacePath,
+    space,
+    samples: o.samples,
+    seed: o.seed,
+    train: drop({
+      data: o.data, dataDir: o.dataDir, subset: o.subset, valFraction: o.valFraction, testSubset: o.testSubset, syntheticSamples: o.syntheticSamples,
+      augment: o.augment, epochs: o.epochs, steps: o.steps, batch: o.batch, lr: o.lr, momentum: o.momentum,
+      nesterov: o.nesterov, weightDecay: o.weightDecay, warmup: o.warmup, labelSmoothing: o.labelSmoothing,
+    }),
+    launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus }),
+    rounds: drop({ count: o.rounds, samples: o.roundSamples }),
+    analysis: drop({ rules: o.rules }),
+  });
+}
+
+/** Fields that name or launch a campaign without changing what it is; they may differ between sessions. */
+const SESSION_FIELDS = new Set(['name', 'description', 'spaceSource', 'launch.workers', 'launch.gpus']);
+
+/** One line per field where the requested campaign differs from the stored one, as `path: stored X, requested Y`. */
+export function diffCampaigns(stored: unknown, requested: unknown, path = ''): string[] {
+  if (SESSION_FIELDS.has(path)) return [];
+  const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (isObject(stored) && isObject(requested)) {
+    const keys = [...new Set([...Object.keys(stored), ...Object.keys(requested)])];
+    return keys.flatMap((k) => diffCampaigns(stored[k], requested[k], path ? `${path}.${k}` : k));
+  }
+  if (JSON.stringify(stored) === JSON.stringify(requested)) return [];
+  const show = (x: unknown) => (x === undefined ? '(not set)' : JSON.stringify(x));
+  return [`${path}: stored ${show(stored)}, requested ${show(requested)}`];
+}
+
+/** The campaign stored in a run directory, if it has one. */
+export function storedCampaign(dir: string): StoredCampaign | undefined {
+  const path = join(dir, CAMPAIGN_JSON);
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as StoredCampaign;
+}
+
+export function storeCampaign(dir: string, campaign: StoredCampaign): void {
+  writeFileSync(join(dir, CAMPAIGN_JSON), JSON.stringify(campaign, null, 2) + '\n');
+}
+
+/** Removes campaign.json of a campaign just discarded (and the directory when nothing else is left in it). */
+export function discardStoredCampaign(dir: string): void {
+  rmSync(join(dir, CAMPAIGN_JSON), { force: true });
+  if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+}
+
+/**
+ * A request into a directory that already holds a campaign must be that campaign: otherwise print one line per
+ * difference and stop, pointing at `resume` (which continues the stored campaign) and at a new --out.
+ */
+export function checkAgainstStored(out: string, requested: StoredCampaign, write: (line: string) => void): void {
+  const stored = storedCampaign(resolve(out));
+  if (!stored) return;
+  const lines = diffCampaigns(stored, requested);
+  if (!lines.length) return;
+  for (const line of lines) write(`prunespace: ${out}/${CAMPAIGN_JSON}: ${line}`);
+  throw new UserError(
+    `${out} holds a different campaign (${lines.length} difference(s) above); continue the stored one with prunespace resume ${out}, or choose another --out`,
+  );
+}
