@@ -18,6 +18,7 @@ import { readLayersWeights } from './layers-weights.js';
 /** Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root). */
 const ADDON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
 const INSTALL_HINT = 'install libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>) and run npm install again';
+export const TORCH_MISSING = `the torch addon is not built; ${INSTALL_HINT}`;
 
 interface NativeNet {
   weightInfo(): { name: string; shape: number[]; trainable: boolean }[];
@@ -95,7 +96,7 @@ let loaded: { addon?: Addon; problem?: string } | undefined;
 
 function loadAddon(): { addon?: Addon; problem?: string } {
   if (loaded) return loaded;
-  if (!existsSync(ADDON)) return (loaded = { problem: `the torch addon is not built; ${INSTALL_HINT}` });
+  if (!existsSync(ADDON)) return (loaded = { problem: TORCH_MISSING });
   try {
     loaded = { addon: createRequire(import.meta.url)(ADDON) as Addon };
   } catch (e) {
