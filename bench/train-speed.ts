@@ -1,24 +1,29 @@
 /**
  * Training images per second of resnet20 (keep 1.0 and 0.5, 28x28x1, batch 128) on every tfjs backend that starts,
- * and of the same network trained by PyTorch on one thread where python3 can import torch, with the ratio.
+ * on the torch engine (libtorch addon, one intra-op thread) and by PyTorch on one thread where python3 can import
+ * torch, with the ratios. Torch and PyTorch alternate for --rounds rounds (the median of each is reported), so load
+ * from other work on a shared machine falls on both alike.
  * A step is forward, backward, L2 decay and the momentum update on a fixed random batch (no data pipeline, as in
  * the PyTorch script). Median step of several after warm-up; the cpu backend gets one timed step of a batch of 8
  * (one step of 128 takes many minutes there: its Conv2DBackpropFilter is a scalar loop).
- * Usage: node --import tsx bench/train-speed.ts [--steps N]
+ * Usage: node --import tsx bench/train-speed.ts [--steps N] [--rounds R]
  */
 import { spawnSync } from 'node:child_process';
-import * as tf from '@tensorflow/tfjs';
 import { buildNet } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
 import { selectBackend, type BackendName } from '../src/training/backends/select.js';
-import { buildModel, decayedWeights } from '../src/training/model.js';
-import { trainStep, type LoopSettings } from '../src/training/train.js';
+import type { EngineNet } from '../src/training/engine.js';
+import { TfjsNet } from '../src/training/engines/tfjs.js';
+import { startTorch } from '../src/training/engines/torch.js';
+import type { LoopSettings } from '../src/training/train.js';
 
 const BATCH = 128;
 const INPUT: [number, number, number] = [28, 28, 1];
 const KEEPS = [1.0, 0.5];
 const stepsArg = process.argv.indexOf('--steps');
 const STEPS = stepsArg > 0 ? Number(process.argv[stepsArg + 1]) : 8;
+const roundsArg = process.argv.indexOf('--rounds');
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
 const SETTINGS: LoopSettings = {
   epochs: 1,
   batchSize: BATCH,
@@ -37,12 +42,10 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Images per second of tfjs training steps on the current backend. */
-async function tfjsSpeed(keep: number, warmup: number, steps: number, batchSize: number): Promise<number> {
-  const model = buildModel(spec, keepWidths(spec, keep), 0);
-  const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
-  const decayed = decayedWeights(model);
-  const optimizer = tf.train.momentum(SETTINGS.lr, SETTINGS.momentum);
+const OPTIMIZER = { momentum: SETTINGS.momentum, nesterov: false, weightDecay: SETTINGS.weightDecay };
+
+/** Images per second of an engine's training steps (one call per step, as the training loop makes them). */
+async function engineSpeed(net: EngineNet, warmup: number, steps: number, batchSize: number): Promise<number> {
   const batch = {
     x: Float32Array.from({ length: batchSize * INPUT[0] * INPUT[1] * INPUT[2] }, () => Math.random() * 2 - 1),
     labels: Int32Array.from({ length: batchSize }, (_, i) => i % 10),
@@ -51,13 +54,10 @@ async function tfjsSpeed(keep: number, warmup: number, steps: number, batchSize:
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    const [loss, wrong] = trainStep(model, optimizer, weights, decayed, batch, INPUT, 10, SETTINGS);
-    await loss.data();
-    tf.dispose([loss, wrong]);
+    await net.trainStep(batch, SETTINGS.lr, SETTINGS.labelSmoothing);
     if (i >= warmup) times.push(performance.now() - t0);
   }
-  optimizer.dispose();
-  model.dispose();
+  net.dispose();
   return batchSize / (median(times) / 1000);
 }
 
@@ -92,20 +92,39 @@ for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
   console.log(`backend ${chosen.reason}`);
   for (const keep of KEEPS) {
     const [warmup, steps, batchSize] = name === 'cpu' ? [0, 1, 8] : [2, STEPS, BATCH];
-    const ips = await tfjsSpeed(keep, warmup, steps, batchSize);
+    const ips = await engineSpeed(new TfjsNet(spec, keepWidths(spec, keep), 0, OPTIMIZER), warmup, steps, batchSize);
     rows.push({ backend: name, keep, imagesPerSecond: ips });
     console.log(`  resnet20 keep ${keep.toFixed(2)}: ${ips.toFixed(1)} images/s (batch ${batchSize}, median of ${steps} timed steps)`);
   }
 }
 
 const py = torchPython();
-if (!py) {
-  console.log('pytorch: skipped (no python3 can import torch; install python3-torch)');
-} else {
+const torch = startTorch(1, { cpuOnly: true });
+if (!torch.ok) console.log(`torch: skipped (${torch.detail})`);
+if (!py) console.log('pytorch: skipped (no python3 can import torch; install python3-torch)');
+const runs = new Map<string, number[]>();
+const record = (key: string, v: number) => runs.set(key, [...(runs.get(key) ?? []), v]);
+if (torch.ok) console.log(`torch: ${torch.detail}`);
+for (let round = 0; round < ROUNDS; round++) {
   for (const keep of KEEPS) {
-    const ips = torchSpeed(py, keep);
-    const wasm = rows.find((r) => r.backend === 'wasm' && r.keep === keep);
-    const ratio = wasm ? `, wasm/pytorch = ${(wasm.imagesPerSecond / ips).toFixed(2)}x` : '';
-    console.log(`pytorch (1 thread) resnet20 keep ${keep.toFixed(2)}: ${ips.toFixed(1)} images/s${ratio}`);
+    if (torch.ok) {
+      const net = await torch.engine.build(spec, keepWidths(spec, keep), 0, OPTIMIZER);
+      record(`torch ${keep}`, await engineSpeed(net, 2, STEPS, BATCH));
+    }
+    if (py) record(`pytorch ${keep}`, torchSpeed(py, keep));
+  }
+}
+for (const keep of KEEPS) {
+  const wasm = rows.find((r) => r.backend === 'wasm' && r.keep === keep);
+  const pt = runs.get(`pytorch ${keep}`);
+  const t = runs.get(`torch ${keep}`);
+  const each = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+  if (pt) {
+    const ratio = wasm ? `, wasm/pytorch = ${(wasm.imagesPerSecond / median(pt)).toFixed(2)}x` : '';
+    console.log(`pytorch (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(pt).toFixed(1)} images/s (rounds: ${each(pt)})${ratio}`);
+  }
+  if (t) {
+    const ratio = pt ? `, torch/pytorch = ${(median(t) / median(pt)).toFixed(2)}x` : '';
+    console.log(`torch engine (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(t).toFixed(1)} images/s (rounds: ${each(t)})${ratio}`);
   }
 }

@@ -66,15 +66,17 @@ const DEFAULT_LEASE_MS = 60_000;
 
 function executorKind(config: CampaignConfig, opts: RunOptions): ExecutorKind {
   if (opts.queue) return 'queue';
-  return opts.executor ?? (NATIVE_BACKENDS.has(config.backend) ? 'process' : 'thread');
+  // The torch addon is safe in worker threads (tested with concurrent trials); on GPUs it gets one process per GPU.
+  const perProcess = config.backend === 'tensorflow' || (config.backend === 'torch' && !!opts.gpus?.length);
+  return opts.executor ?? (perProcess ? 'process' : 'thread');
 }
 
 async function makeExecutor(config: CampaignConfig, opts: RunOptions, runnable: number, log: (l: string) => void): Promise<TrialExecutor> {
   const kind = executorKind(config, opts);
-  if (opts.gpus?.length && kind === 'thread') throw new UserError(`--gpus needs a native engine (--backend tensorflow or torch); this campaign trains on ${config.backend}`);
+  if (opts.gpus?.length && kind === 'thread') throw new UserError(`--gpus needs a native engine (--backend torch or tensorflow); this campaign trains on ${config.backend}`);
   // Never start more workers than there are trials to run: each one loads a backend and the data.
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), runnable));
-  const devices = opts.gpus?.length ? opts.gpus : NATIVE_BACKENDS.has(config.backend) ? [null] : new Array<null>(workers).fill(null);
+  const devices = opts.gpus?.length ? opts.gpus : config.backend === 'tensorflow' ? [null] : new Array<null>(workers).fill(null);
   return executors[kind]({
     workers: kind === 'queue' ? (opts.workers ?? 256) : workers,
     devices,

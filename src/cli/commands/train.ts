@@ -71,7 +71,7 @@ export function registerTrain(program: Command): void {
         progress.clear();
         out.write(line + '\n');
       };
-      const backend = await startBackend(settings.backend);
+      const backend = await startBackend(settings.backend, settings.threads);
       say(`backend: ${backend.reason}`);
       const c = complexity(spec, widths);
       say(`net: ${spec.ref.family} ${spec.ref.input.join('x')} ${spec.ref.classes} classes, widths ${widths.join(',')}; ${c.flops.toLocaleString('en-US')} FLOPs, ${c.params.toLocaleString('en-US')} params`);
