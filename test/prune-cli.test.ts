@@ -84,3 +84,22 @@ test('bad input: one line, exit code 2, nothing written', () => {
   assert.deepEqual(readdirSync(busy), ['keep.txt']);
   assert.equal(cli(['prune', '--help']).code, 0);
 });
+
+test('bench-infer times the parent and the pruned model on one engine, the first as reference', () => {
+  const pruned = join(root, 'pruned');
+  const r = cli(['bench-infer', parent, pruned, '--backend', 'wasm', '--repeats', '3', '--min-repeat-ms', '5', '--warmup', '1', '--batch', '8', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout);
+  assert.equal(rows.length, 2);
+  for (const row of rows) {
+    assert.equal(row.engine, 'wasm');
+    assert.ok(row.latencyMs > 0 && row.throughput > 0);
+  }
+  assert.equal(rows[0].flopsSaving, 0);
+  assert.ok(rows[1].flopsSaving > 0.5, 'keep 0.5 of every group saves about 3/4 of the FLOPs');
+  assert.ok(Number.isFinite(rows[1].latencyToFlops));
+  const bad = cli(['bench-infer', parent, join(root, 'nowhere')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /nowhere: not a prunespace model directory/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+});

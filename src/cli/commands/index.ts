@@ -1,5 +1,6 @@
 /** Every prunespace command registers itself here, one module per command. */
 import type { Command } from 'commander';
+import { registerBenchInfer } from './bench-infer.js';
 import { registerComplexity } from './complexity.js';
 import { registerPrune } from './prune.js';
 import { registerSample } from './sample.js';
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerTrain(program);
   registerPrune(program);
+  registerBenchInfer(program);
 }
