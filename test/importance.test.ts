@@ -201,3 +201,25 @@ test('engines give the same scores on a tiny net: tfjs cpu and wasm, and torch (
     }
   }
 });
+
+test('weight-based criteria score every group of every family with one score per channel', async () => {
+  const b = await selectBackend('cpu');
+  for (const [family, input] of [['vgg-small', [16, 16, 3]], ['mobilenet-v1-cifar', [8, 8, 3]], ['mobilenet-v2-cifar', [8, 8, 3]], ['resnet20', [8, 8, 3]]] as [string, [number, number, number]][]) {
+    const spec = buildNet({ family, input, classes: 3 });
+    const map = channelMap(spec);
+    const base = baseWidths(spec);
+    const net = await tfjsEngine(b).build(spec, base, 1, { momentum: 0.9, nesterov: false, weightDecay: 0 });
+    for (const name of ['l1', 'bn-scale', 'random']) {
+      const { scores, members } = await scoreGroups(net, map, name, []);
+      scores.forEach((s, g) => assert.equal(s.length, base[g], `${family} ${name} group ${g}`));
+      if (name === 'l1') {
+        // A MobileNet group holding a depthwise conv scores its filters too.
+        map.groups.forEach((g, i) => assert.equal(members[i].length, g.convs.length + g.depthwise.length));
+      }
+      const widths = base.map((w) => Math.max(1, Math.floor(w / 3)));
+      checkKept(spec, base, chooseKept(map, scores, base, widths), map);
+    }
+    net.dispose();
+  }
+  await selectBackend('auto');
+});
