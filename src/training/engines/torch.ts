@@ -33,7 +33,7 @@ interface NativeNet {
   dispose(): void;
 }
 
-interface Addon {
+export interface Addon {
   Net: new (nodes: PlanNode[], opts: Record<string, unknown>) => NativeNet;
   cudaDevices(): number;
   version(): string;
@@ -104,6 +104,11 @@ function loadAddon(): { addon?: Addon; problem?: string } {
   return loaded;
 }
 
+/** The loaded addon, or why it is not there. */
+export function torchAddon(): { addon?: Addon; problem?: string } {
+  return loadAddon();
+}
+
 /** Whether the addon file exists (the coordinator decides a campaign's engine without loading it). */
 export function torchAddonBuilt(): boolean {
   return existsSync(ADDON);
@@ -156,6 +161,11 @@ export class TorchNet implements EngineNet {
     this.info = this.net.weightInfo();
     this.info.forEach((w, i) => this.index.set(w.name, i));
     this.trainable = this.info.filter((w) => w.trainable).length;
+  }
+
+  /** Trainable parameters (BN scale and shift and biases included, running statistics not): the complexity count's params. */
+  trainableParams(): number {
+    return this.info.filter((w) => w.trainable).reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
   }
 
   private grads(arrays: Float32Array[]): WeightSet {
