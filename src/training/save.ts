@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Complexity } from '../complexity/count.js';
 import type { NetRef, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
+import { selectBackend } from './backends/select.js';
 import type { EngineNet } from './engine.js';
 import { writeLayersWeights } from './engines/layers-weights.js';
 import { buildModel } from './model.js';
@@ -27,6 +28,8 @@ export interface SavedMetadata {
   seed: number;
   settings?: unknown;
   savedAt: string;
+  /** Set on a model pruned from a parent: the parent, the criterion and the kept channel indices per group. */
+  pruned?: unknown;
 }
 
 /** An IOHandler that writes the two files of a tfjs LayersModel into dir. */
@@ -98,6 +101,8 @@ export async function saveNet(net: EngineNet, dir: string, metadata: SavedMetada
 }
 
 export async function loadTrained(dir: string): Promise<{ model: tf.LayersModel; metadata: SavedMetadata }> {
+  // An engine that is not tfjs (torch) may run with no tfjs backend started; reading a model needs one.
+  if (!tf.engine().backendName) await selectBackend('cpu');
   const model = await tf.loadLayersModel(fileLoadHandler(dir));
   const path = join(dir, METADATA_JSON);
   let metadata: SavedMetadata;

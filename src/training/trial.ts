@@ -6,6 +6,7 @@ import { UserError, isUserError } from '../util/errors.js';
 import { loadData } from './data/load.js';
 import type { EngineNet } from './engine.js';
 import { selectEngine, type SelectedEngine } from './engines/select.js';
+import { inheritedWeights } from './inherit.js';
 import { saveNet } from './save.js';
 import { train, type StepProgress } from './train.js';
 import { CurvePointRecorder } from './curve-points.js';
@@ -65,6 +66,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       nesterov: req.settings.nesterov,
       weightDecay: req.settings.weightDecay,
     });
+    if (req.init?.mode === 'inherit') await net.writeWeights(await inheritedWeights(spec, req.widths, req.init.parent, req.init.kept));
     // Every trial records a few points per epoch, so the report can draw curves of one-epoch trials.
     const recorder = new CurvePointRecorder();
     const outcome = await train(

@@ -44,7 +44,12 @@ export interface TrialRequest {
   seed: number;
   /** Where to save the trained model (model.json + weights + metadata), if anywhere. */
   saveDir?: string;
+  /** How weights start: the seeded initialisation (default), or inherited from a saved parent at given kept channels. */
+  init?: TrialInit;
 }
+
+/** Inheritance travels as data: the parent's directory, the criterion that chose the channels, and the channels. */
+export type TrialInit = { mode: 'scratch' } | { mode: 'inherit'; parent: string; criterion: string; kept: number[][] };
 
 export interface EpochCurve {
   epoch: number;

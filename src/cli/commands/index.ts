@@ -1,6 +1,8 @@
 /** Every prunespace command registers itself here, one module per command. */
 import type { Command } from 'commander';
+import { registerBenchInfer } from './bench-infer.js';
 import { registerComplexity } from './complexity.js';
+import { registerPrune } from './prune.js';
 import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
 import { registerReport } from './report.js';
@@ -20,4 +22,6 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerTrain(program);
   registerWorker(program);
+  registerPrune(program);
+  registerBenchInfer(program);
 }
