@@ -1,0 +1,99 @@
+/**
+ * Adaptive choice of the channels to sparsify: the least sensitive channels, per group as many as a FLOPs target
+ * (counted by the compiled complexity model) or a pruning rate needs.
+ */
+import type { ComplexityModel } from '../../complexity/terms.js';
+import type { NetSpec, WidthConfig } from '../../nets/types.js';
+import { UserError } from '../../util/errors.js';
+
+/** What the sparsity drives towards: FLOPs at most `flops` (absolute), or a fraction `rate` of all channels removed. */
+export type SparsityTarget = { flops: number } | { rate: number };
+
+export interface Selection {
+  /** Per group, the channel indices chosen to become zero, ascending. */
+  chosen: number[][];
+  /** Widths once the chosen channels are removed. */
+  widths: WidthConfig;
+  /** FLOPs at those widths. */
+  flops: number;
+}
+
+/** The fewest FLOPs the network can have (every group at one channel) and checks a target against it. */
+export function checkTarget(spec: NetSpec, maxWidths: WidthConfig, model: ComplexityModel, target: SparsityTarget): void {
+  if ('rate' in target) {
+    const total = maxWidths.reduce((a, b) => a + b, 0);
+    const most = total - maxWidths.length;
+    if (!(target.rate >= 0 && target.rate < 1)) throw new UserError(`pruning rate must be in [0, 1), got ${target.rate}`);
+    if (Math.ceil(target.rate * total - 1e-9) > most) {
+      throw new UserError(`pruning rate ${target.rate} is out of reach: ${spec.ref.family} keeps one channel per group, so at most ${(most / total).toFixed(4)} of its channels can go`);
+    }
+    return;
+  }
+  const floor = model.evaluate(maxWidths.map(() => 1)).flops;
+  if (!(target.flops >= floor)) {
+    throw new UserError(`FLOPs target ${Math.round(target.flops)} is out of reach: ${spec.ref.family} needs at least ${Math.round(floor)} FLOPs with one channel per group`);
+  }
+}
+
+/**
+ * Greedy: repeatedly removes the channel with the lowest cost, where a channel's cost is its sensitivity relative to
+ * its group's mean sensitivity, divided (for a FLOPs target) by the FLOPs its removal saves at the current widths,
+ * relative to the mean saving. Groups thus lose channels in proportion to what they cost and how little they matter,
+ * and stop when the target is met. Channels already zero have sensitivity 0 and go first. Every group keeps one
+ * channel. The projected FLOPs end at most one channel's worth below the target.
+ */
+export function selectChannels(
+  spec: NetSpec,
+  maxWidths: WidthConfig,
+  model: ComplexityModel,
+  scores: Float64Array[],
+  target: SparsityTarget,
+): Selection {
+  checkTarget(spec, maxWidths, model, target);
+  const widths = [...maxWidths];
+  // Each group's channels, least sensitive first (ties by index, so the choice is deterministic).
+  const order = scores.map((s, g) => {
+    if (s.length !== maxWidths[g]) throw new Error(`group ${g}: ${s.length} scores for ${maxWidths[g]} channels`);
+    return Array.from(s.keys()).sort((a, b) => s[a] - s[b] || a - b);
+  });
+  const means = scores.map((s) => {
+    const m = s.reduce((a, b) => a + b, 0) / s.length;
+    return m > 0 ? m : 1;
+  });
+  const chosen: number[][] = spec.groups.map(() => []);
+  const total = maxWidths.reduce((a, b) => a + b, 0);
+  const byRate = 'rate' in target;
+  const toRemove = byRate ? Math.ceil(target.rate * total - 1e-9) : Infinity;
+  let removed = 0;
+  let flops = model.evaluate(widths).flops;
+  const done = (): boolean => (byRate ? removed >= toRemove : flops <= target.flops);
+  while (!done()) {
+    const savings = widths.map((w, g) => {
+      if (w <= 1) return 0;
+      widths[g] = w - 1;
+      const f = model.evaluate(widths).flops;
+      widths[g] = w;
+      return flops - f;
+    });
+    const open = savings.map((s, g) => widths[g] > 1 && (byRate || s > 0));
+    const meanSaving = savings.reduce((a, s, g) => a + (open[g] ? s : 0), 0) / Math.max(1, open.filter(Boolean).length);
+    let best = -1;
+    let bestCost = Infinity;
+    for (let g = 0; g < widths.length; g++) {
+      if (!open[g]) continue;
+      const c = order[g][chosen[g].length];
+      const relative = scores[g][c] / means[g];
+      const cost = byRate ? relative : relative / (savings[g] / meanSaving);
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = g;
+      }
+    }
+    if (best < 0) throw new Error('no channel left to remove before reaching the target');
+    chosen[best].push(order[best][chosen[best].length]);
+    widths[best]--;
+    removed++;
+    flops = model.evaluate(widths).flops;
+  }
+  return { chosen: chosen.map((c) => c.sort((a, b) => a - b)), widths, flops };
+}
