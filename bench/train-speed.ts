@@ -7,12 +7,12 @@
  * Usage: node --import tsx bench/train-speed.ts [--steps N]
  */
 import { spawnSync } from 'node:child_process';
-import * as tf from '@tensorflow/tfjs';
 import { buildNet } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
 import { selectBackend, type BackendName } from '../src/training/backends/select.js';
-import { buildModel, decayedWeights } from '../src/training/model.js';
-import { trainStep, type LoopSettings } from '../src/training/train.js';
+import type { EngineNet } from '../src/training/engine.js';
+import { TfjsNet } from '../src/training/engines/tfjs.js';
+import type { LoopSettings } from '../src/training/train.js';
 
 const BATCH = 128;
 const INPUT: [number, number, number] = [28, 28, 1];
@@ -37,12 +37,10 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Images per second of tfjs training steps on the current backend. */
-async function tfjsSpeed(keep: number, warmup: number, steps: number, batchSize: number): Promise<number> {
-  const model = buildModel(spec, keepWidths(spec, keep), 0);
-  const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
-  const decayed = decayedWeights(model);
-  const optimizer = tf.train.momentum(SETTINGS.lr, SETTINGS.momentum);
+const OPTIMIZER = { momentum: SETTINGS.momentum, nesterov: false, weightDecay: SETTINGS.weightDecay };
+
+/** Images per second of an engine's training steps (one call per step, as the training loop makes them). */
+async function engineSpeed(net: EngineNet, warmup: number, steps: number, batchSize: number): Promise<number> {
   const batch = {
     x: Float32Array.from({ length: batchSize * INPUT[0] * INPUT[1] * INPUT[2] }, () => Math.random() * 2 - 1),
     labels: Int32Array.from({ length: batchSize }, (_, i) => i % 10),
@@ -51,13 +49,10 @@ async function tfjsSpeed(keep: number, warmup: number, steps: number, batchSize:
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    const [loss, wrong] = trainStep(model, optimizer, weights, decayed, batch, INPUT, 10, SETTINGS);
-    await loss.data();
-    tf.dispose([loss, wrong]);
+    await net.trainStep(batch, SETTINGS.lr, SETTINGS.labelSmoothing);
     if (i >= warmup) times.push(performance.now() - t0);
   }
-  optimizer.dispose();
-  model.dispose();
+  net.dispose();
   return batchSize / (median(times) / 1000);
 }
 
@@ -92,7 +87,7 @@ for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
   console.log(`backend ${chosen.reason}`);
   for (const keep of KEEPS) {
     const [warmup, steps, batchSize] = name === 'cpu' ? [0, 1, 8] : [2, STEPS, BATCH];
-    const ips = await tfjsSpeed(keep, warmup, steps, batchSize);
+    const ips = await engineSpeed(new TfjsNet(spec, keepWidths(spec, keep), 0, OPTIMIZER), warmup, steps, batchSize);
     rows.push({ backend: name, keep, imagesPerSecond: ips });
     console.log(`  resnet20 keep ${keep.toFixed(2)}: ${ips.toFixed(1)} images/s (batch ${batchSize}, median of ${steps} timed steps)`);
   }

@@ -13,7 +13,7 @@ import { buildNet } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
 import { selectBackend } from '../src/training/backends/select.js';
 import { loadData } from '../src/training/data/load.js';
-import { buildModel } from '../src/training/model.js';
+import { TfjsNet } from '../src/training/engines/tfjs.js';
 import { loadTrained, saveTrained } from '../src/training/save.js';
 import { train } from '../src/training/train.js';
 
@@ -24,11 +24,12 @@ before(async () => {
 test('save then load: same predictions from files and over http, metadata beside the model', async () => {
   const spec = buildNet({ family: 'resnet20', input: [12, 12, 1], classes: 3 });
   const widths = keepWidths(spec, 0.25);
-  const model = buildModel(spec, widths, 7);
+  const net = new TfjsNet(spec, widths, 7, { momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  const model = net.model;
   // One short epoch so weights and BN running statistics differ from their initial values.
   const data = loadData({ name: 'synthetic', samples: 96 }, { shape: [12, 12, 1], classes: 3 });
   const outcome = await train(
-    model,
+    net,
     data,
     { epochs: 1, batchSize: 16, lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4, warmupEpochs: 0, labelSmoothing: 0.1 },
     7,

@@ -22,6 +22,7 @@ export interface TrainingFlags {
   warmup: number;
   labelSmoothing: number;
   backend: TrainSettings['backend'];
+  threads?: number;
 }
 
 /** With only --steps, epochs stop bounding the run. */
@@ -45,7 +46,8 @@ export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fall
     .option('--weight-decay <w>', 'L2 weight decay on conv and linear kernels', numberFlag('--weight-decay', { min: 0 }), 5e-4)
     .option('--warmup <epochs>', 'linear learning-rate warmup, in epochs', numberFlag('--warmup', { min: 0 }), 0)
     .option('--label-smoothing <s>', 'label smoothing', numberFlag('--label-smoothing', { min: 0, max: 0.99 }), 0)
-    .addOption(new Option('--backend <name>', 'auto: tensorflow, else wasm, else cpu').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'));
+    .addOption(new Option('--backend <name>', 'auto: torch (CUDA, then CPU), else tensorflow, else wasm, else cpu').choices(['auto', 'torch', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--threads <n>', 'torch: intra-op threads per trial (default 1: one trial per core)', intFlag('--threads', { min: 1 }));
 }
 
 export function trainSettings(f: TrainingFlags, defaultEpochs: number): TrainSettings {
@@ -69,5 +71,6 @@ export function trainSettings(f: TrainingFlags, defaultEpochs: number): TrainSet
     backend: f.backend,
   };
   if (f.steps !== undefined) s.steps = f.steps;
+  if (f.threads !== undefined) s.threads = f.threads;
   return s;
 }

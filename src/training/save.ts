@@ -8,6 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Complexity } from '../complexity/count.js';
 import type { NetRef, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
+import type { EngineNet } from './engine.js';
+import { writeLayersWeights } from './engines/layers-weights.js';
+import { buildModel } from './model.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -80,6 +83,18 @@ export function fileLoadHandler(dir: string): tf.io.IOHandler {
 export async function saveTrained(model: tf.LayersModel, dir: string, metadata: SavedMetadata): Promise<void> {
   await model.save(fileSaveHandler(dir));
   writeFileSync(join(dir, METADATA_JSON), JSON.stringify(metadata, null, 2) + '\n');
+}
+
+/** Saves a net trained on any engine: its weights go into the tfjs LayersModel of the same NetSpec and widths. */
+export async function saveNet(net: EngineNet, dir: string, metadata: SavedMetadata): Promise<void> {
+  const weights = await net.readWeights();
+  const model = buildModel(net.spec, net.widths, metadata.seed);
+  try {
+    writeLayersWeights(model, net.spec, weights);
+    await saveTrained(model, dir, metadata);
+  } finally {
+    model.dispose();
+  }
 }
 
 export async function loadTrained(dir: string): Promise<{ model: tf.LayersModel; metadata: SavedMetadata }> {

@@ -1,22 +1,22 @@
 /** One trial, end to end: build the subnetwork, load data (cached per process), train, optionally save; plain data out. */
-import * as tf from '@tensorflow/tfjs';
 import { complexity } from '../complexity/count.js';
 import { buildNet } from '../nets/registry.js';
 import { checkWidths } from '../nets/resolve.js';
 import { UserError, isUserError } from '../util/errors.js';
 import { loadData } from './data/load.js';
-import { selectBackend, type SelectedBackend } from './backends/select.js';
-import { buildModel } from './model.js';
-import { saveTrained } from './save.js';
+import type { EngineNet } from './engine.js';
+import { selectEngine, type SelectedEngine } from './engines/select.js';
+import { saveNet } from './save.js';
 import { train } from './train.js';
 import type { EpochCurve, TrainSettings, TrialRequest, TrialResult } from './types.js';
 
 /**
- * Starts the requested backend ('auto': native TensorFlow, else wasm with our training kernels, else cpu) and
- * says which and why. Cached per process, so every trial after the first pays nothing.
+ * Starts the requested engine ('auto': torch on CUDA, then torch on CPU, then native TensorFlow, then wasm with our
+ * training kernels, then cpu) and says which and why. Cached per process, so every trial after the first pays nothing.
  */
-export async function startBackend(name: TrainSettings['backend']): Promise<SelectedBackend> {
-  return selectBackend(name);
+export async function startBackend(name: TrainSettings['backend'], threads?: number): Promise<{ name: string; reason: string; selected: SelectedEngine }> {
+  const selected = await selectEngine(name, { threads });
+  return { name: selected.engine.name, reason: selected.reason, selected };
 }
 
 /** Checks settings that commander cannot: ranges that make a run meaningless. */
@@ -48,7 +48,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
   const spec = buildNet(req.net);
   checkWidths(spec, req.widths);
   checkSettings(req.settings);
-  const backend = await startBackend(req.settings.backend);
+  const backend = await startBackend(req.settings.backend, req.settings.threads);
   const data = loadData(req.settings.data, { shape: spec.ref.input, classes: spec.ref.classes });
   if (data.shape.join('x') !== spec.ref.input.join('x')) {
     throw new UserError(`${data.name} images are ${data.shape.join('x')} but the net's input is ${spec.ref.input.join('x')}; pass --input ${data.shape.join('x')}`);
@@ -57,12 +57,16 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
     throw new UserError(`${data.name} has ${data.classes} classes but the net has ${spec.ref.classes}; pass --classes ${data.classes}`);
   }
   const wall = (): number => (performance.now() - started) / 1000;
-  let model: tf.LayersModel | undefined;
+  let net: EngineNet | undefined;
   try {
-    model = buildModel(spec, req.widths, req.seed);
-    const outcome = await train(model, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, onEpoch);
+    net = await backend.selected.engine.build(spec, req.widths, req.seed, {
+      momentum: req.settings.momentum,
+      nesterov: req.settings.nesterov,
+      weightDecay: req.settings.weightDecay,
+    });
+    const outcome = await train(net, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, onEpoch);
     if (outcome.status === 'complete' && req.saveDir) {
-      await saveTrained(model, req.saveDir, {
+      await saveNet(net, req.saveDir, {
         net: spec.ref,
         widths: req.widths,
         groups: spec.groups.map((g) => g.name),
@@ -98,6 +102,6 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
     if (isUserError(e)) throw e;
     return { status: 'failed', error: errorText(e), curves: [], wallSeconds: wall(), backend: backend.name };
   } finally {
-    model?.dispose();
+    net?.dispose();
   }
 }

@@ -29,7 +29,9 @@ export interface TrainSettings {
   weightDecay: number;
   warmupEpochs: number;
   labelSmoothing: number;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: 'auto' | 'torch' | 'tensorflow' | 'wasm' | 'cpu';
+  /** Intra-op threads of the torch engine (default 1: one worker per core). */
+  threads?: number;
 }
 
 /** One candidate to train: the network, its widths, settings and its own seed. */
@@ -68,6 +70,6 @@ export interface TrialResult {
   wallSeconds: number;
   /** Training throughput, images per second. */
   imagesPerSecond?: number;
-  /** Backend that actually ran: 'tensorflow' | 'wasm' | 'cpu'. */
+  /** Backend that actually ran: 'torch' | 'tensorflow' | 'wasm' | 'cpu'. */
   backend: string;
 }
