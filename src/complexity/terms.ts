@@ -2,6 +2,7 @@
  * Complexity as a polynomial in the group widths, compiled once per network so samplers can score
  * millions of configurations: every conv/linear cost is coef x (width of a) x (width of b).
  */
+import { channelSources } from '../nets/channels.js';
 import { baseWidths, resolveNet } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
 import type { Complexity } from './count.js';
@@ -13,12 +14,6 @@ interface Term {
   b: number;
 }
 
-/** A node's channel count is scale x w[group] (group -1: scale alone). */
-interface ChannelSource {
-  group: number;
-  scale: number;
-}
-
 export interface ComplexityModel {
   evaluate(widths: WidthConfig): Complexity;
 }
@@ -26,18 +21,15 @@ export interface ComplexityModel {
 export function compileComplexity(spec: NetSpec): ComplexityModel {
   // Spatial sizes do not depend on widths, so one resolution at the original widths fixes them.
   const resolved = resolveNet(spec, baseWidths(spec));
-  const sources = new Map<string, ChannelSource>();
+  // Which group each node's channels belong to comes from the public channel map, as for scoring and inheritance.
+  const sources = channelSources(spec);
   const flops: Term[] = [];
   const params: Term[] = [];
   const acts: Term[] = [];
   const src = (id: string) => sources.get(id)!;
   for (const { node, output } of resolved) {
     const [oh, ow] = output;
-    let source: ChannelSource;
     switch (node.op) {
-      case 'input':
-        source = { group: -1, scale: spec.ref.input[2] };
-        break;
       case 'conv': {
         const i = src(node.input);
         const k2 = node.kernel * node.kernel;
@@ -45,7 +37,6 @@ export function compileComplexity(spec: NetSpec): ComplexityModel {
         params.push({ coef: k2 * i.scale, a: i.group, b: node.out });
         if (node.bias) params.push({ coef: 1, a: node.out, b: -1 });
         acts.push({ coef: oh * ow, a: node.out, b: -1 });
-        source = { group: node.out, scale: 1 };
         break;
       }
       case 'depthwise': {
@@ -54,7 +45,6 @@ export function compileComplexity(spec: NetSpec): ComplexityModel {
         flops.push({ coef: k2 * oh * ow * i.scale, a: i.group, b: -1 });
         params.push({ coef: (k2 + (node.bias ? 1 : 0)) * i.scale, a: i.group, b: -1 });
         acts.push({ coef: oh * ow * i.scale, a: i.group, b: -1 });
-        source = i;
         break;
       }
       case 'linear': {
@@ -63,31 +53,16 @@ export function compileComplexity(spec: NetSpec): ComplexityModel {
         params.push({ coef: i.scale * node.units, a: i.group, b: -1 });
         if (node.bias) params.push({ coef: node.units, a: -1, b: -1 });
         acts.push({ coef: node.units, a: -1, b: -1 });
-        source = { group: -1, scale: node.units };
         break;
       }
       case 'bn': {
         const i = src(node.input);
         params.push({ coef: 2 * i.scale, a: i.group, b: -1 });
-        source = i;
         break;
       }
-      case 'flatten': {
-        const [h, w] = resolved.find((r) => r.node.id === node.input)!.output;
-        const i = src(node.input);
-        source = { group: i.group, scale: i.scale * h * w };
-        break;
-      }
-      case 'shortcut':
-        source = { group: node.out, scale: 1 };
-        break;
-      case 'add':
-        source = src(node.inputs[0]);
-        break;
       default:
-        source = src(node.input);
+        break;
     }
-    sources.set(node.id, source);
   }
   const packed = [flops, params, acts].map(pack);
   return {
