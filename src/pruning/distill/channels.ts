@@ -1,39 +1,18 @@
 /**
- * Where each channel group lives in a network for distillation: the BN layers whose scale and shift carry its
- * channels (the sparsity acts on them) and the stage outputs whose features are matched.
+ * Where distillation acts in a network, read from the public channel map: the BN layers whose scale and shift carry
+ * each group's channels, the stage outputs whose features are matched, and which channels can really be removed
+ * where zero-pad shortcuts couple groups.
  */
-import type { NetSpec } from '../../nets/types.js';
+import { channelMap, channelSources, type ZeroPadCoupling } from '../../nets/channels.js';
+import type { NetSpec, WidthConfig } from '../../nets/types.js';
 
-/** The group whose channels each node's output carries (-1: none, e.g. the input image or the logits). */
-export function outputGroups(spec: NetSpec): Map<string, number> {
-  const group = new Map<string, number>();
-  for (const node of spec.nodes) {
-    switch (node.op) {
-      case 'input':
-      case 'linear':
-        group.set(node.id, -1);
-        break;
-      case 'conv':
-      case 'shortcut':
-        group.set(node.id, node.out);
-        break;
-      case 'add':
-        group.set(node.id, group.get(node.inputs[0])!);
-        break;
-      default:
-        // depthwise, bn, relu, pooling, flatten, dropout: the input's channels.
-        group.set(node.id, group.get(node.input)!);
-    }
-  }
-  return group;
+/** The BN node ids of every group, by group id: a channel is silent once its scale and shift are zero in all of them. */
+export function bnByGroup(spec: NetSpec): string[][] {
+  return channelMap(spec).groups.map((g) => g.bns.map((b) => b.node));
 }
 
-/** The BN node ids of every group, by group id: a channel is gone once its scale and shift are zero in all of them. */
-export function bnByGroup(spec: NetSpec): string[][] {
-  const group = outputGroups(spec);
-  const out: string[][] = spec.groups.map(() => []);
-  for (const node of spec.nodes) if (node.op === 'bn' && group.get(node.id)! >= 0) out[group.get(node.id)!].push(node.id);
-  return out;
+export function zeroPadCouplings(spec: NetSpec): ZeroPadCoupling[] {
+  return channelMap(spec).zeroPad;
 }
 
 /** A tapped stage output: the node, and the group its channels belong to. */
@@ -48,14 +27,44 @@ export interface StageTap {
  * (in a CIFAR ResNet the last block's ReLU, in a VGG the pooling that ends the stage).
  */
 export function stageTaps(spec: NetSpec): StageTap[] {
-  const group = outputGroups(spec);
+  const sources = channelSources(spec);
   const last = new Map<number, StageTap>();
   for (const node of spec.nodes) {
     if (node.op === 'linear' || node.op === 'gap' || node.op === 'flatten' || node.op === 'dropout' || node.op === 'input') continue;
-    const g = group.get(node.id)!;
-    if (g < 0) continue;
-    const stage = spec.groups[g].stage;
-    last.set(stage, { stage, tap: node.id, group: g });
+    const { group, scale } = sources.get(node.id)!;
+    if (group < 0 || scale !== 1) continue;
+    const stage = spec.groups[group].stage;
+    last.set(stage, { stage, tap: node.id, group });
   }
   return [...last.values()].sort((a, b) => a.stage - b.stage);
+}
+
+/**
+ * A zero-pad shortcut from group A into group B copies A's channel c into B's channel c (c below A's width), so B's
+ * channel c carries A's signal even when B's own BN layers are silent there: it can go only if A's channel c goes
+ * too. `removable(g, c, gone)` says whether channel c of group g may be removed given the channels already gone.
+ */
+export function removableRule(couplings: ZeroPadCoupling[], widths: WidthConfig): (g: number, c: number, gone: Set<number>[]) => boolean {
+  const into = new Map<number, number[]>();
+  for (const k of couplings) into.set(k.to, [...(into.get(k.to) ?? []), k.from]);
+  return (g, c, gone) => (into.get(g) ?? []).every((from) => c >= widths[from] || gone[from].has(c));
+}
+
+/**
+ * Kept channels, in the order weight slicing needs across zero-pad shortcuts: a group fed by a shortcut lists first
+ * the source group's kept channels that it receives, in the source's order, then its own others ascending; the
+ * narrower side is then a prefix of the wider one and the sliced shortcut stays exact. Groups are ordered source first.
+ */
+export function orderKept(couplings: ZeroPadCoupling[], kept: number[][]): number[][] {
+  const out = kept.map((k) => [...k].sort((a, b) => a - b));
+  // Sources before targets: repeat until stable (couplings form chains stage1 -> stage2 -> stage3).
+  for (let pass = 0; pass < couplings.length; pass++) {
+    for (const { from, to } of couplings) {
+      const mine = new Set(out[to]);
+      const head = out[from].filter((c) => mine.has(c));
+      const headSet = new Set(head);
+      out[to] = [...head, ...out[to].filter((c) => !headSet.has(c))];
+    }
+  }
+  return out;
 }

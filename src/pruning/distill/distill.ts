@@ -13,7 +13,7 @@ import type { Engine, EngineBatch, EngineNet, OptimizerSettings, WeightSet } fro
 import { UserError } from '../../util/errors.js';
 import { makeRng } from '../../util/rng.js';
 import { recalibrateBn } from './bn-stats.js';
-import { bnByGroup, stageTaps } from './channels.js';
+import { bnByGroup, orderKept, removableRule, stageTaps, zeroPadCouplings } from './channels.js';
 import { softKl, softmaxRows, studentLoss, type DistillWeights, type LossParts } from './losses.js';
 import { checkTarget, selectChannels, type Selection, type SparsityTarget } from './select.js';
 import { channelNorms, softThreshold, taylorSensitivity } from './sparsity.js';
@@ -52,6 +52,8 @@ export interface StudentEpoch {
   zero: number[];
   /** FLOPs once the chosen channels are removed. */
   projectedFlops: number;
+  /** The sparsity weight λs in use. */
+  lambdaS: number;
   /** T²-scaled KL to the teacher on the validation split, inference mode (label-free). */
   valDistill: number;
 }
@@ -110,7 +112,10 @@ export function checkDistillSettings(s: DistillSettings): void {
   need(Number.isInteger(s.batchSize) && s.batchSize >= 1, `batch size must be an integer >= 1, got ${s.batchSize}`);
   need(s.lr > 0 && Number.isFinite(s.lr), `learning rate must be a positive number, got ${s.lr}`);
   need(Number.isInteger(s.reselectEvery) && s.reselectEvery >= 1, `re-selection interval must be an integer >= 1, got ${s.reselectEvery}`);
-  for (const [k, v] of Object.entries(s.weights)) need(v >= 0 && Number.isFinite(v), `loss weight ${k} must be a finite number >= 0, got ${v}`);
+  for (const [k, v] of Object.entries(s.weights)) {
+    if (k === 'sparsity' && v === 'auto') continue;
+    need(typeof v === 'number' && v >= 0 && Number.isFinite(v), `loss weight ${k} must be a finite number >= 0, got ${v}`);
+  }
   need(s.weights.temperature > 0, `temperature must be > 0, got ${s.weights.temperature}`);
 }
 
@@ -129,6 +134,8 @@ export async function distill(
   checkTarget(spec, widths, model, s.target);
   const bns = bnByGroup(spec);
   const stages = stageTaps(spec);
+  const couplings = zeroPadCouplings(spec);
+  const removable = removableRule(couplings, widths);
   const taps = stages.map((t) => t.tap);
   const classes = spec.ref.classes;
   const lut = normaliser(data);
@@ -137,7 +144,8 @@ export async function distill(
   const stepsPerEpoch = Math.floor(nTrain / batchSize);
   const totalSteps = Math.min(s.epochs * stepsPerEpoch, s.steps ?? Infinity);
   const epochs = Math.ceil(totalSteps / stepsPerEpoch);
-  const tau = s.lr * s.weights.sparsity;
+  // λs per student: fixed, or set at its first selection ('auto', see DEFAULT_WEIGHTS).
+  const lambdaS: number[] = new Array(s.students).fill(s.weights.sparsity === 'auto' ? NaN : s.weights.sparsity);
 
   const nets: EngineNet[] = [];
   const build = async (): Promise<EngineNet> => {
@@ -178,7 +186,15 @@ export async function distill(
           for (let c = 0; c < t2.length; c++) scores[k][c] += t2[c];
         });
       }
-      selections[i] = selectChannels(spec, widths, model, scores, s.target);
+      selections[i] = selectChannels(spec, widths, model, scores, s.target, removable);
+      if (Number.isNaN(lambdaS[i])) {
+        const norms = bns.flatMap((g, k) => {
+          const n = channelNorms(weights, g, widths[k]);
+          return selections[i].chosen[k].map((c) => n[c]);
+        });
+        const mean = norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : 0;
+        lambdaS[i] = mean / (s.lr * Math.max(1, Math.round(totalSteps / 2)));
+      }
     };
 
     const curves: DistillEpoch[] = [];
@@ -234,7 +250,7 @@ export async function distill(
           const after = await students[i].readWeights();
           const update: WeightSet = new Map();
           bns.forEach((g, k) => {
-            if (selections[i].chosen[k].length) for (const [n, w] of softThreshold(after, g, selections[i].chosen[k], tau)) update.set(n, w);
+            if (selections[i].chosen[k].length) for (const [n, w] of softThreshold(after, g, selections[i].chosen[k], s.lr * lambdaS[i])) update.set(n, w);
           });
           if (update.size) await students[i].writeWeights(update);
           const acc = sums[i];
@@ -256,6 +272,7 @@ export async function distill(
           chosen: selections[i].chosen.map((c) => c.length),
           zero: bns.map((g, k) => channelNorms(weights, g, widths[k]).filter((x) => x === 0).length),
           projectedFlops: selections[i].flops,
+          lambdaS: lambdaS[i],
           valDistill: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes),
         });
       }
@@ -280,12 +297,7 @@ export async function distill(
       if (update.size) await students[i].writeWeights(update);
       await recalibrateBn(students[i], spec, sideBatches(s.bnBatches));
       const weights = await students[i].readWeights();
-      const kept = bns.map((g, k) => {
-        const norms = channelNorms(weights, g, widths[k]);
-        const alive = [...norms.keys()].filter((c) => norms[c] > 0);
-        // Every group keeps one channel, even if all of its channels died.
-        return alive.length ? alive : [0];
-      });
+      const kept = keptChannels(weights, bns, widths, removable, couplings);
       finals.push({ weights, kept, projected, val: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes) });
     }
     const best = finals.reduce((bi, f, i) => (f.val < finals[bi].val ? i : bi), 0);
@@ -306,6 +318,42 @@ export async function distill(
   } finally {
     for (const n of nets) n.dispose();
   }
+}
+
+/**
+ * The channels that still carry a signal: a channel goes when its BN scale and shift are zero in every BN of its
+ * group and, across a zero-pad shortcut, its source channel went too. Every group keeps one channel. Ordered for
+ * exact slicing across shortcuts.
+ */
+export function keptChannels(
+  weights: WeightSet,
+  bns: string[][],
+  widths: WidthConfig,
+  removable: (g: number, c: number, gone: Set<number>[]) => boolean,
+  couplings: Parameters<typeof orderKept>[0],
+): number[][] {
+  const silent = bns.map((g, k) => {
+    const norms = channelNorms(weights, g, widths[k]);
+    return new Set([...norms.keys()].filter((c) => norms[c] === 0));
+  });
+  const gone = silent.map((x) => new Set(x));
+  // Drop channels that a shortcut still feeds until nothing changes (chains of shortcuts settle in a few passes).
+  for (let changed = true; changed; ) {
+    changed = false;
+    gone.forEach((set, g) => {
+      for (const c of set) {
+        if (!removable(g, c, gone)) {
+          set.delete(c);
+          changed = true;
+        }
+      }
+    });
+  }
+  const kept = widths.map((w, g) => {
+    const alive = Array.from({ length: w }, (_, c) => c).filter((c) => !gone[g].has(c));
+    return alive.length ? alive : [0];
+  });
+  return orderKept(couplings, kept);
 }
 
 function argmaxRows(logits: Float32Array, classes: number): Int32Array {

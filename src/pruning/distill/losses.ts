@@ -84,8 +84,11 @@ export interface DistillWeights {
   features: number;
   /** λ3: mutual learning between students (mean over peers). */
   mutual: number;
-  /** λs: the group-lasso sparsity penalty on chosen channels' BN scale and shift, applied by ISTA. */
-  sparsity: number;
+  /**
+   * λs: the group-lasso sparsity penalty on chosen channels' BN scale and shift, applied by ISTA; 'auto' sets it at
+   * the first selection so that a chosen channel of mean norm reaches zero halfway through the run.
+   */
+  sparsity: number | 'auto';
   /** Softmax temperature of the logit and mutual terms. */
   temperature: number;
 }
@@ -94,12 +97,14 @@ export interface DistillWeights {
  * λ1 = 1 and T = 4: Hinton's soft targets at the temperature usual for CIFAR-scale KD; with the T² factor the logit
  * term's gradients have the size of a cross-entropy's. λ2 = 1: each stage's term is relative (1 means the student's
  * features are as far from the teacher's as the teacher's are from zero), so 1 weighs all stages together like the
- * logit term. λ3 = 1: as in Deep Mutual Learning, where the peer KL has the weight of the main loss. λs = 0.1: a
- * chosen channel stays at zero once there as long as its loss gradient norm is below λs (the prox step's fixed point),
- * and Taylor selection picks channels whose gradients are small; at lr 0.01 a channel of norm 1 reaches zero in
- * 1 / (0.1 · 0.01) = 1000 steps, two to three epochs of Fashion-MNIST at batch 128.
+ * logit term. λ3 = 1: as in Deep Mutual Learning, where the peer KL has the weight of the main loss. λs = 'auto':
+ * ISTA shrinks a chosen channel's norm by lr·λs per step, so a fixed λs suits one run length only (too weak and the
+ * final projection, not the training, removes the channels; too strong and they vanish before the rest of the
+ * network can adapt). 'auto' picks λs = (mean norm of the first chosen channels) / (lr · half the steps): chosen
+ * channels reach zero halfway, and the second half distils the network that is left. A channel at zero stays there
+ * while its loss gradient norm is below λs (the prox step's fixed point).
  */
-export const DEFAULT_WEIGHTS: DistillWeights = { logits: 1, features: 1, mutual: 1, sparsity: 0.1, temperature: 4 };
+export const DEFAULT_WEIGHTS: DistillWeights = { logits: 1, features: 1, mutual: 1, sparsity: 'auto', temperature: 4 };
 
 /** What one student's loss is made of, before weighting. */
 export interface LossParts {

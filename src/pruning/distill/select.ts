@@ -40,7 +40,8 @@ export function checkTarget(spec: NetSpec, maxWidths: WidthConfig, model: Comple
  * its group's mean sensitivity, divided (for a FLOPs target) by the FLOPs its removal saves at the current widths,
  * relative to the mean saving. Groups thus lose channels in proportion to what they cost and how little they matter,
  * and stop when the target is met. Channels already zero have sensitivity 0 and go first. Every group keeps one
- * channel. The projected FLOPs end at most one channel's worth below the target.
+ * channel, and a channel is only chosen when `removable` allows it (zero-pad shortcut couplings). The projected
+ * FLOPs end at most one channel's worth below the target.
  */
 export function selectChannels(
   spec: NetSpec,
@@ -48,6 +49,7 @@ export function selectChannels(
   model: ComplexityModel,
   scores: Float64Array[],
   target: SparsityTarget,
+  removable: (g: number, c: number, gone: Set<number>[]) => boolean = () => true,
 ): Selection {
   checkTarget(spec, maxWidths, model, target);
   const widths = [...maxWidths];
@@ -61,6 +63,9 @@ export function selectChannels(
     return m > 0 ? m : 1;
   });
   const chosen: number[][] = spec.groups.map(() => []);
+  const gone = spec.groups.map(() => new Set<number>());
+  // The next channel of a group: its least sensitive one not yet chosen that may be removed now.
+  const next = (g: number): number => order[g].find((c) => !gone[g].has(c) && removable(g, c, gone)) ?? -1;
   const total = maxWidths.reduce((a, b) => a + b, 0);
   const byRate = 'rate' in target;
   const toRemove = byRate ? Math.ceil(target.rate * total - 1e-9) : Infinity;
@@ -75,13 +80,14 @@ export function selectChannels(
       widths[g] = w;
       return flops - f;
     });
-    const open = savings.map((s, g) => widths[g] > 1 && (byRate || s > 0));
+    const candidates = widths.map((_, g) => next(g));
+    const open = savings.map((s, g) => widths[g] > 1 && candidates[g] >= 0 && (byRate || s > 0));
     const meanSaving = savings.reduce((a, s, g) => a + (open[g] ? s : 0), 0) / Math.max(1, open.filter(Boolean).length);
     let best = -1;
     let bestCost = Infinity;
     for (let g = 0; g < widths.length; g++) {
       if (!open[g]) continue;
-      const c = order[g][chosen[g].length];
+      const c = candidates[g];
       const relative = scores[g][c] / means[g];
       const cost = byRate ? relative : relative / (savings[g] / meanSaving);
       if (cost < bestCost) {
@@ -90,7 +96,8 @@ export function selectChannels(
       }
     }
     if (best < 0) throw new Error('no channel left to remove before reaching the target');
-    chosen[best].push(order[best][chosen[best].length]);
+    chosen[best].push(candidates[best]);
+    gone[best].add(candidates[best]);
     widths[best]--;
     removed++;
     flops = model.evaluate(widths).flops;
