@@ -11,20 +11,23 @@ import type { NetSpec, Shape } from '../src/nets/types.js';
 import { selectBackend } from '../src/training/backends/select.js';
 import { loadData } from '../src/training/data/load.js';
 import type { WeightSet } from '../src/training/engine.js';
-import { checkKept, keepAll, readModelWeights, sliceWeights, writeModelWeights, type KeptIndices } from '../src/training/inherit.js';
+import { readLayersWeights, writeLayersWeights } from '../src/training/engines/layers-weights.js';
+import { tfjsEngine } from '../src/training/engines/tfjs.js';
+import { checkKept, keepAll, sliceWeights, type KeptIndices } from '../src/training/inherit.js';
 import { buildModel, trainableParams } from '../src/training/model.js';
 import { train } from '../src/training/train.js';
 import { UserError } from '../src/util/errors.js';
 import { makeRng } from '../src/util/rng.js';
 
+let backend: Awaited<ReturnType<typeof selectBackend>>;
 before(async () => {
-  await selectBackend('auto');
+  backend = await selectBackend('auto');
 });
 
 /** A parent with random weights and non-trivial BN statistics, standing in for a trained one. */
 function parentModel(spec: NetSpec, seed: number): { model: tf.LayersModel; weights: WeightSet } {
   const model = buildModel(spec, baseWidths(spec), seed);
-  const weights = readModelWeights(spec, model);
+  const weights = readLayersWeights(model, spec);
   const rng = makeRng(seed, 'bn');
   for (const [name, t] of weights) {
     const fill = (f: () => number) => t.data.forEach((_, i) => (t.data[i] = f()));
@@ -32,7 +35,7 @@ function parentModel(spec: NetSpec, seed: number): { model: tf.LayersModel; weig
     if (name.endsWith('/beta') || name.endsWith('/moving_mean')) fill(() => 0.2 * (rng() - 0.5));
     if (name.endsWith('/moving_variance')) fill(() => 0.5 + rng());
   }
-  writeModelWeights(spec, model, weights);
+  writeLayersWeights(model, spec, weights);
   return { model, weights };
 }
 
@@ -51,7 +54,7 @@ function maskedParent(spec: NetSpec, seed: number, weights: WeightSet, kept: Kep
     }
   }
   const model = buildModel(spec, baseWidths(spec), seed);
-  writeModelWeights(spec, model, masked);
+  writeLayersWeights(model, spec, masked);
   for (const z of map.zeroPad) {
     const layer = model.getLayer(z.node);
     const [k] = layer.getWeights();
@@ -67,7 +70,7 @@ function maskedParent(spec: NetSpec, seed: number, weights: WeightSet, kept: Kep
 function childModel(spec: NetSpec, weights: WeightSet, kept: KeptIndices): tf.LayersModel {
   const sliced = sliceWeights(spec, baseWidths(spec), weights, kept);
   const model = buildModel(spec, sliced.widths, 99);
-  writeModelWeights(spec, model, sliced.weights);
+  writeLayersWeights(model, spec, sliced.weights);
   return model;
 }
 
@@ -208,14 +211,17 @@ test('the materialised model has the complexity count of its widths, trains, and
   const c = complexity(spec, sliced.widths);
   assert.equal(trainable, c.params);
   const child = buildModel(spec, sliced.widths, 1);
-  writeModelWeights(spec, child, sliced.weights);
+  writeLayersWeights(child, spec, sliced.weights);
   assert.equal(trainableParams(child), c.params);
+  child.dispose();
+  const net = await tfjsEngine(backend).build(spec, sliced.widths, 1, { momentum: 0.9, nesterov: false, weightDecay: 0 });
+  await net.writeWeights(sliced.weights);
   const data = loadData({ name: 'synthetic', samples: 64 }, { shape: [8, 8, 1], classes: 3 });
-  const outcome = await train(child, data, { epochs: 2, batchSize: 16, lr: 0.05, momentum: 0.9, nesterov: false, weightDecay: 0, warmupEpochs: 0, labelSmoothing: 0 }, 1);
+  const outcome = await train(net, data, { epochs: 2, batchSize: 16, lr: 0.05, momentum: 0.9, nesterov: false, weightDecay: 0, warmupEpochs: 0, labelSmoothing: 0 }, 1);
   assert.equal(outcome.status, 'complete');
   assert.ok(Number.isFinite(outcome.trainLoss!));
-  const after = readModelWeights(spec, child);
+  const after = await net.readWeights();
   assert.notDeepEqual(after.get('stem/kernel')!.data, sliced.weights.get('stem/kernel')!.data);
+  net.dispose();
   model.dispose();
-  child.dispose();
 });

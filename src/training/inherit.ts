@@ -2,7 +2,6 @@
  * Weight inheritance: slices a parent's weights (tfjs layout) down to a subnetwork, given the parent channels each
  * group keeps. Which channels to keep is decided elsewhere (src/pruning); here they arrive as plain data.
  */
-import * as tf from '@tensorflow/tfjs';
 import { channelMap, type ChannelMap } from '../nets/channels.js';
 import { checkWidths } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
@@ -120,32 +119,4 @@ export function sliceWeights(spec: NetSpec, parentWidths: WidthConfig, parent: W
   }
   for (const [name, t] of parent) if (!out.has(name)) out.set(name, { shape: [...t.shape], data: t.data.slice() });
   return { widths: kept.map((k) => k.length), weights: out };
-}
-
-/** A tfjs model's weights by tfjs name, the zero-pad shortcuts' frozen kernels left out (engines rebuild them). */
-export function readModelWeights(spec: NetSpec, model: tf.LayersModel): WeightSet {
-  const shortcuts = new Set(spec.nodes.filter((n) => n.op === 'shortcut').map((n) => `${n.id}/kernel`));
-  const out: WeightSet = new Map();
-  for (const v of model.weights) {
-    if (shortcuts.has(v.originalName)) continue;
-    const value = v.read();
-    out.set(v.originalName, { shape: [...value.shape], data: Float32Array.from(value.dataSync()) });
-  }
-  return out;
-}
-
-/** Overwrites a tfjs model's weights from a WeightSet; every weight of the model but the shortcuts must be given. */
-export function writeModelWeights(spec: NetSpec, model: tf.LayersModel, weights: WeightSet): void {
-  const shortcuts = new Set(spec.nodes.filter((n) => n.op === 'shortcut').map((n) => `${n.id}/kernel`));
-  for (const v of model.weights) {
-    if (shortcuts.has(v.originalName)) continue;
-    const t = weights.get(v.originalName);
-    if (!t) throw new Error(`no weights given for ${v.originalName}`);
-    if (t.shape.join('x') !== v.shape.join('x')) {
-      throw new Error(`${v.originalName}: expected shape ${v.shape.join('x')}, got ${t.shape.join('x')}`);
-    }
-    const value = tf.tensor(t.data, t.shape);
-    v.write(value);
-    value.dispose();
-  }
 }
