@@ -15,7 +15,7 @@ import { loadData } from '../src/training/data/load.js';
 import type { PreparedData } from '../src/training/data/types.js';
 import type { Engine, WeightSet } from '../src/training/engine.js';
 import { selectEngine } from '../src/training/engines/select.js';
-import { readModelWeights } from '../src/training/inherit.js';
+import { readLayersWeights } from '../src/training/engines/layers-weights.js';
 import { fileLoadHandler, METADATA_JSON } from '../src/training/save.js';
 import { train } from '../src/training/train.js';
 import { isUserError } from '../src/util/errors.js';
@@ -110,7 +110,7 @@ test('distillation meets a FLOPs target within 2% on the materialised model, whi
   const ref = (await full.forward({ x, size: 4 }, { training: false })).logits;
   const got = tf.tidy(() => (loaded.predict(tf.tensor4d(x, [4, 8, 8, 1])) as tf.Tensor).dataSync());
   for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(ref[i] - got[i]) < 1e-4, `logit ${i}: ${ref[i]} vs ${got[i]}`);
-  assert.equal(readModelWeights(spec, loaded).size > 0, true);
+  assert.equal(readLayersWeights(loaded, spec).size > 0, true);
   full.dispose();
   loaded.dispose();
 });

@@ -1,6 +1,7 @@
 /** Every prunespace command registers itself here, one module per command. */
 import type { Command } from 'commander';
 import { registerComplexity } from './complexity.js';
+import { registerDistill } from './distill.js';
 import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
 import { registerReport } from './report.js';
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerResume(program);
   registerStatus(program);
   registerTrain(program);
+  registerDistill(program);
 }

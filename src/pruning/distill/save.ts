@@ -5,7 +5,8 @@
 import { complexity } from '../../complexity/count.js';
 import type { NetSpec, WidthConfig } from '../../nets/types.js';
 import type { WeightSet } from '../../training/engine.js';
-import { sliceWeights, writeModelWeights } from '../../training/inherit.js';
+import { writeLayersWeights } from '../../training/engines/layers-weights.js';
+import { sliceWeights } from '../../training/inherit.js';
 import { buildModel } from '../../training/model.js';
 import { saveTrained, type SavedMetadata } from '../../training/save.js';
 
@@ -44,7 +45,7 @@ export async function saveMaterialised(
     savedAt: new Date().toISOString(),
   };
   try {
-    writeModelWeights(spec, model, m.weights);
+    writeLayersWeights(model, spec, m.weights);
     await saveTrained(model, dir, metadata);
   } finally {
     model.dispose();
