@@ -1,13 +1,245 @@
-/** The torch engine: the libtorch Node-API addon (native/), when it was built at install. */
-import type { Engine } from '../engine.js';
+/**
+ * The torch engine: the libtorch Node-API addon in native/ (built at npm install where libtorch is found). One generic
+ * executor runs the resolved NetSpec; initial weights come from the tfjs model builder, so a trial's initialisation
+ * does not depend on the engine. hessianVector is exact double backpropagation of the cross-entropy.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { resolveNet } from '../../nets/resolve.js';
+import type { NetSpec, WidthConfig } from '../../nets/types.js';
+import { selectBackend } from '../backends/select.js';
+import type { Engine, EngineBatch, EngineNet, ForwardOutputs, LossSpec, OptimizerSettings, StepStats, WeightSet } from '../engine.js';
+import { buildModel } from '../model.js';
+import { readLayersWeights } from './layers-weights.js';
+
+/** Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root). */
+const ADDON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
+const INSTALL_HINT = 'install libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>) and run npm install again';
+
+interface NativeNet {
+  weightInfo(): { name: string; shape: number[]; trainable: boolean }[];
+  trainStep(x: Float32Array, labels: Int32Array, size: number, lr: number, smoothing: number): [number, number];
+  evaluate(x: Float32Array, labels: Int32Array, size: number): [number, number];
+  forward(x: Float32Array, size: number, training: boolean, taps: string[], keepGraph: boolean): { logits: Float32Array; taps: Float32Array[] };
+  backwardSeeds(dLogits: Float32Array | null, dTaps: (Float32Array | null)[]): Float32Array[];
+  gradients(x: Float32Array, labels: Int32Array | null, size: number, training: boolean, smoothing: number, temperature: number): { loss: number; grads: Float32Array[] };
+  hessianVector(x: Float32Array, labels: Int32Array | null, size: number, training: boolean, smoothing: number, temperature: number, v: (Float32Array | null)[]): Float32Array[];
+  applyGradients(grads: (Float32Array | null)[], lr: number): void;
+  readWeights(): Float32Array[];
+  writeWeights(indices: number[], data: Float32Array[]): void;
+  dispose(): void;
+}
+
+interface Addon {
+  Net: new (nodes: PlanNode[], opts: Record<string, unknown>) => NativeNet;
+  cudaDevices(): number;
+  version(): string;
+}
+
+/** One node as the executor reads it: numeric inputs and every size it needs, resolved at the widths. */
+interface PlanNode {
+  op: string;
+  id: string;
+  in: number[];
+  inH: number;
+  inW: number;
+  inC: number;
+  outC: number;
+  kernel?: number;
+  stride?: number;
+  same?: boolean;
+  bias?: boolean;
+  max?: number;
+  rate?: number;
+}
+
+export function plan(spec: NetSpec, widths: WidthConfig): PlanNode[] {
+  const index = new Map<string, number>();
+  return resolveNet(spec, widths).map(({ node, inputs, output }, i) => {
+    index.set(node.id, i);
+    const ins = node.op === 'input' ? [] : node.op === 'add' ? node.inputs : [node.input];
+    const [inH, inW, inC] = inputs[0] ?? output;
+    const p: PlanNode = { op: node.op, id: node.id, in: ins.map((id) => index.get(id)!), inH, inW, inC, outC: output[2] };
+    switch (node.op) {
+      case 'conv':
+      case 'depthwise':
+        Object.assign(p, { kernel: node.kernel, stride: node.stride, same: node.pad === 'same', bias: node.bias });
+        break;
+      case 'maxpool':
+        Object.assign(p, { kernel: node.size, stride: node.stride, same: node.pad === 'same' });
+        break;
+      case 'shortcut':
+        Object.assign(p, { stride: node.stride });
+        break;
+      case 'relu':
+        if (node.max !== undefined) p.max = node.max;
+        break;
+      case 'dropout':
+        p.rate = node.rate;
+        break;
+      case 'linear':
+        // A linear layer on a feature map reads it flattened (h, w, c order), as tfjs's Flatten.
+        Object.assign(p, { inC: inH * inW * inC, outC: node.units, bias: node.bias });
+        break;
+    }
+    return p;
+  });
+}
 
 export type TorchStart = { ok: true; engine: Engine; detail: string } | { ok: false; detail: string };
 
-export function startTorch(_threads: number): TorchStart {
-  return { ok: false, detail: 'the torch addon is not built (install libtorch-dev, then npm install)' };
+let loaded: { addon?: Addon; problem?: string } | undefined;
+
+function loadAddon(): { addon?: Addon; problem?: string } {
+  if (loaded) return loaded;
+  if (!existsSync(ADDON)) return (loaded = { problem: `the torch addon is not built; ${INSTALL_HINT}` });
+  try {
+    loaded = { addon: createRequire(import.meta.url)(ADDON) as Addon };
+  } catch (e) {
+    loaded = { problem: `the torch addon failed to load (${String((e as Error).message).split('\n')[0]}); ${INSTALL_HINT}` };
+  }
+  return loaded;
 }
 
 /** Whether the addon file exists (the coordinator decides a campaign's engine without loading it). */
 export function torchAddonBuilt(): boolean {
-  return false;
+  return existsSync(ADDON);
+}
+
+/** Loads the addon and picks the device: the first visible CUDA GPU where there is one, else the CPU. */
+export function startTorch(threads: number, opts: { cpuOnly?: boolean } = {}): TorchStart {
+  const { addon, problem } = loadAddon();
+  if (!addon) return { ok: false, detail: problem! };
+  const gpus = opts.cpuOnly ? 0 : addon.cudaDevices();
+  const device = gpus > 0 ? 'cuda:0' : 'cpu';
+  const where = gpus > 0 ? `CUDA, ${gpus} visible GPU${gpus > 1 ? 's' : ''}` : `CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}, no CUDA GPU visible`;
+  return { ok: true, engine: torchEngine(addon, device, threads), detail: `libtorch ${addon.version()}, ${where}` };
+}
+
+function torchEngine(addon: Addon, device: string, threads: number): Engine {
+  return {
+    name: 'torch',
+    device,
+    async build(spec, widths, seed, optimizer) {
+      // The initial weights are the tfjs builder's, drawn on the JS cpu backend where no tfjs backend runs yet.
+      if (!tf.engine().backendName) await selectBackend('cpu');
+      const model = buildModel(spec, widths, seed);
+      let init: WeightSet;
+      try {
+        init = readLayersWeights(model, spec);
+      } finally {
+        model.dispose();
+      }
+      const net = new TorchNet(addon, spec, widths, device, threads, optimizer);
+      await net.writeWeights(init);
+      return net;
+    },
+  };
+}
+
+function ceArgs(loss: LossSpec): [number, number] {
+  if (loss.kind !== 'cross-entropy') throw new Error('expected a cross-entropy loss');
+  return [loss.labelSmoothing ?? 0, loss.temperature ?? 1];
+}
+
+export class TorchNet implements EngineNet {
+  private readonly net: NativeNet;
+  private readonly info: { name: string; shape: number[]; trainable: boolean }[];
+  private readonly index = new Map<string, number>();
+  private readonly trainable: number;
+
+  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, threads: number, opt: OptimizerSettings) {
+    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, threads, device, ...opt });
+    this.info = this.net.weightInfo();
+    this.info.forEach((w, i) => this.index.set(w.name, i));
+    this.trainable = this.info.filter((w) => w.trainable).length;
+  }
+
+  private grads(arrays: Float32Array[]): WeightSet {
+    return new Map(arrays.map((data, i) => [this.info[i].name, { shape: this.info[i].shape, data }]));
+  }
+
+  /** A WeightSet as the addon's per-parameter array (tfjs layout); missing entries are null. */
+  private byParam(ws: WeightSet, what: string): (Float32Array | null)[] {
+    const out: (Float32Array | null)[] = new Array(this.trainable).fill(null);
+    for (const [name, w] of ws) {
+      const i = this.index.get(name);
+      if (i === undefined || i >= this.trainable) throw new Error(`${what} ${name}: no such trainable weight`);
+      this.checkShape(name, w.shape, w.data);
+      out[i] = w.data;
+    }
+    return out;
+  }
+
+  private checkShape(name: string, shape: number[], data: Float32Array): void {
+    const want = this.info[this.index.get(name)!].shape;
+    if (shape.join('x') !== want.join('x')) throw new Error(`weight ${name}: shape ${shape.join('x')} given, ${want.join('x')} expected`);
+    if (data.length !== want.reduce((a, b) => a * b, 1)) throw new Error(`weight ${name}: ${data.length} values for shape ${want.join('x')}`);
+  }
+
+  async trainStep(batch: EngineBatch, lr: number, labelSmoothing: number): Promise<StepStats> {
+    const [loss, wrong] = this.net.trainStep(batch.x, batch.labels!, batch.size, lr, labelSmoothing);
+    return { loss, wrong };
+  }
+
+  async evaluate(batch: EngineBatch): Promise<{ lossSum: number; wrong: number }> {
+    const [lossSum, wrong] = this.net.evaluate(batch.x, batch.labels!, batch.size);
+    return { lossSum, wrong };
+  }
+
+  async forward(batch: EngineBatch, opts: { training: boolean; taps?: string[] }): Promise<ForwardOutputs> {
+    const taps = opts.taps ?? [];
+    const r = this.net.forward(batch.x, batch.size, opts.training, taps, false);
+    return { logits: r.logits, taps: new Map(taps.map((id, i) => [id, r.taps[i]])) };
+  }
+
+  async gradients(batch: EngineBatch, loss: LossSpec, opts: { training?: boolean } = {}): Promise<{ loss: number; grads: WeightSet }> {
+    const training = opts.training ?? true;
+    if (loss.kind === 'cross-entropy') {
+      const r = this.net.gradients(batch.x, batch.labels ?? null, batch.size, training, ...ceArgs(loss));
+      return { loss: r.loss, grads: this.grads(r.grads) };
+    }
+    const taps = loss.taps ?? [];
+    const r = this.net.forward(batch.x, batch.size, training, taps, true);
+    const out = loss.fn({ logits: r.logits, taps: new Map(taps.map((id, i) => [id, r.taps[i]])) });
+    for (const id of out.dTaps?.keys() ?? []) if (!taps.includes(id)) throw new Error(`dTaps names ${id}, which was not tapped`);
+    const grads = this.net.backwardSeeds(out.dLogits ?? null, taps.map((id) => out.dTaps?.get(id) ?? null));
+    return { loss: out.loss, grads: this.grads(grads) };
+  }
+
+  /** Exact H·v of the cross-entropy by double backpropagation (a loss given in TypeScript has no second derivative here). */
+  async hessianVector(batch: EngineBatch, loss: LossSpec, v: WeightSet, opts: { training?: boolean } = {}): Promise<WeightSet> {
+    if (loss.kind !== 'cross-entropy') throw new Error('hessianVector on the torch engine needs the cross-entropy loss');
+    const hv = this.net.hessianVector(batch.x, batch.labels ?? null, batch.size, opts.training ?? true, ...ceArgs(loss), this.byParam(v, 'vector'));
+    return this.grads(hv);
+  }
+
+  async applyGradients(grads: WeightSet, lr: number): Promise<void> {
+    this.net.applyGradients(this.byParam(grads, 'gradient'), lr);
+  }
+
+  async readWeights(): Promise<WeightSet> {
+    const data = this.net.readWeights();
+    return new Map(this.info.map((w, i) => [w.name, { shape: w.shape, data: data[i] }]));
+  }
+
+  async writeWeights(weights: WeightSet): Promise<void> {
+    const indices: number[] = [];
+    const data: Float32Array[] = [];
+    for (const [name, w] of weights) {
+      const i = this.index.get(name);
+      if (i === undefined) throw new Error(`weight ${name} is not in this network`);
+      this.checkShape(name, w.shape, w.data);
+      indices.push(i);
+      data.push(w.data);
+    }
+    this.net.writeWeights(indices, data);
+  }
+
+  dispose(): void {
+    this.net.dispose();
+  }
 }
