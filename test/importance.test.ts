@@ -1,0 +1,192 @@
+/** Importance measures: the H·g product, each criterion against its formula, combining coupled convs, channel choice, and engines agreeing. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { channelMap } from '../src/nets/channels.js';
+import { buildNet } from '../src/nets/registry.js';
+import { baseWidths } from '../src/nets/resolve.js';
+import type { NetSpec } from '../src/nets/types.js';
+import { chooseKept } from '../src/pruning/choose.js';
+import { finiteDifferenceHv, hessianGradient, meanGradient } from '../src/pruning/gradients.js';
+import { combineScores, criterionNames, scoreGroups } from '../src/pruning/importance.js';
+import { widthsForFlops } from '../src/pruning/targets.js';
+import { complexity } from '../src/complexity/count.js';
+import { selectBackend } from '../src/training/backends/select.js';
+import { makeBatch, normaliser } from '../src/training/data/batch.js';
+import { loadData } from '../src/training/data/load.js';
+import type { EngineBatch, EngineNet, WeightSet } from '../src/training/engine.js';
+import { tfjsEngine } from '../src/training/engines/tfjs.js';
+import { checkKept } from '../src/training/inherit.js';
+import { UserError } from '../src/util/errors.js';
+import { makeRng } from '../src/util/rng.js';
+import { tinyResNet } from './tiny-net.js';
+
+const ws = (data: number[]): WeightSet => new Map([['w', { shape: [data.length], data: Float32Array.from(data) }]]);
+const vec = (w: WeightSet) => [...w.get('w')!.data];
+
+test('central-difference H·v: exact on a quadratic, second-order accurate on a quartic', async () => {
+  // L = ½ θᵀAθ + bᵀθ: gradient Aθ + b, Hessian A.
+  const A = [
+    [2, -1, 0.5],
+    [-1, 3, 0.25],
+    [0.5, 0.25, 1],
+  ];
+  const grad = async (w: WeightSet) => ws(A.map((row, i) => row.reduce((s, a, j) => s + a * vec(w)[j], 0) + [0.3, -0.2, 0.1][i]));
+  const v = [1, -2, 0.5];
+  const hv = vec(await finiteDifferenceHv(grad, ws([0.4, -0.7, 1.1]), ws(v), 1e-3));
+  A.forEach((row, i) => assert.ok(Math.abs(hv[i] - row.reduce((s, a, j) => s + a * v[j], 0)) < 1e-3, `row ${i}`));
+  // L = Σ θ⁴/4: Hessian diag(3θ²).
+  const theta = [0.5, -1.5, 2];
+  const quartic = async (w: WeightSet) => ws(vec(w).map((t) => t ** 3));
+  const hq = vec(await finiteDifferenceHv(quartic, ws(theta), ws(v), 1e-3));
+  theta.forEach((t, i) => assert.ok(Math.abs(hq[i] - 3 * t * t * v[i]) < 1e-3 * Math.abs(3 * t * t * v[i]) + 1e-4, `diag ${i}: ${hq[i]}`));
+});
+
+function batches(spec: NetSpec, n: number, size: number): EngineBatch[] {
+  const data = loadData({ name: 'synthetic', samples: n * size + 8 }, { shape: spec.ref.input, classes: spec.ref.classes });
+  const lut = normaliser(data);
+  return Array.from({ length: n }, (_, b) => makeBatch(data, data.train, Int32Array.from({ length: size }, (_, i) => b * size + i), lut));
+}
+
+async function tinyNet(backend: 'cpu' | 'wasm', spec: NetSpec): Promise<EngineNet> {
+  const b = await selectBackend(backend);
+  return tfjsEngine(b).build(spec, baseWidths(spec), 3, { momentum: 0.9, nesterov: false, weightDecay: 0 });
+}
+
+const dot = (a: WeightSet, b: WeightSet) => [...a].reduce((s, [n, t]) => s + t.data.reduce((x, v, i) => x + v * b.get(n)!.data[i], 0), 0);
+
+async function symmetry(spec: NetSpec, relStep: number): Promise<[number, number, EngineNet, WeightSet]> {
+  const net = await tinyNet('cpu', spec);
+  const bs = batches(spec, 2, 8);
+  const r = await hessianGradient(net, bs, { relStep });
+  assert.equal(r.method, 'finite-difference');
+  const theta = new Map([...(await net.readWeights())].filter(([n]) => r.g.has(n)));
+  const rng = makeRng(1, 'u');
+  const u: WeightSet = new Map([...r.g].map(([n, t]) => [n, { shape: t.shape, data: t.data.map(() => rng() - 0.5) }]));
+  const gradAt = async (w: WeightSet) => {
+    await net.writeWeights(w);
+    return meanGradient(net, bs);
+  };
+  const hu = await finiteDifferenceHv(gradAt, theta, u, relStep);
+  await net.writeWeights(theta);
+  return [dot(u, r.hg), dot(r.g, hu), net, theta];
+}
+
+test('H·g on a tiny net: the finite-difference Hessian is symmetric (uᵀHg = gᵀHu) and says how it was computed', async () => {
+  // Without ReLUs the loss is smooth and central differences converge.
+  const [a, b, smooth] = await symmetry(tinyResNet('zeropad', true), 1e-3);
+  assert.ok(Math.abs(a - b) <= 1e-2 * Math.abs(b), `smooth: uᵀHg ${a} vs gᵀHu ${b}`);
+  smooth.dispose();
+  // With ReLUs, the default step keeps activation flips rare.
+  const [c, d, net, theta] = await symmetry(tinyResNet(), 1e-5);
+  assert.ok(Math.abs(c - d) <= 0.1 * Math.abs(d), `relu: uᵀHg ${c} vs gᵀHu ${d}`);
+  // Weights are restored after the finite differences.
+  assert.deepEqual((await net.readWeights()).get('stem/kernel')!.data, theta.get('stem/kernel')!.data);
+  net.dispose();
+});
+
+test('each criterion computes its formula on the stem filters', async () => {
+  const spec = tinyResNet();
+  const net = await tinyNet('cpu', spec);
+  const bs = batches(spec, 2, 8);
+  const map = channelMap(spec);
+  const w = await net.readWeights();
+  const g = await meanGradient(net, bs);
+  const k = w.get('stem/kernel')!;
+  const gk = g.get('stem/kernel')!;
+  const cout = k.shape[3];
+  const filter = (c: number, t = k) => [...t.data].filter((_, i) => i % cout === c);
+  const c = 2;
+  const stemScores = async (name: string) => (await scoreGroups(net, map, name, bs)).members[0][0][c];
+  const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b) + 1e-9, `${what}: ${a} vs ${b}`);
+  close(await stemScores('l1'), filter(c).reduce((s, v) => s + Math.abs(v), 0), 'l1');
+  close(await stemScores('l2'), Math.sqrt(filter(c).reduce((s, v) => s + v * v, 0)), 'l2');
+  const prods = filter(c).map((v, i) => v * filter(c, gk)[i]);
+  close(await stemScores('snip'), prods.reduce((s, p) => s + Math.abs(p), 0), 'snip');
+  close(await stemScores('taylor'), Math.abs(prods.reduce((s, p) => s + p, 0)), 'taylor');
+  const gamma = w.get('stem.bn/gamma')!.data;
+  const bnScores = await scoreGroups(net, map, 'bn-scale', bs);
+  close(bnScores.members[0][0][c], Math.abs(gamma[c]), 'bn-scale');
+  const beta = w.get('stem.bn/beta')!.data;
+  close((await scoreGroups(net, map, 'bn-taylor', bs)).members[0][0][c], (gamma[c] * g.get('stem.bn/gamma')!.data[c] + beta[c] * g.get('stem.bn/beta')!.data[c]) ** 2, 'bn-taylor');
+  const grasp = await scoreGroups(net, map, 'grasp', bs);
+  const gradnorm = await scoreGroups(net, map, 'gradnorm', bs);
+  assert.equal(grasp.hessian, 'finite-difference');
+  assert.ok(grasp.members.some((m) => m.some((a) => a.some((s) => s < 0))), 'grasp scores are signed');
+  grasp.members[0][0].forEach((s, i) => close(gradnorm.members[0][0][i], Math.abs(s), 'gradnorm = |grasp|'));
+  const r1 = await scoreGroups(net, map, 'random', bs, { seed: 4 });
+  const r2 = await scoreGroups(net, map, 'random', bs, { seed: 4 });
+  assert.deepEqual(r1.scores, r2.scores);
+  assert.notDeepEqual(r1.scores[0], (await scoreGroups(net, map, 'random', bs, { seed: 5 })).scores[0]);
+  await assert.rejects(scoreGroups(net, map, 'magnitude', bs), (e: Error) => e instanceof UserError && /unknown criterion 'magnitude' \(known: l1, l2/.test(e.message));
+  assert.ok(criterionNames().length >= 9);
+  net.dispose();
+});
+
+test('coupled convs combine by sum, mean or max of scores normalised by their mean absolute value', () => {
+  const a = Float64Array.from([1, 2, 3]); // mean |a| 2: 0.5, 1, 1.5
+  const b = Float64Array.from([30, 0, -30]); // mean |b| 20: 1.5, 0, -1.5
+  assert.deepEqual([...combineScores([a, b], 'sum')], [2, 1, 0]);
+  assert.deepEqual([...combineScores([a, b], 'mean')], [1, 0.5, 0]);
+  assert.deepEqual([...combineScores([a, b], 'max')], [1.5, 1, 1.5]);
+  // The ranking differs: max keeps channel 2 alongside 0, sum drops it.
+  assert.deepEqual([...combineScores([Float64Array.from([0, 0, 0]), a], 'sum')], [0.5, 1, 1.5], 'an all-zero member is left as it is');
+});
+
+test('kept channels: top scores per group, and zero-pad chains that agree on their shared positions', () => {
+  const spec = buildNet({ family: 'resnet20', input: [8, 8, 1], classes: 3 });
+  const map = channelMap(spec);
+  const base = baseWidths(spec);
+  const rng = makeRng(2, 'scores');
+  for (let trial = 0; trial < 50; trial++) {
+    const scores = base.map((w) => Float64Array.from({ length: w }, () => rng()));
+    const widths = base.map((w) => 1 + Math.floor(rng() * w));
+    const kept = chooseKept(map, scores, base, widths);
+    assert.deepEqual(kept.map((k) => k.length), widths);
+    checkKept(spec, base, kept, map);
+    // Outside chains a group keeps exactly its best channels.
+    const g = 3;
+    const best = [...scores[g].keys()].sort((x, y) => scores[g][y] - scores[g][x]).slice(0, widths[g]).sort((x, y) => x - y);
+    assert.deepEqual(kept[g], best);
+  }
+  // A chain of equal widths keeps the channels of the best mean score, the same in every group, within stage 1's 16.
+  const scores = base.map((w) => Float64Array.from({ length: w }, (_, c) => (c === 3 || c === 7 ? 10 : c === 40 ? 100 : 1)));
+  const widths = [...base];
+  widths[0] = widths[1] = widths[2] = 2;
+  const kept = chooseKept(map, scores, base, widths);
+  assert.deepEqual([kept[0], kept[1], kept[2]], [[3, 7], [3, 7], [3, 7]]);
+  widths[2] = 3;
+  assert.deepEqual(chooseKept(map, scores, base, widths)[2], [3, 7, 40]);
+});
+
+test('a FLOPs target gives the widest uniform widths under it, and an unreachable one is refused', () => {
+  const spec = buildNet({ family: 'resnet20', input: [8, 8, 1], classes: 3 });
+  const base = baseWidths(spec);
+  const full = complexity(spec, base).flops;
+  const r = widthsForFlops(spec, base, 0.5);
+  assert.ok(r.flops <= 0.5 * full && r.flops > 0.4 * full, `${r.flops} of ${full}`);
+  assert.throws(() => widthsForFlops(spec, base, 100), (e: Error) => e instanceof UserError && /below the .* of one channel per group/.test(e.message));
+});
+
+test('two engines (tfjs cpu and wasm) give the same scores on a tiny net', async () => {
+  const spec = tinyResNet();
+  const map = channelMap(spec);
+  const bs = batches(spec, 2, 8);
+  const results: Record<string, Float64Array[]>[] = [];
+  for (const backend of ['cpu', 'wasm'] as const) {
+    const net = await tinyNet(backend, spec);
+    const out: Record<string, Float64Array[]> = {};
+    for (const name of ['l2', 'snip', 'bn-taylor', 'grasp']) out[name] = (await scoreGroups(net, map, name, bs)).scores;
+    results.push(out);
+    net.dispose();
+  }
+  await selectBackend('auto');
+  for (const name of Object.keys(results[0])) {
+    results[0][name].forEach((s, g) => {
+      const scale = Math.max(...s.map(Math.abs));
+      s.forEach((v, c) => {
+        const tol = name === 'grasp' ? 0.05 : 1e-3;
+        assert.ok(Math.abs(v - results[1][name][g][c]) <= tol * scale, `${name} group ${g} channel ${c}: ${v} vs ${results[1][name][g][c]}`);
+      });
+    });
+  }
+});
