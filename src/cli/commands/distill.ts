@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { dirname, join, basename } from 'node:path';
 import { Option, type Command } from 'commander';
 import { complexity } from '../../complexity/count.js';
-import { baseWidths } from '../../nets/resolve.js';
 import { distill, type DistillEpoch, type DistillSettings } from '../../pruning/distill/distill.js';
 import { DEFAULT_WEIGHTS } from '../../pruning/distill/losses.js';
 import { loadParent } from '../../pruning/distill/parent.js';
@@ -56,11 +55,11 @@ function checkOut(out: string): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new UserError(`--out ${out} already exists and is not empty; choose another directory`);
 }
 
-function epochLines(e: DistillEpoch, epochs: number, groups: string[], original: number): string[] {
+function epochLines(e: DistillEpoch, epochs: number, groups: string[], parentFlops: number): string[] {
   return e.students.flatMap((s, i) => [
     `epoch ${e.epoch}/${epochs} student ${i + 1}: loss ${s.loss.toFixed(4)} (logits ${s.parts.logits.toFixed(4)}, features ${s.parts.features.toFixed(4)}, ` +
       `mutual ${s.parts.mutual.toFixed(4)})  val distill ${s.valDistill.toFixed(4)}  projected FLOPs ${formatCount(s.projectedFlops)} ` +
-      `(${((100 * s.projectedFlops) / original).toFixed(1)}%)  λs ${s.lambdaS.toPrecision(3)}  ${e.seconds.toFixed(1)}s`,
+      `(${((100 * s.projectedFlops) / parentFlops).toFixed(1)}%)  λs ${s.lambdaS.toPrecision(3)}  ${e.seconds.toFixed(1)}s`,
     `  zero/chosen per group: ${groups.map((g, k) => `${g} ${s.zero[k]}/${s.chosen[k]}`).join(', ')}`,
   ]);
 }
@@ -70,7 +69,7 @@ export function registerDistill(program: Command): void {
     .command('distill')
     .description('Compress a trained prunespace model without labels: distillation, mutual learning, Taylor-chosen ISTA sparsity; saves the pruned model without fine-tuning')
     .requiredOption('--parent <dir>', 'the trained model (a directory saved by prunespace: model.json, prunespace.json)')
-    .option('--flops <F>', "FLOPs target: a fraction of the original network's FLOPs if <= 1, else an absolute count", numberFlag('--flops', { above: 0 }))
+    .option('--flops <F>', "FLOPs target: a fraction of the parent's FLOPs if <= 1 (as in prune), else an absolute count", numberFlag('--flops', { above: 0 }))
     .option('--rate <R>', 'pruning rate: the fraction of all channels to remove, in [0, 1)', numberFlag('--rate', { min: 0, max: 0.999999 }))
     .option('--students <n>', 'students distilled side by side (mutual learning needs 2 or more)', intFlag('--students', { min: 1 }), 2)
     .addOption(new Option('--epochs <n>', 'distillation epochs').argParser(intFlag('--epochs', { min: 1 })).makeOptionMandatory())
@@ -107,7 +106,6 @@ export function registerDistill(program: Command): void {
       console.log(`backend: ${backend.reason}`);
       const parent = await loadParent(opts.parent);
       const { spec } = parent;
-      const original = complexity(spec, baseWidths(spec)).flops;
       const parentFlops = complexity(spec, parent.widths).flops;
       const data = loadData(
         { name: opts.data, augment: opts.augment, ...(opts.dataDir ? { dir: opts.dataDir } : {}), ...(opts.subset ? { subset: opts.subset } : {}), ...(opts.valFraction ? { valFraction: opts.valFraction } : {}), ...(opts.syntheticSamples ? { samples: opts.syntheticSamples } : {}) },
@@ -118,7 +116,7 @@ export function registerDistill(program: Command): void {
       }
       let target: DistillSettings['target'];
       if (opts.flops !== undefined) {
-        const flops = opts.flops <= 1 ? opts.flops * original : opts.flops;
+        const flops = opts.flops <= 1 ? opts.flops * parentFlops : opts.flops;
         if (flops >= parentFlops) throw new UserError(`--flops ${opts.flops}: the parent already has ${formatCount(parentFlops)} FLOPs, at or below the target ${formatCount(flops)}`);
         target = { flops };
       } else {
@@ -140,12 +138,12 @@ export function registerDistill(program: Command): void {
       };
       console.log(
         `parent: ${spec.ref.family} ${spec.ref.input.join('x')} widths ${parent.widths.join(',')}, ${formatCount(parentFlops)} FLOPs; target ` +
-          ('flops' in target ? `${formatCount(target.flops)} FLOPs (${((100 * target.flops) / original).toFixed(1)}% of the original)` : `pruning rate ${target.rate}`),
+          ('flops' in target ? `${formatCount(target.flops)} FLOPs (${((100 * target.flops) / parentFlops).toFixed(1)}% of the parent)` : `pruning rate ${target.rate}`),
       );
       const groups = spec.groups.map((g) => g.name);
       const started = performance.now();
       const out = await distill(backend.selected.engine, parent, data, settings, opts.seed, (e) => {
-        for (const line of epochLines(e, opts.epochs, groups, original)) console.log(line);
+        for (const line of epochLines(e, opts.epochs, groups, parentFlops)) console.log(line);
       });
       if (out.status === 'failed') throw new UserError(`distillation failed: ${out.error}`);
       const m = materialise(spec, parent.widths, out.weights!, out.kept!);
@@ -176,7 +174,7 @@ export function registerDistill(program: Command): void {
       const c = meta.complexity;
       console.log(`best student ${out.best! + 1}: widths ${m.widths.join(',')}`);
       console.log(
-        `pruned: ${formatCount(c.flops)} FLOPs (${((100 * c.flops) / original).toFixed(1)}% of the original` +
+        `pruned: ${formatCount(c.flops)} FLOPs (${((100 * c.flops) / parentFlops).toFixed(1)}% of the parent` +
           ('flops' in target ? `, ${((100 * (c.flops - target.flops)) / target.flops).toFixed(2)}% from the target` : '') +
           `), ${formatCount(c.params)} params; largest chosen channel norm set to zero at the end ${out.projected!.toPrecision(3)}`,
       );
