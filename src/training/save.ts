@@ -27,6 +27,8 @@ export interface SavedMetadata {
   seed: number;
   settings?: unknown;
   savedAt: string;
+  /** Set on a model pruned from a parent: the parent, the criterion and the kept channel indices per group. */
+  pruned?: unknown;
 }
 
 /** An IOHandler that writes the two files of a tfjs LayersModel into dir. */

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerComplexity } from './complexity.js';
 import { registerDistill } from './distill.js';
+import { registerPrune } from './prune.js';
 import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
 import { registerReport } from './report.js';
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerTrain(program);
   registerDistill(program);
+  registerPrune(program);
 }

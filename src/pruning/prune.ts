@@ -1,0 +1,225 @@
+/**
+ * Prunes a saved prunespace model: score its channels by a criterion, keep the best per group, inherit the weights,
+ * optionally fine-tune, and save the child as a stock tfjs LayersModel with its provenance in prunespace.json.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { complexity, type Complexity } from '../complexity/count.js';
+import { channelMap } from '../nets/channels.js';
+import { buildNet } from '../nets/registry.js';
+import { checkWidths } from '../nets/resolve.js';
+import type { NetSpec, WidthConfig } from '../nets/types.js';
+import { makeBatch, normaliser } from '../training/data/batch.js';
+import { loadData } from '../training/data/load.js';
+import { permutation } from '../training/data/prepare.js';
+import type { PreparedData } from '../training/data/types.js';
+import type { EngineBatch, Engine, WeightSet } from '../training/engine.js';
+import { readLayersWeights } from '../training/engines/layers-weights.js';
+import { sliceWeights, type KeptIndices } from '../training/inherit.js';
+import { loadTrained, METADATA_JSON, MODEL_JSON, saveNet, type SavedMetadata } from '../training/save.js';
+import { evaluate, train } from '../training/train.js';
+import type { DataSettings, TrainSettings } from '../training/types.js';
+import { UserError } from '../util/errors.js';
+import { makeRng } from '../util/rng.js';
+import { chooseKept } from './choose.js';
+import { CRITERIA, criterionNames, scoreGroups, type Combine } from './importance.js';
+import { checkChildWidths, keepFromParent, widthsForFlops } from './targets.js';
+
+export type PruneTarget = { keep: number } | { widths: WidthConfig } | { flops: number };
+
+export interface PruneRequest {
+  parentDir: string;
+  criterion: string;
+  target: PruneTarget;
+  outDir: string;
+  combine: Combine;
+  /** Batches whose gradients are averaged for gradient-based criteria. */
+  scoreBatches: number;
+  temperature?: number;
+  /** BN in training mode while scoring (default: inference mode, as the paper's code). */
+  bnTraining?: boolean;
+  seed: number;
+  /** Fine-tuning settings; epochs 0 skips fine-tuning. The data also feeds scoring and evaluation. */
+  settings: TrainSettings;
+  engine: Engine;
+  engineName: string;
+}
+
+export interface ParentModel {
+  dir: string;
+  metadata: SavedMetadata;
+  spec: NetSpec;
+}
+
+/** Reads and checks a parent directory without loading its weights; every problem is a UserError naming the path. */
+export function readParent(dir: string): ParentModel {
+  const metaPath = join(dir, METADATA_JSON);
+  if (!existsSync(join(dir, MODEL_JSON)) || !existsSync(metaPath)) {
+    throw new UserError(`--parent ${dir}: not a prunespace model directory (needs ${MODEL_JSON} and ${METADATA_JSON})`);
+  }
+  let metadata: SavedMetadata;
+  try {
+    metadata = JSON.parse(readFileSync(metaPath, 'utf8')) as SavedMetadata;
+  } catch (e) {
+    throw new UserError(`${metaPath}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!metadata || typeof metadata !== 'object' || !metadata.net || !Array.isArray(metadata.widths)) {
+    throw new UserError(`${metaPath}: lacks the network and widths of a prunespace model`);
+  }
+  const spec = buildNet(metadata.net as NetSpec['ref']);
+  checkWidths(spec, metadata.widths);
+  return { dir, metadata, spec };
+}
+
+/** Widths of the child from the request's target, checked against the parent. */
+export function targetWidths(parent: ParentModel, target: PruneTarget): WidthConfig {
+  const pw = parent.metadata.widths;
+  if ('keep' in target) return keepFromParent(pw, target.keep);
+  if ('widths' in target) {
+    checkChildWidths(parent.spec, pw, target.widths);
+    return target.widths;
+  }
+  return widthsForFlops(parent.spec, pw, target.flops).widths;
+}
+
+/** The output directory must be new or empty, so a run never mixes with or overwrites an earlier one. */
+export function checkOutDir(dir: string): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`--out ${dir} exists and is not empty`);
+}
+
+function scoringBatches(data: PreparedData, n: number, size: number, seed: number): EngineBatch[] {
+  const order = permutation(data.train.indices.length, makeRng(seed, 'score-batches'));
+  const lut = normaliser(data);
+  const batches: EngineBatch[] = [];
+  const per = Math.min(size, data.train.indices.length);
+  for (let b = 0; b < n && (b + 1) * per <= order.length; b++) batches.push(makeBatch(data, data.train, order.subarray(b * per, (b + 1) * per), lut));
+  return batches;
+}
+
+export interface PruneResult {
+  widths: WidthConfig;
+  kept: KeptIndices;
+  complexity: Complexity;
+  parentComplexity: Complexity;
+  hessian?: string;
+  metrics: Record<string, number | string | undefined>;
+}
+
+/** Provenance of a pruned model, stored under `pruned` in its prunespace.json. */
+export interface PrunedProvenance {
+  parent: string;
+  parentWidths: WidthConfig;
+  parentComplexity: Complexity;
+  criterion: string;
+  combine: Combine;
+  scoreBatches: number;
+  temperature?: number;
+  hessian?: string;
+  kept: KeptIndices;
+  fineTuneEpochs: number;
+}
+
+/** Checks everything that can be checked without computing, so bad input writes nothing. */
+export function checkRequest(req: Pick<PruneRequest, 'parentDir' | 'criterion' | 'target' | 'outDir'>): { parent: ParentModel; widths: WidthConfig } {
+  if (!CRITERIA[req.criterion]) throw new UserError(`--criterion: unknown criterion '${req.criterion}' (known: ${criterionNames().join(', ')})`);
+  const parent = readParent(req.parentDir);
+  const widths = targetWidths(parent, req.target);
+  checkOutDir(req.outDir);
+  return { parent, widths };
+}
+
+export async function prune(req: PruneRequest, log: (line: string) => void = () => {}): Promise<PruneResult> {
+  const { parent, widths } = checkRequest(req);
+  const { spec } = parent;
+  const pw = parent.metadata.widths;
+  const { model } = await loadTrained(parent.dir);
+  let weights: WeightSet;
+  try {
+    weights = readLayersWeights(model, spec);
+  } finally {
+    model.dispose();
+  }
+  const criterion = CRITERIA[req.criterion];
+  const needsData = criterion.needs !== 'weights' || req.settings.epochs > 0;
+  const data = needsData ? loadPrepared(req.settings.data, spec) : undefined;
+  const optimizer = { momentum: req.settings.momentum, nesterov: req.settings.nesterov, weightDecay: req.settings.weightDecay };
+  const parentNet = await req.engine.build(spec, pw, req.seed, optimizer);
+  let kept: KeptIndices;
+  let hessian: string | undefined;
+  const metrics: Record<string, number | string | undefined> = { engine: req.engineName };
+  try {
+    await parentNet.writeWeights(weights);
+    const batches = data ? scoringBatches(data, req.scoreBatches, req.settings.batchSize, req.seed) : [];
+    const scored = await scoreGroups(parentNet, channelMap(spec), req.criterion, batches, {
+      combine: req.combine,
+      seed: req.seed,
+      training: req.bnTraining ?? false,
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+    });
+    hessian = scored.hessian;
+    if (hessian) log(`H·g by ${hessian}`);
+    kept = chooseKept(channelMap(spec), scored.scores, pw, widths);
+    if (data) {
+      const e = await evaluate(parentNet, data, data.test, 2 * req.settings.batchSize);
+      metrics.parentTestError = e.error;
+    }
+  } finally {
+    parentNet.dispose();
+  }
+  const child = sliceWeights(spec, pw, weights, kept);
+  const net = await req.engine.build(spec, widths, req.seed, optimizer);
+  try {
+    await net.writeWeights(child.weights);
+    if (data) {
+      const before = await evaluate(net, data, data.test, 2 * req.settings.batchSize);
+      metrics.prunedTestError = before.error;
+      log(`test error: parent ${pct(metrics.parentTestError as number)}, pruned before fine-tuning ${pct(before.error)}`);
+    }
+    if (data && req.settings.epochs > 0) {
+      const outcome = await train(net, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, (c) =>
+        log(`fine-tune epoch ${c.epoch}/${req.settings.epochs}  train loss ${c.trainLoss.toFixed(4)}  val err ${pct(c.valError)}`),
+      );
+      if (outcome.status === 'failed') throw new UserError(`fine-tuning failed: ${outcome.error}`);
+      Object.assign(metrics, { valError: outcome.valError, testError: outcome.testError, trainLoss: outcome.trainLoss, epochs: outcome.curves.length, steps: outcome.steps });
+      log(`test error after ${req.settings.epochs} epochs of fine-tuning ${pct(outcome.testError!)}`);
+    }
+    const c = complexity(spec, widths);
+    const parentComplexity = complexity(spec, pw);
+    const pruned: PrunedProvenance = {
+      parent: parent.dir,
+      parentWidths: pw,
+      parentComplexity,
+      criterion: req.criterion,
+      combine: req.combine,
+      scoreBatches: criterion.needs === 'weights' ? 0 : req.scoreBatches,
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...(hessian ? { hessian } : {}),
+      kept,
+      fineTuneEpochs: req.settings.epochs,
+    };
+    await saveNet(net, req.outDir, {
+      net: spec.ref,
+      widths,
+      groups: spec.groups.map((g) => g.name),
+      complexity: c,
+      metrics,
+      seed: req.seed,
+      settings: req.settings,
+      savedAt: new Date().toISOString(),
+      pruned,
+    });
+    return { widths, kept, complexity: c, parentComplexity, ...(hessian ? { hessian } : {}), metrics };
+  } finally {
+    net.dispose();
+  }
+}
+
+function loadPrepared(settings: DataSettings, spec: NetSpec): PreparedData {
+  const data = loadData(settings, { shape: spec.ref.input, classes: spec.ref.classes });
+  if (data.shape.join('x') !== spec.ref.input.join('x') || data.classes !== spec.ref.classes) {
+    throw new UserError(`${data.name} (${data.shape.join('x')}, ${data.classes} classes) does not fit the parent's input ${spec.ref.input.join('x')}, ${spec.ref.classes} classes`);
+  }
+  return data;
+}
+
+const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
