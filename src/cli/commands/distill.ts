@@ -35,6 +35,7 @@ interface Options {
   reselectEvery: number;
   sensitivityBatches: number;
   bnBatches: number;
+  valBatches?: number;
   data: DatasetName;
   dataDir?: string;
   subset?: number;
@@ -87,6 +88,7 @@ export function registerDistill(program: Command): void {
     .option('--reselect-every <steps>', 'steps between Taylor re-selections of the channels to sparsify', intFlag('--reselect-every', { min: 1 }), 100)
     .option('--sensitivity-batches <n>', 'batches whose Taylor sensitivities are summed at each selection', intFlag('--sensitivity-batches', { min: 1 }), 4)
     .option('--bn-batches <n>', 'batches that re-estimate BN statistics before evaluation and saving', intFlag('--bn-batches', { min: 1 }), 16)
+    .option('--val-batches <n>', 'validation batches of the label-free validation loss (default: the whole validation split)', intFlag('--val-batches', { min: 1 }))
     .addOption(new Option('--data <name>', 'dataset (its labels are never read)').choices([...DATASETS]).makeOptionMandatory())
     .option('--data-dir <dir>', 'dataset directory')
     .option('--subset <fraction>', 'fraction of the training split to use', numberFlag('--subset', { above: 0, max: 1 }))
@@ -134,6 +136,7 @@ export function registerDistill(program: Command): void {
         reselectEvery: opts.reselectEvery,
         sensitivityBatches: opts.sensitivityBatches,
         bnBatches: opts.bnBatches,
+        ...(opts.valBatches ? { valBatches: opts.valBatches } : {}),
         augment: opts.augment,
       };
       console.log(

@@ -39,6 +39,8 @@ export interface DistillSettings {
   sensitivityBatches: number;
   /** Batches used to re-estimate BN statistics before inference-mode use. */
   bnBatches: number;
+  /** Validation batches of the label-free validation loss (default: all of the validation split). */
+  valBatches?: number;
   augment?: boolean;
 }
 
@@ -273,7 +275,7 @@ export async function distill(
           zero: bns.map((g, k) => channelNorms(weights, g, widths[k]).filter((x) => x === 0).length),
           projectedFlops: selections[i].flops,
           lambdaS: lambdaS[i],
-          valDistill: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes),
+          valDistill: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches),
         });
       }
       const curve = { epoch, students: report, seconds: (performance.now() - started) / 1000 };
@@ -298,7 +300,7 @@ export async function distill(
       await recalibrateBn(students[i], spec, sideBatches(s.bnBatches));
       const weights = await students[i].readWeights();
       const kept = keptChannels(weights, bns, widths, removable, couplings);
-      finals.push({ weights, kept, projected, val: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes) });
+      finals.push({ weights, kept, projected, val: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches) });
     }
     const best = finals.reduce((bi, f, i) => (f.val < finals[bi].val ? i : bi), 0);
     const f = finals[best];
@@ -388,10 +390,11 @@ async function valDistill(
   lut: Float32Array,
   temperature: number,
   classes: number,
+  limit = Infinity,
 ): Promise<number> {
   let sum = 0;
   let n = 0;
-  for (const batch of splitBatches(data, data.val, batchSize, lut)) {
+  for (const batch of splitBatches(data, data.val, batchSize, lut, limit)) {
     const t = await teacher.forward(batch, { training: false });
     const st = await student.forward(batch, { training: false });
     sum += softKl(st.logits, t.logits, classes, temperature).loss * batch.size;

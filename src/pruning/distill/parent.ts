@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildNet } from '../../nets/registry.js';
 import { checkWidths } from '../../nets/resolve.js';
+import { selectBackend } from '../../training/backends/select.js';
 import { readLayersWeights } from '../../training/engines/layers-weights.js';
 import { buildModel } from '../../training/model.js';
 import { loadTrained, METADATA_JSON, MODEL_JSON } from '../../training/save.js';
@@ -14,6 +15,8 @@ export async function loadParent(dir: string): Promise<Parent> {
   for (const f of [METADATA_JSON, MODEL_JSON]) {
     if (!existsSync(join(dir, f))) throw new UserError(`--parent ${dir}: not a prunespace model (no ${f})`);
   }
+  // Model files are read through tfjs, which needs a backend even when the torch engine computes.
+  await selectBackend('auto');
   const { model, metadata } = await loadTrained(dir);
   try {
     if (!metadata || typeof metadata !== 'object' || !metadata.net || !Array.isArray(metadata.widths)) {
