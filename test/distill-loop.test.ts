@@ -16,7 +16,8 @@ import type { PreparedData } from '../src/training/data/types.js';
 import type { Engine, WeightSet } from '../src/training/engine.js';
 import { selectEngine } from '../src/training/engines/select.js';
 import { readLayersWeights } from '../src/training/engines/layers-weights.js';
-import { fileLoadHandler, METADATA_JSON } from '../src/training/save.js';
+import { fileLoadHandler, METADATA_JSON, saveNet } from '../src/training/save.js';
+import { runDistillTrial } from '../src/pruning/distill/trial.js';
 import { train } from '../src/training/train.js';
 import { isUserError } from '../src/util/errors.js';
 import { readFileSync } from 'node:fs';
@@ -50,6 +51,7 @@ before(async () => {
   const r = await train(net, data, { epochs: 2, batchSize: 32, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 5e-4, warmupEpochs: 0, labelSmoothing: 0 }, 3);
   assert.equal(r.status, 'complete');
   parent = { spec, widths, weights: await net.readWeights() };
+  await saveNet(net, join(dir, 'parent'), { net: spec.ref, widths, groups: spec.groups.map((g) => g.name), complexity: complexity(spec, widths), metrics: {}, seed: 3, savedAt: '' });
   net.dispose();
 });
 
@@ -145,4 +147,25 @@ test('bad input: N < 1, unreachable target, non-finite parent weights; a divergi
   const out = await distill(engine, parent, data, settings({ lr: 1e6, epochs: 2 }), 1);
   assert.equal(out.status, 'failed');
   assert.match(out.error!, /student \d became (NaN|infinite|finite with non-finite gradients) at epoch \d, step \d+/);
+});
+
+test('a campaign trial in distill mode drives the parent to the sampled widths and evaluates the result', async () => {
+  const sampled = widths.map((w) => Math.max(1, Math.round(w * 0.5)));
+  const curves: unknown[] = [];
+  const r = await runDistillTrial(
+    {
+      net: spec.ref,
+      widths: sampled,
+      seed: 4,
+      settings: { data: { name: 'synthetic', samples: 320 }, epochs: 1, batchSize: 32, lr: 0.05, momentum: 0.9, nesterov: false, weightDecay: 5e-4, warmupEpochs: 0, labelSmoothing: 0, backend: 'auto' },
+      distill: { parentDir: join(dir, 'parent'), students: 1 },
+      saveDir: join(dir, 'trial'),
+    },
+    (c) => curves.push(c),
+  );
+  assert.equal(r.status, 'complete', r.error);
+  assert.equal(curves.length, 1);
+  assert.ok(r.valError! >= 0 && r.valError! <= 1 && r.testError! >= 0);
+  const meta = JSON.parse(readFileSync(join(dir, 'trial', METADATA_JSON), 'utf8'));
+  assert.deepEqual(meta.widths, sampled);
 });

@@ -206,3 +206,19 @@ test('channel selection by rate, and unreachable targets are user errors', () =>
   assert.throws(() => selectChannels(spec, widths, model, scores, { flops: 10 }), (e) => isUserError(e) && /out of reach/.test(e.message));
   assert.throws(() => selectChannels(spec, widths, model, scores, { rate: 0.99 }), (e) => isUserError(e) && /out of reach/.test(e.message));
 });
+
+test('channel selection to given widths honours zero-pad couplings', async () => {
+  const { removableRule, zeroPadCouplings } = await import('../src/pruning/distill/channels.js');
+  const spec = buildNet({ family: 'resnet20', input: [8, 8, 1] });
+  const model = compileComplexity(spec);
+  const widths = baseWidths(spec);
+  const rng = makeRng('w');
+  const scores = widths.map((w) => Float64Array.from({ length: w }, () => rng()));
+  const target = widths.map((w) => Math.max(1, Math.round(w * 0.6)));
+  const removable = removableRule(zeroPadCouplings(spec), widths);
+  const sel = selectChannels(spec, widths, model, scores, { widths: target }, removable);
+  assert.deepEqual(sel.widths, target);
+  // stage2 (group 1) only loses a channel below 16 that stage1 (group 0) lost too.
+  for (const c of sel.chosen[1]) if (c < widths[0]) assert.ok(sel.chosen[0].includes(c), `stage2 channel ${c}`);
+  assert.throws(() => selectChannels(spec, widths, model, scores, { widths: target.slice(1) }), (e) => isUserError(e));
+});

@@ -42,6 +42,12 @@ export interface TrialRequest {
   seed: number;
   /** Where to save the trained model (model.json + weights + metadata), if anywhere. */
   saveDir?: string;
+  /**
+   * Label-free mode (`search --train distill --parent DIR`): distil the saved parent towards `widths` (the sampled
+   * configuration is the sparsity target) instead of training from scratch. Run by src/pruning/distill/trial.ts;
+   * training never imports pruning, so executors dispatch on this field.
+   */
+  distill?: { parentDir: string; students?: number };
 }
 
 export interface EpochCurve {

@@ -6,8 +6,11 @@ import type { ComplexityModel } from '../../complexity/terms.js';
 import type { NetSpec, WidthConfig } from '../../nets/types.js';
 import { UserError } from '../../util/errors.js';
 
-/** What the sparsity drives towards: FLOPs at most `flops` (absolute), or a fraction `rate` of all channels removed. */
-export type SparsityTarget = { flops: number } | { rate: number };
+/**
+ * What the sparsity drives towards: FLOPs at most `flops` (absolute), a fraction `rate` of all channels removed, or
+ * given widths per group (a sampled width configuration of a campaign).
+ */
+export type SparsityTarget = { flops: number } | { rate: number } | { widths: WidthConfig };
 
 export interface Selection {
   /** Per group, the channel indices chosen to become zero, ascending. */
@@ -20,6 +23,13 @@ export interface Selection {
 
 /** The fewest FLOPs the network can have (every group at one channel) and checks a target against it. */
 export function checkTarget(spec: NetSpec, maxWidths: WidthConfig, model: ComplexityModel, target: SparsityTarget): void {
+  if ('widths' in target) {
+    if (target.widths.length !== maxWidths.length) throw new UserError(`target widths name ${target.widths.length} groups, ${spec.ref.family} has ${maxWidths.length}`);
+    target.widths.forEach((w, g) => {
+      if (!Number.isInteger(w) || w < 1 || w > maxWidths[g]) throw new UserError(`target width of group ${g} (${spec.groups[g].name}) must be in 1..${maxWidths[g]}, got ${w}`);
+    });
+    return;
+  }
   if ('rate' in target) {
     const total = maxWidths.reduce((a, b) => a + b, 0);
     const most = total - maxWidths.length;
@@ -69,9 +79,28 @@ export function selectChannels(
   const total = maxWidths.reduce((a, b) => a + b, 0);
   const byRate = 'rate' in target;
   const toRemove = byRate ? Math.ceil(target.rate * total - 1e-9) : Infinity;
+  if ('widths' in target) {
+    // Each group loses its least sensitive removable channels down to its target width; passes repeat because a
+    // shortcut's target group can only lose a channel after its source group has.
+    for (let progress = true; progress; ) {
+      progress = false;
+      for (let g = 0; g < widths.length; g++) {
+        while (widths[g] > target.widths[g]) {
+          const c = next(g);
+          if (c < 0) break;
+          chosen[g].push(c);
+          gone[g].add(c);
+          widths[g]--;
+          progress = true;
+        }
+      }
+    }
+    return { chosen: chosen.map((c) => c.sort((a, b) => a - b)), widths, flops: model.evaluate(widths).flops };
+  }
   let removed = 0;
   let flops = model.evaluate(widths).flops;
-  const done = (): boolean => (byRate ? removed >= toRemove : flops <= target.flops);
+  const flopsTarget = 'flops' in target ? target.flops : 0;
+  const done = (): boolean => (byRate ? removed >= toRemove : flops <= flopsTarget);
   while (!done()) {
     const savings = widths.map((w, g) => {
       if (w <= 1) return 0;
