@@ -100,6 +100,8 @@ export async function saveNet(net: EngineNet, dir: string, metadata: SavedMetada
 }
 
 export async function loadTrained(dir: string): Promise<{ model: tf.LayersModel; metadata: SavedMetadata }> {
+  // Reading a model needs a tfjs backend even when the torch engine does the computing.
+  await tf.ready();
   const model = await tf.loadLayersModel(fileLoadHandler(dir));
   const path = join(dir, METADATA_JSON);
   let metadata: SavedMetadata;
