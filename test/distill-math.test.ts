@@ -222,3 +222,19 @@ test('channel selection to given widths honours zero-pad couplings', async () =>
   for (const c of sel.chosen[1]) if (c < widths[0]) assert.ok(sel.chosen[0].includes(c), `stage2 channel ${c}`);
   assert.throws(() => selectChannels(spec, widths, model, scores, { widths: target.slice(1) }), (e) => isUserError(e));
 });
+
+test('FLOPs targets are met from below within 0.5% across families (shortcut couplings included)', async () => {
+  const { removableRule, zeroPadCouplings } = await import('../src/pruning/distill/channels.js');
+  for (const family of ['resnet20', 'resnet56', 'vgg-small', 'mobilenet-v2-cifar']) {
+    const spec = buildNet({ family });
+    const model = compileComplexity(spec);
+    const widths = baseWidths(spec);
+    const full = model.evaluate(widths).flops;
+    const rng = makeRng(family);
+    const scores = widths.map((w) => Float64Array.from({ length: w }, () => rng()));
+    for (const f of [0.3, 0.5]) {
+      const sel = selectChannels(spec, widths, model, scores, { flops: f * full }, removableRule(zeroPadCouplings(spec), widths));
+      assert.ok(sel.flops <= f * full && sel.flops >= 0.995 * f * full, `${family} at ${f}: ${sel.flops / full}`);
+    }
+  }
+});
