@@ -1,10 +1,12 @@
 /**
  * Training images per second of resnet20 (keep 1.0 and 0.5, 28x28x1, batch 128) on every tfjs backend that starts,
- * and of the same network trained by PyTorch on one thread where python3 can import torch, with the ratio.
+ * on the torch engine (libtorch addon, one intra-op thread) and by PyTorch on one thread where python3 can import
+ * torch, with the ratios. Torch and PyTorch alternate for --rounds rounds (the median of each is reported), so load
+ * from other work on a shared machine falls on both alike.
  * A step is forward, backward, L2 decay and the momentum update on a fixed random batch (no data pipeline, as in
  * the PyTorch script). Median step of several after warm-up; the cpu backend gets one timed step of a batch of 8
  * (one step of 128 takes many minutes there: its Conv2DBackpropFilter is a scalar loop).
- * Usage: node --import tsx bench/train-speed.ts [--steps N]
+ * Usage: node --import tsx bench/train-speed.ts [--steps N] [--rounds R]
  */
 import { spawnSync } from 'node:child_process';
 import { buildNet } from '../src/nets/registry.js';
@@ -12,6 +14,7 @@ import { keepWidths } from '../src/nets/resolve.js';
 import { selectBackend, type BackendName } from '../src/training/backends/select.js';
 import type { EngineNet } from '../src/training/engine.js';
 import { TfjsNet } from '../src/training/engines/tfjs.js';
+import { startTorch } from '../src/training/engines/torch.js';
 import type { LoopSettings } from '../src/training/train.js';
 
 const BATCH = 128;
@@ -19,6 +22,8 @@ const INPUT: [number, number, number] = [28, 28, 1];
 const KEEPS = [1.0, 0.5];
 const stepsArg = process.argv.indexOf('--steps');
 const STEPS = stepsArg > 0 ? Number(process.argv[stepsArg + 1]) : 8;
+const roundsArg = process.argv.indexOf('--rounds');
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
 const SETTINGS: LoopSettings = {
   epochs: 1,
   batchSize: BATCH,
@@ -94,13 +99,32 @@ for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
 }
 
 const py = torchPython();
-if (!py) {
-  console.log('pytorch: skipped (no python3 can import torch; install python3-torch)');
-} else {
+const torch = startTorch(1, { cpuOnly: true });
+if (!torch.ok) console.log(`torch: skipped (${torch.detail})`);
+if (!py) console.log('pytorch: skipped (no python3 can import torch; install python3-torch)');
+const runs = new Map<string, number[]>();
+const record = (key: string, v: number) => runs.set(key, [...(runs.get(key) ?? []), v]);
+if (torch.ok) console.log(`torch: ${torch.detail}`);
+for (let round = 0; round < ROUNDS; round++) {
   for (const keep of KEEPS) {
-    const ips = torchSpeed(py, keep);
-    const wasm = rows.find((r) => r.backend === 'wasm' && r.keep === keep);
-    const ratio = wasm ? `, wasm/pytorch = ${(wasm.imagesPerSecond / ips).toFixed(2)}x` : '';
-    console.log(`pytorch (1 thread) resnet20 keep ${keep.toFixed(2)}: ${ips.toFixed(1)} images/s${ratio}`);
+    if (torch.ok) {
+      const net = await torch.engine.build(spec, keepWidths(spec, keep), 0, OPTIMIZER);
+      record(`torch ${keep}`, await engineSpeed(net, 2, STEPS, BATCH));
+    }
+    if (py) record(`pytorch ${keep}`, torchSpeed(py, keep));
+  }
+}
+for (const keep of KEEPS) {
+  const wasm = rows.find((r) => r.backend === 'wasm' && r.keep === keep);
+  const pt = runs.get(`pytorch ${keep}`);
+  const t = runs.get(`torch ${keep}`);
+  const each = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+  if (pt) {
+    const ratio = wasm ? `, wasm/pytorch = ${(wasm.imagesPerSecond / median(pt)).toFixed(2)}x` : '';
+    console.log(`pytorch (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(pt).toFixed(1)} images/s (rounds: ${each(pt)})${ratio}`);
+  }
+  if (t) {
+    const ratio = pt ? `, torch/pytorch = ${(median(t) / median(pt)).toFixed(2)}x` : '';
+    console.log(`torch engine (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(t).toFixed(1)} images/s (rounds: ${each(t)})${ratio}`);
   }
 }

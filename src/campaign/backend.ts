@@ -1,6 +1,7 @@
 /** Which backend a campaign's workers train on, decided once by the coordinator without starting TensorFlow itself. */
 import { createRequire } from 'node:module';
-import { torchAddonBuilt } from '../training/engines/torch.js';
+import { TORCH_MISSING, torchAddonBuilt } from '../training/engines/torch.js';
+import { UserError } from '../util/errors.js';
 import type { TrainSettings } from '../training/types.js';
 
 export type ConcreteBackend = 'torch' | 'tensorflow' | 'wasm' | 'cpu';
@@ -20,6 +21,7 @@ function installed(pkg: string): boolean {
  * with the reason, and `--backend wasm` is the way around it.
  */
 export function resolveCampaignBackend(requested: TrainSettings['backend']): { backend: ConcreteBackend; reason: string } {
+  if (requested === 'torch' && !torchAddonBuilt()) throw new UserError(`--backend torch: ${TORCH_MISSING}`);
   if (requested !== 'auto') return { backend: requested, reason: `${requested}: requested` };
   if (torchAddonBuilt()) return { backend: 'torch', reason: 'torch: the libtorch addon is built' };
   const native = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].find(installed);

@@ -17,7 +17,7 @@ export interface RunOptions {
   workers?: number;
   /** GPU ids for native TensorFlow, one child process each. */
   gpus?: string[];
-  /** 'thread' (piscina) or 'process' (child processes); default: process for tensorflow, thread otherwise. */
+  /** 'thread' (piscina) or 'process' (child processes); default: process for tensorflow and torch on GPUs, thread otherwise. */
   executor?: 'thread' | 'process';
   /** Overrides the campaign's stored retry budget. */
   maxAttempts?: number;
@@ -50,14 +50,16 @@ export interface RunSummary {
 
 function makeExecutor(config: CampaignConfig, opts: RunOptions, runnable: number): TrialExecutor {
   const trialModule = opts.trialModule ?? defaultTrialModule();
-  const kind = opts.executor ?? (config.backend === 'tensorflow' ? 'process' : 'thread');
+  // The torch addon is safe in worker threads (tested with concurrent trials); on GPUs it gets one process per GPU.
+  const perGpuProcess = config.backend === 'tensorflow' || (config.backend === 'torch' && !!opts.gpus?.length);
+  const kind = opts.executor ?? (perGpuProcess ? 'process' : 'thread');
   // Never start more workers than there are trials to run: each one loads a backend and the data.
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), runnable));
   if (kind === 'process') {
     const devices = opts.gpus?.length ? opts.gpus : config.backend === 'tensorflow' ? [null] : new Array<null>(workers).fill(null);
     return new ProcessPool({ devices, trialModule });
   }
-  if (opts.gpus?.length) throw new UserError(`--gpus needs --backend tensorflow; this campaign trains on ${config.backend}`);
+  if (opts.gpus?.length) throw new UserError(`--gpus needs --backend torch or tensorflow; this campaign trains on ${config.backend}`);
   return new ThreadPool({ workers, trialModule, maxHeapMb: opts.maxHeapMb });
 }
 

@@ -18,6 +18,7 @@ import { readLayersWeights } from './layers-weights.js';
 /** Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root). */
 const ADDON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
 const INSTALL_HINT = 'install libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>) and run npm install again';
+export const TORCH_MISSING = `the torch addon is not built; ${INSTALL_HINT}`;
 
 interface NativeNet {
   weightInfo(): { name: string; shape: number[]; trainable: boolean }[];
@@ -33,7 +34,7 @@ interface NativeNet {
   dispose(): void;
 }
 
-interface Addon {
+export interface Addon {
   Net: new (nodes: PlanNode[], opts: Record<string, unknown>) => NativeNet;
   cudaDevices(): number;
   version(): string;
@@ -95,13 +96,18 @@ let loaded: { addon?: Addon; problem?: string } | undefined;
 
 function loadAddon(): { addon?: Addon; problem?: string } {
   if (loaded) return loaded;
-  if (!existsSync(ADDON)) return (loaded = { problem: `the torch addon is not built; ${INSTALL_HINT}` });
+  if (!existsSync(ADDON)) return (loaded = { problem: TORCH_MISSING });
   try {
     loaded = { addon: createRequire(import.meta.url)(ADDON) as Addon };
   } catch (e) {
     loaded = { problem: `the torch addon failed to load (${String((e as Error).message).split('\n')[0]}); ${INSTALL_HINT}` };
   }
   return loaded;
+}
+
+/** The loaded addon, or why it is not there. */
+export function torchAddon(): { addon?: Addon; problem?: string } {
+  return loadAddon();
 }
 
 /** Whether the addon file exists (the coordinator decides a campaign's engine without loading it). */
@@ -156,6 +162,11 @@ export class TorchNet implements EngineNet {
     this.info = this.net.weightInfo();
     this.info.forEach((w, i) => this.index.set(w.name, i));
     this.trainable = this.info.filter((w) => w.trainable).length;
+  }
+
+  /** Trainable parameters (BN scale and shift and biases included, running statistics not): the complexity count's params. */
+  trainableParams(): number {
+    return this.info.filter((w) => w.trainable).reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
   }
 
   private grads(arrays: Float32Array[]): WeightSet {
