@@ -158,7 +158,7 @@ test('a campaign trial in distill mode drives the parent to the sampled widths a
       widths: sampled,
       seed: 4,
       settings: { data: { name: 'synthetic', samples: 320 }, epochs: 1, batchSize: 32, lr: 0.05, momentum: 0.9, nesterov: false, weightDecay: 5e-4, warmupEpochs: 0, labelSmoothing: 0, backend: 'auto' },
-      distill: { parentDir: join(dir, 'parent'), students: 1 },
+      init: { mode: 'distill', parent: join(dir, 'parent'), students: 1 },
       saveDir: join(dir, 'trial'),
     },
     (c) => curves.push(c),

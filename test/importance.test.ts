@@ -14,7 +14,9 @@ import { selectBackend } from '../src/training/backends/select.js';
 import { makeBatch, normaliser } from '../src/training/data/batch.js';
 import { loadData } from '../src/training/data/load.js';
 import type { EngineBatch, EngineNet, WeightSet } from '../src/training/engine.js';
+import { selectEngine } from '../src/training/engines/select.js';
 import { tfjsEngine } from '../src/training/engines/tfjs.js';
+import { startTorch } from '../src/training/engines/torch.js';
 import { checkKept } from '../src/training/inherit.js';
 import { UserError } from '../src/util/errors.js';
 import { makeRng } from '../src/util/rng.js';
@@ -167,26 +169,57 @@ test('a FLOPs target gives the widest uniform widths under it, and an unreachabl
   assert.throws(() => widthsForFlops(spec, base, 100), (e: Error) => e instanceof UserError && /below the .* of one channel per group/.test(e.message));
 });
 
-test('two engines (tfjs cpu and wasm) give the same scores on a tiny net', async () => {
+test('engines give the same scores on a tiny net: tfjs cpu and wasm, and torch (exact H·g) where its addon is built', async (t) => {
   const spec = tinyResNet();
   const map = channelMap(spec);
   const bs = batches(spec, 2, 8);
+  const names: ('cpu' | 'wasm' | 'torch')[] = ['cpu', 'wasm'];
+  if (startTorch(1).ok) names.push('torch');
+  else t.diagnostic('torch addon not built: compared cpu and wasm only');
   const results: Record<string, Float64Array[]>[] = [];
-  for (const backend of ['cpu', 'wasm'] as const) {
-    const net = await tinyNet(backend, spec);
+  for (const backend of names) {
+    const { engine } = await selectEngine(backend);
+    const net = await engine.build(spec, baseWidths(spec), 3, { momentum: 0.9, nesterov: false, weightDecay: 0 });
     const out: Record<string, Float64Array[]> = {};
-    for (const name of ['l2', 'snip', 'bn-taylor', 'grasp']) out[name] = (await scoreGroups(net, map, name, bs)).scores;
+    for (const name of ['l2', 'snip', 'taylor', 'bn-taylor', 'grasp']) {
+      const r = await scoreGroups(net, map, name, bs);
+      out[name] = r.scores;
+      if (name === 'grasp') assert.equal(r.hessian, backend === 'torch' ? 'double-backprop' : 'finite-difference');
+    }
     results.push(out);
     net.dispose();
   }
   await selectBackend('auto');
-  for (const name of Object.keys(results[0])) {
-    results[0][name].forEach((s, g) => {
-      const scale = Math.max(...s.map(Math.abs));
-      s.forEach((v, c) => {
-        const tol = name === 'grasp' ? 0.05 : 1e-3;
-        assert.ok(Math.abs(v - results[1][name][g][c]) <= tol * scale, `${name} group ${g} channel ${c}: ${v} vs ${results[1][name][g][c]}`);
+  for (let e = 1; e < results.length; e++) {
+    for (const name of Object.keys(results[0])) {
+      results[0][name].forEach((s, g) => {
+        const scale = Math.max(...s.map(Math.abs));
+        // Central differences against double backpropagation agreed to 2e-4 of the largest score here.
+        const tol = name === 'grasp' ? 1e-2 : 1e-4;
+        s.forEach((v, c) => assert.ok(Math.abs(v - results[e][name][g][c]) <= tol * scale, `${names[e]} ${name} group ${g} channel ${c}: ${v} vs ${results[e][name][g][c]}`));
       });
-    });
+    }
   }
+});
+
+test('weight-based criteria score every group of every family with one score per channel', async () => {
+  const b = await selectBackend('cpu');
+  for (const [family, input] of [['vgg-small', [16, 16, 3]], ['mobilenet-v1-cifar', [8, 8, 3]], ['mobilenet-v2-cifar', [8, 8, 3]], ['resnet20', [8, 8, 3]]] as [string, [number, number, number]][]) {
+    const spec = buildNet({ family, input, classes: 3 });
+    const map = channelMap(spec);
+    const base = baseWidths(spec);
+    const net = await tfjsEngine(b).build(spec, base, 1, { momentum: 0.9, nesterov: false, weightDecay: 0 });
+    for (const name of ['l1', 'bn-scale', 'random']) {
+      const { scores, members } = await scoreGroups(net, map, name, []);
+      scores.forEach((s, g) => assert.equal(s.length, base[g], `${family} ${name} group ${g}`));
+      if (name === 'l1') {
+        // A MobileNet group holding a depthwise conv scores its filters too.
+        map.groups.forEach((g, i) => assert.equal(members[i].length, g.convs.length + g.depthwise.length));
+      }
+      const widths = base.map((w) => Math.max(1, Math.floor(w / 3)));
+      checkKept(spec, base, chooseKept(map, scores, base, widths), map);
+    }
+    net.dispose();
+  }
+  await selectBackend('auto');
 });

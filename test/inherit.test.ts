@@ -12,7 +12,9 @@ import { selectBackend } from '../src/training/backends/select.js';
 import { loadData } from '../src/training/data/load.js';
 import type { WeightSet } from '../src/training/engine.js';
 import { readLayersWeights, writeLayersWeights } from '../src/training/engines/layers-weights.js';
+import { selectEngine } from '../src/training/engines/select.js';
 import { tfjsEngine } from '../src/training/engines/tfjs.js';
+import { startTorch } from '../src/training/engines/torch.js';
 import { checkKept, keepAll, sliceWeights, type KeptIndices } from '../src/training/inherit.js';
 import { buildModel, trainableParams } from '../src/training/model.js';
 import { train } from '../src/training/train.js';
@@ -223,5 +225,37 @@ test('the materialised model has the complexity count of its widths, trains, and
   const after = await net.readWeights();
   assert.notDeepEqual(after.get('stem/kernel')!.data, sliced.weights.get('stem/kernel')!.data);
   net.dispose();
+  model.dispose();
+});
+
+test('inherited weights give the same logits on the torch engine as on tfjs, and keep 1.0 is exact there too', async (t) => {
+  if (!startTorch(1).ok) {
+    t.skip('torch addon not built');
+    return;
+  }
+  const { engine } = await selectEngine('torch');
+  const spec = buildNet({ family: 'resnet20', input: [8, 8, 1], classes: 4 });
+  const { model, weights } = parentModel(spec, 8);
+  const x = input([8, 8, 1]);
+  const batch = { x: x.dataSync() as Float32Array, size: 3 };
+  const opt = { momentum: 0.9, nesterov: false, weightDecay: 0 };
+  const parent = await engine.build(spec, baseWidths(spec), 1, opt);
+  await parent.writeWeights(weights);
+  const full = sliceWeights(spec, baseWidths(spec), weights, keepAll(baseWidths(spec)));
+  const same = await engine.build(spec, full.widths, 2, opt);
+  await same.writeWeights(full.weights);
+  assert.deepEqual((await same.forward(batch, { training: false })).logits, (await parent.forward(batch, { training: false })).logits);
+  const kept = randomKept(spec, 14);
+  kept[0] = [5, 2, 9, 0, 11];
+  kept[1] = [5, 2, 9];
+  kept[2] = [5, 2, 9, 0, 40, 17];
+  const sliced = sliceWeights(spec, baseWidths(spec), weights, kept);
+  const child = await engine.build(spec, sliced.widths, 2, opt);
+  await child.writeWeights(sliced.weights);
+  const tfjsLogits = logits(childModel(spec, weights, kept), x);
+  const torchLogits = (await child.forward(batch, { training: false })).logits;
+  const scale = Math.max(...tfjsLogits.map(Math.abs));
+  torchLogits.forEach((v, i) => assert.ok(Math.abs(v - tfjsLogits[i]) <= 1e-4 * scale, `logit ${i}: torch ${v}, tfjs ${tfjsLogits[i]}`));
+  for (const n of [parent, same, child]) n.dispose();
   model.dispose();
 });

@@ -9,7 +9,10 @@ import * as tf from '@tensorflow/tfjs';
 import { complexity } from '../src/complexity/count.js';
 import { buildNet } from '../src/nets/registry.js';
 import { selectBackend } from '../src/training/backends/select.js';
-import { fileLoadHandler } from '../src/training/save.js';
+import { readLayersWeights } from '../src/training/engines/layers-weights.js';
+import { sliceWeights } from '../src/training/inherit.js';
+import { fileLoadHandler, loadTrained } from '../src/training/save.js';
+import { runTrial } from '../src/training/trial.js';
 
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
@@ -83,4 +86,44 @@ test('bad input: one line, exit code 2, nothing written', () => {
   assert.match(r.stderr, /exists and is not empty/);
   assert.deepEqual(readdirSync(busy), ['keep.txt']);
   assert.equal(cli(['prune', '--help']).code, 0);
+});
+
+test('bench-infer times the parent and the pruned model on one engine, the first as reference', () => {
+  const pruned = join(root, 'pruned');
+  const r = cli(['bench-infer', parent, pruned, '--backend', 'wasm', '--repeats', '3', '--min-repeat-ms', '5', '--warmup', '1', '--batch', '8', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout);
+  assert.equal(rows.length, 2);
+  for (const row of rows) {
+    assert.equal(row.engine, 'wasm');
+    assert.ok(row.latencyMs > 0 && row.throughput > 0);
+  }
+  assert.equal(rows[0].flopsSaving, 0);
+  assert.ok(rows[1].flopsSaving > 0.5, 'keep 0.5 of every group saves about 3/4 of the FLOPs');
+  assert.ok(Number.isFinite(rows[1].latencyToFlops));
+  const bad = cli(['bench-infer', parent, join(root, 'nowhere')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /nowhere: not a prunespace model directory/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+});
+
+test('a trial request can start from inherited weights: parent directory, criterion and kept channels as data', async () => {
+  const meta = JSON.parse(readFileSync(join(parent, 'prunespace.json'), 'utf8'));
+  const spec = buildNet(meta.net);
+  const kept: number[][] = meta.widths.map((w: number) => Array.from({ length: Math.ceil(w / 2) }, (_, i) => i));
+  const widths = kept.map((k) => k.length);
+  const saveDir = join(root, 'inherited-trial');
+  const settings = { ...meta.settings, epochs: 1, steps: 1, lr: 1e-12, weightDecay: 0, backend: 'wasm' as const };
+  const r = await runTrial({ net: spec.ref, widths, settings, seed: 5, saveDir, init: { mode: 'inherit', parent, criterion: 'l1', kept } });
+  assert.equal(r.status, 'complete', r.error);
+  const { model: parentModel } = await loadTrained(parent);
+  const { model: child } = await loadTrained(saveDir);
+  const expected = sliceWeights(spec, meta.widths, readLayersWeights(parentModel, spec), kept).weights.get('stage2.block1.conv1/kernel')!;
+  const got = readLayersWeights(child, spec).get('stage2.block1.conv1/kernel')!;
+  assert.deepEqual(got.shape, expected.shape);
+  got.data.forEach((v, i) => assert.ok(Math.abs(v - expected.data[i]) < 1e-6, `weight ${i}`));
+  await assert.rejects(
+    runTrial({ net: spec.ref, widths: widths.map((w) => w + 1), settings, seed: 5, init: { mode: 'inherit', parent, criterion: 'l1', kept } }),
+    /kept indices give widths .* the trial asks for/,
+  );
 });

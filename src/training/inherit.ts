@@ -7,6 +7,8 @@ import { checkWidths } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
 import type { WeightSet, WeightTensor } from './engine.js';
+import { readLayersWeights } from './engines/layers-weights.js';
+import { loadTrained } from './save.js';
 
 /**
  * Per group, the parent channel positions the subnetwork keeps, in the subnetwork's channel order. Order matters
@@ -119,4 +121,24 @@ export function sliceWeights(spec: NetSpec, parentWidths: WidthConfig, parent: W
   }
   for (const [name, t] of parent) if (!out.has(name)) out.set(name, { shape: [...t.shape], data: t.data.slice() });
   return { widths: kept.map((k) => k.length), weights: out };
+}
+
+/**
+ * A trial's inherited start: the saved parent's weights sliced by the kept indices. The parent must be the same
+ * network (family, input, classes, shortcut) and the kept counts must be the trial's widths.
+ */
+export async function inheritedWeights(spec: NetSpec, widths: WidthConfig, parentDir: string, kept: KeptIndices): Promise<WeightSet> {
+  const { model, metadata } = await loadTrained(parentDir);
+  let weights: WeightSet;
+  try {
+    const ref = metadata.net as NetSpec['ref'];
+    const same = ref.family === spec.ref.family && ref.classes === spec.ref.classes && (ref.shortcut ?? 'zeropad') === spec.ref.shortcut && ref.input.join('x') === spec.ref.input.join('x');
+    if (!same) throw new UserError(`parent ${parentDir} is a ${ref.family} on ${ref.input.join('x')}, not the trial's ${spec.ref.family} on ${spec.ref.input.join('x')}`);
+    weights = readLayersWeights(model, spec);
+  } finally {
+    model.dispose();
+  }
+  const sliced = sliceWeights(spec, metadata.widths, weights, kept);
+  if (sliced.widths.join() !== widths.join()) throw new UserError(`kept indices give widths ${sliced.widths.join(',')}, the trial asks for ${widths.join(',')}`);
+  return sliced.weights;
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Complexity } from '../complexity/count.js';
 import type { NetRef, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
+import { selectBackend } from './backends/select.js';
 import type { EngineNet } from './engine.js';
 import { writeLayersWeights } from './engines/layers-weights.js';
 import { buildModel } from './model.js';
@@ -100,8 +101,8 @@ export async function saveNet(net: EngineNet, dir: string, metadata: SavedMetada
 }
 
 export async function loadTrained(dir: string): Promise<{ model: tf.LayersModel; metadata: SavedMetadata }> {
-  // Reading a model needs a tfjs backend even when the torch engine does the computing.
-  await tf.ready();
+  // An engine that is not tfjs (torch) may run with no tfjs backend started; reading a model needs one.
+  if (!tf.engine().backendName) await selectBackend('cpu');
   const model = await tf.loadLayersModel(fileLoadHandler(dir));
   const path = join(dir, METADATA_JSON);
   let metadata: SavedMetadata;

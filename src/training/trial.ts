@@ -6,6 +6,7 @@ import { UserError, isUserError } from '../util/errors.js';
 import { loadData } from './data/load.js';
 import type { EngineNet } from './engine.js';
 import { selectEngine, type SelectedEngine } from './engines/select.js';
+import { inheritedWeights } from './inherit.js';
 import { saveNet } from './save.js';
 import { train } from './train.js';
 import type { EpochCurve, TrainSettings, TrialRequest, TrialResult } from './types.js';
@@ -44,6 +45,8 @@ function errorText(e: unknown): string {
  * load or does not match the net); every failure during training comes back as status 'failed' with its reason.
  */
 export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => void): Promise<TrialResult> {
+  // Training never imports pruning: an executor sends label-free trials to src/pruning/distill/trial.ts instead.
+  if (req.init?.mode === 'distill') throw new Error('a distill trial runs through runDistillTrial, not runTrial');
   const started = performance.now();
   const spec = buildNet(req.net);
   checkWidths(spec, req.widths);
@@ -64,6 +67,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       nesterov: req.settings.nesterov,
       weightDecay: req.settings.weightDecay,
     });
+    if (req.init?.mode === 'inherit') await net.writeWeights(await inheritedWeights(spec, req.widths, req.init.parent, req.init.kept));
     const outcome = await train(net, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, onEpoch);
     if (outcome.status === 'complete' && req.saveDir) {
       await saveNet(net, req.saveDir, {

@@ -42,13 +42,20 @@ export interface TrialRequest {
   seed: number;
   /** Where to save the trained model (model.json + weights + metadata), if anywhere. */
   saveDir?: string;
-  /**
-   * Label-free mode (`search --train distill --parent DIR`): distil the saved parent towards `widths` (the sampled
-   * configuration is the sparsity target) instead of training from scratch. Run by src/pruning/distill/trial.ts;
-   * training never imports pruning, so executors dispatch on this field.
-   */
-  distill?: { parentDir: string; students?: number };
+  /** How weights start: the seeded initialisation (default), or inherited from a saved parent at given kept channels. */
+  init?: TrialInit;
 }
+
+/** Inheritance travels as data: the parent's directory, the criterion that chose the channels, and the channels. */
+export type TrialInit =
+  | { mode: 'scratch' }
+  | { mode: 'inherit'; parent: string; criterion: string; kept: number[][] }
+  /**
+   * Label-free (`search --train distill --parent DIR`): the saved parent is distilled towards the trial's widths (the
+   * sampled configuration is the sparsity target). Run by src/pruning/distill/trial.ts: training never imports
+   * pruning, so executors dispatch on this mode.
+   */
+  | { mode: 'distill'; parent: string; students?: number };
 
 export interface EpochCurve {
   epoch: number;

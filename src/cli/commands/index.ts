@@ -1,5 +1,6 @@
 /** Every prunespace command registers itself here, one module per command. */
 import type { Command } from 'commander';
+import { registerBenchInfer } from './bench-infer.js';
 import { registerComplexity } from './complexity.js';
 import { registerDistill } from './distill.js';
 import { registerPrune } from './prune.js';
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerTrain(program);
   registerDistill(program);
   registerPrune(program);
+  registerBenchInfer(program);
 }

@@ -14,12 +14,13 @@ import { DEFAULT_WEIGHTS } from './losses.js';
 import { loadParent } from './parent.js';
 import { materialise, saveMaterialised } from './save.js';
 
-/** Distils req.distill.parentDir to req.widths; curves carry the best student's loss (train) and label-free validation loss. */
+/** Distils the parent of req.init (mode 'distill') to req.widths; curves carry the best student's loss (train) and label-free validation loss. */
 export async function runDistillTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => void): Promise<TrialResult> {
-  if (!req.distill) throw new Error('runDistillTrial needs a request with a distill field');
+  const init = req.init;
+  if (init?.mode !== 'distill') throw new Error("runDistillTrial needs a request with init mode 'distill'");
   const started = performance.now();
   const backend = await startBackend(req.settings.backend, req.settings.threads);
-  const parent = await loadParent(req.distill.parentDir);
+  const parent = await loadParent(init.parent);
   const { spec } = parent;
   if (spec.ref.family !== req.net.family) throw new UserError(`--parent is a ${spec.ref.family}, the space samples ${req.net.family}`);
   checkWidths(spec, req.widths);
@@ -29,7 +30,7 @@ export async function runDistillTrial(req: TrialRequest, onEpoch?: (c: EpochCurv
   const data = loadData(req.settings.data, { shape: spec.ref.input, classes: spec.ref.classes });
   const s = req.settings;
   const settings: DistillSettings = {
-    students: req.distill.students ?? 2,
+    students: init.students ?? 2,
     epochs: s.epochs,
     ...(s.steps ? { steps: s.steps } : {}),
     batchSize: s.batchSize,
@@ -60,7 +61,7 @@ export async function runDistillTrial(req: TrialRequest, onEpoch?: (c: EpochCurv
     if (req.saveDir) {
       await saveMaterialised(spec, m, req.saveDir, {
         method: 'distill',
-        parent: { dir: req.distill.parentDir, widths: parent.widths },
+        parent: { dir: init.parent, widths: parent.widths },
         kept: out.kept!,
         metrics: { valDistill: out.valDistill, valError: val.error, testError: test.error, steps: out.steps, backend: backend.name, flops: complexity(spec, m.widths).flops },
         seed: req.seed,
