@@ -18,7 +18,7 @@ test('trains, prints backend, epochs, validation and test error, and saves', () 
   const r = cli([...tiny, '--epochs', '2', '--seed', '3', '--save', dir]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.split('\n');
-  assert.match(lines[0], /^backend: (wasm|cpu|tensorflow)/);
+  assert.match(lines[0], /^backend: (torch|wasm|cpu|tensorflow)/);
   assert.match(r.stdout, /epoch +1\/2 +train loss [\d.]+ err [\d.]+%  val loss [\d.]+ err [\d.]+%  lr /);
   assert.match(r.stdout, /epoch +2\/2 /);
   assert.match(r.stdout, /validation error [\d.]+%/);

@@ -25,7 +25,8 @@ const settings: TrainSettings = {
   weightDecay: 5e-4,
   warmupEpochs: 0.5,
   labelSmoothing: 0,
-  backend: 'auto',
+  // The tfjs engine: tensor counts are its leak check (the torch engine's own tests are in engine-torch.test.ts).
+  backend: 'wasm',
 };
 const request = (over: Partial<TrialRequest> = {}, s: Partial<TrainSettings> = {}): TrialRequest => ({
   net: spec.ref,

@@ -62,7 +62,7 @@ export function registerTrain(program: Command): void {
       const settings = trainSettings(opts, DEFAULT_EPOCHS);
       // Progress goes to stderr with --json so stdout stays one JSON document.
       const say = (line: string): void => void (opts.json ? process.stderr : process.stdout).write(line + '\n');
-      const backend = await startBackend(settings.backend);
+      const backend = await startBackend(settings.backend, settings.threads);
       say(`backend: ${backend.reason}`);
       const c = complexity(spec, widths);
       say(`net: ${spec.ref.family} ${spec.ref.input.join('x')} ${spec.ref.classes} classes, widths ${widths.join(',')}; ${c.flops.toLocaleString('en-US')} FLOPs, ${c.params.toLocaleString('en-US')} params`);
