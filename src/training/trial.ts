@@ -46,6 +46,8 @@ function errorText(e: unknown): string {
  * load or does not match the net); every failure during training comes back as status 'failed' with its reason.
  */
 export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => void, onStep?: (p: StepProgress) => void): Promise<TrialResult> {
+  // Training never imports pruning: an executor sends label-free trials to src/pruning/distill/trial.ts instead.
+  if (req.init?.mode === 'distill') throw new Error('a distill trial runs through runDistillTrial, not runTrial');
   const started = performance.now();
   const spec = buildNet(req.net);
   checkWidths(spec, req.widths);

@@ -49,7 +49,15 @@ export interface TrialRequest {
 }
 
 /** Inheritance travels as data: the parent's directory, the criterion that chose the channels, and the channels. */
-export type TrialInit = { mode: 'scratch' } | { mode: 'inherit'; parent: string; criterion: string; kept: number[][] };
+export type TrialInit =
+  | { mode: 'scratch' }
+  | { mode: 'inherit'; parent: string; criterion: string; kept: number[][] }
+  /**
+   * Label-free (`search --train distill --parent DIR`): the saved parent is distilled towards the trial's widths (the
+   * sampled configuration is the sparsity target). Run by src/pruning/distill/trial.ts: training never imports
+   * pruning, so executors dispatch on this mode.
+   */
+  | { mode: 'distill'; parent: string; students?: number };
 
 export interface EpochCurve {
   epoch: number;

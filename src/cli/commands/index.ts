@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerBenchInfer } from './bench-infer.js';
 import { registerComplexity } from './complexity.js';
+import { registerDistill } from './distill.js';
 import { registerPrune } from './prune.js';
 import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
@@ -22,6 +23,7 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerTrain(program);
   registerWorker(program);
+  registerDistill(program);
   registerPrune(program);
   registerBenchInfer(program);
 }

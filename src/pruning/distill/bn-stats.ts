@@ -1,0 +1,51 @@
+/**
+ * Re-estimates BN running statistics from unlabelled images: distillation trains through gradients, which leave
+ * running statistics alone, so the students' statistics are recomputed from their own activations before any
+ * inference-mode use.
+ */
+import type { EngineBatch, EngineNet, WeightSet } from '../../training/engine.js';
+import type { NetSpec } from '../../nets/types.js';
+
+/**
+ * Pools each BN input's per-channel mean and (unbiased) variance over the batches, in training mode, and writes
+ * them as moving_mean / moving_variance: PyTorch's cumulative estimate (momentum None).
+ */
+export async function recalibrateBn(net: EngineNet, spec: NetSpec, batches: EngineBatch[]): Promise<void> {
+  const bns = spec.nodes.filter((n): n is Extract<typeof n, { op: 'bn' }> => n.op === 'bn');
+  if (bns.length === 0 || batches.length === 0) return;
+  const taps = [...new Set(bns.map((b) => b.input))];
+  const current = await net.readWeights();
+  const sums = new Map<string, { n: number; sum: Float64Array; sq: Float64Array }>();
+  for (const bn of bns) {
+    const c = current.get(`${bn.id}/moving_mean`)!.data.length;
+    if (!sums.has(bn.input)) sums.set(bn.input, { n: 0, sum: new Float64Array(c), sq: new Float64Array(c) });
+  }
+  for (const batch of batches) {
+    const out = await net.forward(batch, { training: true, taps });
+    for (const [id, acc] of sums) {
+      const x = out.taps.get(id)!;
+      const c = acc.sum.length;
+      for (let i = 0; i < x.length; i++) {
+        const v = x[i];
+        acc.sum[i % c] += v;
+        acc.sq[i % c] += v * v;
+      }
+      acc.n += x.length / c;
+    }
+  }
+  const write: WeightSet = new Map();
+  for (const bn of bns) {
+    const acc = sums.get(bn.input)!;
+    const c = acc.sum.length;
+    const mean = new Float32Array(c);
+    const variance = new Float32Array(c);
+    for (let k = 0; k < c; k++) {
+      const m = acc.sum[k] / acc.n;
+      mean[k] = m;
+      variance[k] = Math.max(0, (acc.sq[k] - acc.n * m * m) / Math.max(1, acc.n - 1));
+    }
+    write.set(`${bn.id}/moving_mean`, { shape: [c], data: mean });
+    write.set(`${bn.id}/moving_variance`, { shape: [c], data: variance });
+  }
+  await net.writeWeights(write);
+}
