@@ -272,7 +272,13 @@ class Net : public Napi::ObjectWrap<Net> {
           auto [left, right] = samePad(n.inW, n.kernel, n.stride);
           Tensor bias = n.b >= 0 ? params_[n.b].value : Tensor();
           int groups = n.op == Op::Depthwise ? n.inC : 1;
-          if (!n.same || (top == bottom && left == right)) {
+          if (n.kernel == 1 && n.stride > 1) {
+            // A strided 1x1 conv is a subsample then a 1x1 conv ('same' adds no padding at k = 1). libtorch 1.13's
+            // CPU backward of the strided 1x1 conv wrote past its buffer at some shapes (valgrind: invalid write in
+            // convolution_backward, a projection shortcut at 12x12, 4->8 channels); the subsampled form avoids it.
+            Tensor s = a.index({Slice(), Slice(), Slice(None, None, n.stride), Slice(None, None, n.stride)});
+            y = torch::conv2d(s, params_[n.w].value, bias);
+          } else if (!n.same || (top == bottom && left == right)) {
             int64_t stride = n.stride;
             int64_t ph = n.same ? top : 0, pw = n.same ? left : 0;
             y = torch::conv2d(a, params_[n.w].value, bias, IntArrayRef{stride, stride}, IntArrayRef{ph, pw}, IntArrayRef{1, 1}, groups);
