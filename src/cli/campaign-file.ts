@@ -13,8 +13,8 @@ import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
 import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
-import type { DatasetName, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
+import type { TrainingFlags } from './training-flags.js';
 
 /** The run directory's copy of the effective campaign. */
 export const CAMPAIGN_JSON = 'campaign.json';
@@ -68,7 +68,7 @@ export const campaignSchema = z
 export type CampaignFile = z.output<typeof campaignSchema>;
 
 /** The options `search` runs with: exactly the keys its flags produce, plus the refinement rules of a campaign file. */
-export interface SearchOptions {
+export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
   samples: number;
   seed: number;
   out: string;
@@ -76,23 +76,8 @@ export interface SearchOptions {
   saveModels: boolean;
   rounds: number;
   roundSamples?: number;
-  data: DatasetName;
-  dataDir?: string;
-  subset?: number;
-  valFraction?: number;
-  testSubset?: number;
-  syntheticSamples?: number;
-  augment: boolean;
+  /** Required here: a campaign always has an epoch bound (the file or the flag gives one). */
   epochs: number;
-  steps?: number;
-  batch: number;
-  lr: number;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  warmup: number;
-  labelSmoothing: number;
-  backend: TrainSettings['backend'];
   workers?: number;
   gpus?: string[];
   executor?: 'thread' | 'process';

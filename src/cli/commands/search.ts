@@ -31,7 +31,7 @@ function gpuList(value: string): string[] {
 export function addPoolFlags(cmd: Command): Command {
   return cmd
     .option('--workers <n>', 'trials trained at once (wasm/cpu: worker threads; default one per core)', intFlag('--workers', { min: 1 }))
-    .option('--gpus <ids>', 'native TensorFlow: one child process per GPU id, e.g. 0,1', gpuList)
+    .option('--gpus <ids>', 'native engines (torch, tensorflow): one child process per GPU id, e.g. 0,1', gpuList)
     .addOption(
       // Internal: runs wasm/cpu trials in child processes to exercise the per-GPU process path without a GPU.
       new Option('--executor <kind>', 'thread or process').choices(['thread', 'process']).hideHelp(),
@@ -98,7 +98,7 @@ export function registerSearch(program: Command): void {
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
     checkAgainstStored(flags.out, campaign, (line) => process.stderr.write(`${line}\n`));
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
-      throw new UserError(`--gpus needs --backend tensorflow (or auto with a native TensorFlow package), not --backend ${flags.backend}`);
+      throw new UserError(`--gpus needs a native engine (--backend torch or tensorflow, or auto where one is installed), not --backend ${flags.backend}`);
     }
     await checkQueueFlag(flags);
     const prepared = prepareCampaign({
