@@ -230,15 +230,24 @@ class Net : public Napi::ObjectWrap<Net> {
     return v;
   }
 
-  // NHWC Float32Array -> NCHW tensor on the device, without a copy on CPU where the layout allows.
+  // NHWC Float32Array -> NCHW tensor on the device.
   Tensor batchInput(const Napi::Value& v, int64_t size) const {
     auto a = v.As<Napi::Float32Array>();
     if (static_cast<int64_t>(a.ElementLength()) != size * input_[0] * input_[1] * input_[2])
       throw std::runtime_error("batch has " + std::to_string(a.ElementLength()) + " values, expected " +
                                std::to_string(size) + "x" + std::to_string(input_[0]) + "x" + std::to_string(input_[1]) +
                                "x" + std::to_string(input_[2]));
-    Tensor x = torch::from_blob(a.Data(), {size, input_[0], input_[1], input_[2]}, torch::kFloat);
-    return x.to(device_).permute({0, 3, 1, 2}).contiguous();
+    return nchwCopy(torch::from_blob(a.Data(), {size, input_[0], input_[1], input_[2]}, torch::kFloat));
+  }
+
+  // A fresh NCHW tensor on the device with standard strides. `.contiguous()` is not enough: with one channel the
+  // permuted view already counts as contiguous, and its channels-last strides send every convolution after it down
+  // oneDNN's channels-last path, which runs widths that are not multiples of 8 at about half speed (and the view
+  // would alias JS memory).
+  Tensor nchwCopy(const Tensor& nhwc) const {
+    Tensor out = torch::empty({nhwc.size(0), nhwc.size(3), nhwc.size(1), nhwc.size(2)}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
+    out.copy_(nhwc.permute({0, 3, 1, 2}));
+    return out;
   }
 
   Tensor batchLabels(const Napi::Value& v, int64_t size) const {
@@ -508,10 +517,9 @@ class Net : public Napi::ObjectWrap<Net> {
         auto f = v.As<Napi::Float32Array>();
         if (static_cast<int64_t>(f.ElementLength()) != out.numel()) throw std::runtime_error("a seed's size differs from its output");
         Tensor nhwc = toNhwc(out);
-        Tensor s = torch::from_blob(f.Data(), nhwc.sizes(), torch::kFloat).to(device_);
-        if (out.dim() == 4) s = s.permute({0, 3, 1, 2});
+        Tensor s = torch::from_blob(f.Data(), nhwc.sizes(), torch::kFloat);
         outs.push_back(out);
-        seeds.push_back(s.contiguous());
+        seeds.push_back(out.dim() == 4 ? nchwCopy(s) : s.to(device_).clone());
       };
       seedFor(info[0], pending_[0]);
       if (info[1].IsArray()) {
