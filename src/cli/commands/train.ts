@@ -159,7 +159,6 @@ async function trainPruned(opts: Options): Promise<void> {
   };
   // Everything checkable is checked before any computing; a step budget (--steps) is checked again once data is known.
   const bound = epochBound(settings);
-  if (bound === undefined && opts.pruneAt !== 'end' && opts.pruneAt !== 0) throw new UserError('--prune-at an epoch needs --epochs (with only --steps the epochs are not fixed)');
   const plan = planEarlyPruning(request, bound ?? Number.MAX_SAFE_INTEGER);
   if (opts.save) checkOutDir(opts.save, '--save');
   const out = opts.json ? process.stderr : process.stdout;
