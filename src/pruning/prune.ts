@@ -13,7 +13,7 @@ import { makeBatch, normaliser } from '../training/data/batch.js';
 import { loadData } from '../training/data/load.js';
 import { permutation } from '../training/data/prepare.js';
 import type { PreparedData } from '../training/data/types.js';
-import type { EngineBatch, Engine, WeightSet } from '../training/engine.js';
+import type { EngineBatch, Engine, EngineNet, WeightSet } from '../training/engine.js';
 import { readLayersWeights } from '../training/engines/layers-weights.js';
 import { sliceWeights, type KeptIndices } from '../training/inherit.js';
 import { loadTrained, METADATA_JSON, MODEL_JSON, saveNet, type SavedMetadata } from '../training/save.js';
@@ -73,22 +73,27 @@ export function readParent(dir: string): ParentModel {
 
 /** Widths of the child from the request's target, checked against the parent. */
 export function targetWidths(parent: ParentModel, target: PruneTarget): WidthConfig {
-  const pw = parent.metadata.widths;
-  if ('keep' in target) return keepFromParent(pw, target.keep);
+  return resolveTarget(parent.spec, parent.metadata.widths, target);
+}
+
+/** Widths of a child of a net at `parentWidths` for a target; a target it cannot reach is a UserError. */
+export function resolveTarget(spec: NetSpec, parentWidths: WidthConfig, target: PruneTarget): WidthConfig {
+  if ('keep' in target) return keepFromParent(parentWidths, target.keep);
   if ('widths' in target) {
-    checkChildWidths(parent.spec, pw, target.widths);
+    checkChildWidths(spec, parentWidths, target.widths);
     return target.widths;
   }
-  return widthsForFlops(parent.spec, pw, target.flops).widths;
+  return widthsForFlops(spec, parentWidths, target.flops).widths;
 }
 
 /** The output directory must be new or empty, so a run never mixes with or overwrites an earlier one. */
-export function checkOutDir(dir: string): void {
-  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`--out ${dir} exists and is not empty`);
+export function checkOutDir(dir: string, flag = '--out'): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`${flag} ${dir} exists and is not empty`);
 }
 
-function scoringBatches(data: PreparedData, n: number, size: number, seed: number): EngineBatch[] {
-  const order = permutation(data.train.indices.length, makeRng(seed, 'score-batches'));
+/** `n` seeded training batches for gradient-based scoring; `round` > 0 draws a different set for a later pruning step. */
+export function scoringBatches(data: PreparedData, n: number, size: number, seed: number, round = 0): EngineBatch[] {
+  const order = permutation(data.train.indices.length, makeRng(seed, round > 0 ? `score-batches/${round}` : 'score-batches'));
   const lut = normaliser(data);
   const batches: EngineBatch[] = [];
   const per = Math.min(size, data.train.indices.length);
@@ -128,6 +133,66 @@ export function checkRequest(req: Pick<PruneRequest, 'parentDir' | 'criterion' |
   return { parent, widths };
 }
 
+/** How a net is scored for pruning: the request fields that scoring reads. */
+export interface ScoringOptions {
+  criterion: string;
+  combine: Combine;
+  temperature?: number;
+  bnTraining?: boolean;
+  seed: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Scores the net's channels by the criterion and chooses which of them each group keeps to reach `widths` (indices
+ * into the net's own channels). The one scoring step `prune` and pruning during training share.
+ */
+export async function chooseByCriterion(
+  net: EngineNet,
+  widths: WidthConfig,
+  criterion: string,
+  batches: EngineBatch[],
+  opts: Omit<ScoringOptions, 'criterion'>,
+): Promise<{ kept: KeptIndices; hessian?: string }> {
+  const map = channelMap(net.spec);
+  const scored = await scoreGroups(net, map, criterion, batches, {
+    combine: opts.combine,
+    seed: opts.seed,
+    training: opts.bnTraining ?? false,
+    ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
+  });
+  if (scored.hessian) opts.log?.(`H·g by ${scored.hessian}`);
+  const kept = chooseKept(map, scored.scores, net.widths, widths);
+  return { kept, ...(scored.hessian ? { hessian: scored.hessian } : {}) };
+}
+
+/**
+ * Saves a pruned net with its provenance under `pruned` in prunespace.json (the parent's complexity and the child's
+ * are computed here). The one writer of pruned models, for `prune` and for pruning during training.
+ */
+export async function savePruned(
+  net: EngineNet,
+  outDir: string,
+  pruned: Omit<PrunedProvenance, 'parentComplexity'> & Record<string, unknown>,
+  rest: { metrics: SavedMetadata['metrics']; seed: number; settings: unknown },
+): Promise<{ complexity: Complexity; parentComplexity: Complexity }> {
+  const c = complexity(net.spec, net.widths);
+  const parentComplexity = complexity(net.spec, pruned.parentWidths);
+  const { parent, parentWidths, ...others } = pruned;
+  await saveNet(net, outDir, {
+    net: net.spec.ref,
+    widths: net.widths,
+    groups: net.spec.groups.map((g) => g.name),
+    complexity: c,
+    metrics: rest.metrics,
+    seed: rest.seed,
+    settings: rest.settings,
+    savedAt: new Date().toISOString(),
+    pruned: { parent, parentWidths, parentComplexity, ...others },
+  });
+  return { complexity: c, parentComplexity };
+}
+
 export async function prune(req: PruneRequest, log: (line: string) => void = () => {}): Promise<PruneResult> {
   const { parent, widths } = checkRequest(req);
   const { spec } = parent;
@@ -150,15 +215,7 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
   try {
     await parentNet.writeWeights(weights);
     const batches = data ? scoringBatches(data, req.scoreBatches, req.settings.batchSize, req.seed) : [];
-    const scored = await scoreGroups(parentNet, channelMap(spec), req.criterion, batches, {
-      combine: req.combine,
-      seed: req.seed,
-      training: req.bnTraining ?? false,
-      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-    });
-    hessian = scored.hessian;
-    if (hessian) log(`H·g by ${hessian}`);
-    kept = chooseKept(channelMap(spec), scored.scores, pw, widths);
+    ({ kept, hessian } = await chooseByCriterion(parentNet, widths, req.criterion, batches, { ...req, log }));
     if (data) {
       const e = await evaluate(parentNet, data, data.test, 2 * req.settings.batchSize);
       metrics.parentTestError = e.error;
@@ -183,12 +240,9 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
       Object.assign(metrics, { valError: outcome.valError, testError: outcome.testError, trainLoss: outcome.trainLoss, epochs: outcome.curves.length, steps: outcome.steps });
       log(`test error after ${req.settings.epochs} epochs of fine-tuning ${pct(outcome.testError!)}`);
     }
-    const c = complexity(spec, widths);
-    const parentComplexity = complexity(spec, pw);
-    const pruned: PrunedProvenance = {
+    const saved = await savePruned(net, req.outDir, {
       parent: parent.dir,
       parentWidths: pw,
-      parentComplexity,
       criterion: req.criterion,
       combine: req.combine,
       scoreBatches: criterion.needs === 'weights' ? 0 : req.scoreBatches,
@@ -196,25 +250,15 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
       ...(hessian ? { hessian } : {}),
       kept,
       fineTuneEpochs: req.settings.epochs,
-    };
-    await saveNet(net, req.outDir, {
-      net: spec.ref,
-      widths,
-      groups: spec.groups.map((g) => g.name),
-      complexity: c,
-      metrics,
-      seed: req.seed,
-      settings: req.settings,
-      savedAt: new Date().toISOString(),
-      pruned,
-    });
-    return { widths, kept, complexity: c, parentComplexity, ...(hessian ? { hessian } : {}), metrics };
+    }, { metrics, seed: req.seed, settings: req.settings });
+    return { widths, kept, complexity: saved.complexity, parentComplexity: saved.parentComplexity, ...(hessian ? { hessian } : {}), metrics };
   } finally {
     net.dispose();
   }
 }
 
-function loadPrepared(settings: DataSettings, spec: NetSpec): PreparedData {
+/** Loads the data and checks that it fits the network's input and classes. */
+export function loadPrepared(settings: DataSettings, spec: NetSpec): PreparedData {
   const data = loadData(settings, { shape: spec.ref.input, classes: spec.ref.classes });
   if (data.shape.join('x') !== spec.ref.input.join('x') || data.classes !== spec.ref.classes) {
     throw new UserError(`${data.name} (${data.shape.join('x')}, ${data.classes} classes) does not fit the parent's input ${spec.ref.input.join('x')}, ${spec.ref.classes} classes`);

@@ -46,6 +46,18 @@ export interface StepProgress {
   seconds: number;
 }
 
+/**
+ * Optional hooks of the loop. `afterEpoch` runs before the first epoch (epoch 0, the initialised net) and after every
+ * epoch's curve (epoch k, after its validation); a net it returns replaces the trained one from the next step on,
+ * while the step counter, the learning-rate schedule and the data order run on unchanged, so a run that changes its
+ * net stays comparable with one that does not. The replacement is a freshly built EngineNet, so its optimizer state
+ * starts empty: the hook's caller owns both nets and disposes the old one. After the last epoch the replacement is
+ * what the test split evaluates.
+ */
+export interface TrainHooks {
+  afterEpoch?: (epoch: number, net: EngineNet) => Promise<EngineNet | undefined>;
+}
+
 /** Linear warmup from lr/W to lr over W steps, then half a cosine down to 0 at the last step. */
 export function learningRate(step: number, totalSteps: number, warmupSteps: number, peak: number): number {
   if (step < warmupSteps) return (peak * (step + 1)) / warmupSteps;
@@ -85,6 +97,7 @@ export async function train(
   seed: number,
   onEpoch?: (c: EpochCurve) => void,
   onStep?: (p: StepProgress) => void,
+  hooks?: TrainHooks,
 ): Promise<TrainOutcome> {
   const nTrain = data.train.indices.length;
   const batchSize = Math.min(s.batchSize, nTrain);
@@ -98,6 +111,11 @@ export async function train(
   const curves: EpochCurve[] = [];
   let step = 0;
   let trainSeconds = 0;
+  const swap = async (epoch: number): Promise<void> => {
+    const next = await hooks?.afterEpoch?.(epoch, net);
+    if (next) net = next;
+  };
+  await swap(0);
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const started = performance.now();
     const order = permutation(nTrain, makeRng(seed, `order/${epoch}`));
@@ -139,6 +157,7 @@ export async function train(
     };
     curves.push(curve);
     onEpoch?.(curve);
+    await swap(epoch);
   }
   const last = curves[curves.length - 1];
   const test = await evaluate(net, data, data.test, evalBatch);

@@ -6,6 +6,10 @@ import { baseWidths, checkWidths, keepWidths } from '../../nets/resolve.js';
 import { DATA_SHAPES } from '../../training/data/load.js';
 import { startBackend } from '../../training/trial.js';
 import { runTrial } from '../../training/trial.js';
+import { planEarlyPruning, trainWithPruning, type PruneAt } from '../../pruning/during-training.js';
+import { COMBINES, CRITERIA, criterionNames, type Combine } from '../../pruning/importance.js';
+import { checkOutDir, type PruneTarget } from '../../pruning/prune.js';
+import { formatCount } from '../../util/format.js';
 import type { EpochCurve } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag, intListFlag, numberFlag } from '../parse.js';
@@ -22,7 +26,27 @@ interface Options extends TrainingFlags {
   seed: number;
   save?: string;
   json?: boolean;
+  pruneAt?: PruneAt;
+  criterion?: string;
+  flops?: number;
+  pruneSteps?: number;
+  pruneEvery?: number;
+  finetuneEpochs?: number;
+  finetuneLr?: number;
+  scoreBatches?: number;
+  combine?: Combine;
 }
+
+function pruneAtFlag(value: string): PruneAt {
+  if (value.trim() === 'end') return 'end';
+  return intFlag('--prune-at', { min: 0 })(value);
+}
+
+/** The pruning flags only mean something with --prune-at; given without it they are an error, not ignored. */
+const PRUNE_ONLY: [keyof Options, string][] = [
+  ['criterion', '--criterion'], ['flops', '--flops'], ['pruneSteps', '--prune-steps'], ['pruneEvery', '--prune-every'],
+  ['finetuneEpochs', '--finetune-epochs'], ['finetuneLr', '--finetune-lr'], ['scoreBatches', '--score-batches'], ['combine', '--combine'],
+];
 
 const DEFAULT_EPOCHS = 10;
 
@@ -52,7 +76,19 @@ export function registerTrain(program: Command): void {
   )
     .option('--save <dir>', 'save the trained model (model.json, weights.bin, prunespace.json)')
     .option('--json', 'print the trial result as JSON on stdout (progress goes to stderr)')
+    .option('--prune-at <E|end>', 'prune during training: train at full width, prune at epoch E (0: at initialisation; end: after the last epoch) to the --keep, --widths or --flops target, and train on', pruneAtFlag)
+    .option('--criterion <name>', `with --prune-at: importance measure (${criterionNames().join(', ')})`)
+    .option('--flops <F>', "with --prune-at: FLOPs target, a fraction of the full width's (<= 1) or an absolute count; the widest uniform keep ratio under it", numberFlag('--flops', { above: 0 }))
+    .option('--prune-steps <S>', 'with --prune-at: prune in S steps towards the target, most of it first (cubic schedule; default 1: one-shot)', intFlag('--prune-steps', { min: 1 }))
+    .option('--prune-every <P>', 'with --prune-steps: epochs between steps (default 1)', intFlag('--prune-every', { min: 1 }))
+    .option('--finetune-epochs <n>', 'with --prune-at end: fine-tuning epochs after pruning (own cosine schedule; default 0)', intFlag('--finetune-epochs', { min: 0 }))
+    .option('--finetune-lr <x>', 'with --finetune-epochs: peak fine-tuning learning rate (default 0.01)', numberFlag('--finetune-lr', { above: 0 }))
+    .option('--score-batches <n>', 'with --prune-at: batches whose gradients are averaged for gradient-based criteria (default 4)', intFlag('--score-batches', { min: 1 }))
+    .addOption(new Option('--combine <how>', "with --prune-at: how a group's coupled convs' scores combine (default sum)").choices([...COMBINES]))
+    .addHelpText('after', '\nWith --prune-at, --keep, --widths or --flops name the widths the run ends with; it starts at full width.')
     .action(async (opts: Options) => {
+      if (opts.pruneAt !== undefined) return trainPruned(opts);
+      for (const [key, flag] of PRUNE_ONLY) if (opts[key] !== undefined) throw new UserError(`${flag} needs --prune-at`);
       if (opts.keep !== undefined && opts.widths) throw new UserError('give either --keep or --widths, not both');
       const known = opts.data === 'synthetic' ? undefined : DATA_SHAPES[opts.data];
       const spec = buildNet({
@@ -93,4 +129,74 @@ export function registerTrain(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** `train --prune-at`: the pruning-during-training path (src/pruning/during-training.ts). */
+async function trainPruned(opts: Options): Promise<void> {
+  const given = [opts.keep !== undefined, opts.widths !== undefined, opts.flops !== undefined].filter(Boolean).length;
+  if (given !== 1) throw new UserError('--prune-at needs exactly one target: --keep, --widths or --flops');
+  if (opts.criterion === undefined) throw new UserError('--prune-at needs --criterion');
+  if (!CRITERIA[opts.criterion]) throw new UserError(`--criterion: unknown criterion '${opts.criterion}' (known: ${criterionNames().join(', ')})`);
+  if (opts.pruneEvery !== undefined && opts.pruneSteps === undefined) throw new UserError('--prune-every needs --prune-steps');
+  if (opts.finetuneLr !== undefined && opts.finetuneEpochs === undefined) throw new UserError('--finetune-lr needs --finetune-epochs');
+  const known = opts.data === 'synthetic' ? undefined : DATA_SHAPES[opts.data];
+  const spec = buildNet({
+    family: opts.net,
+    input: opts.input ? parseShape(opts.input) : known?.shape,
+    classes: opts.classes ?? known?.classes,
+    shortcut: opts.shortcut,
+  });
+  const target: PruneTarget = opts.keep !== undefined ? { keep: opts.keep } : opts.widths !== undefined ? { widths: opts.widths } : { flops: opts.flops! };
+  const settings = trainSettings(opts, DEFAULT_EPOCHS);
+  const request = {
+    spec,
+    target,
+    criterion: opts.criterion,
+    at: opts.pruneAt!,
+    steps: opts.pruneSteps ?? 1,
+    every: opts.pruneEvery ?? 1,
+    finetuneEpochs: opts.finetuneEpochs ?? 0,
+  };
+  // Everything checkable is checked before any computing; a step budget (--steps) is checked again once data is known.
+  const bound = epochBound(settings);
+  const plan = planEarlyPruning(request, bound ?? Number.MAX_SAFE_INTEGER);
+  if (opts.save) checkOutDir(opts.save, '--save');
+  const out = opts.json ? process.stderr : process.stdout;
+  const progress = trainProgress({ write: (text) => void out.write(text), tty: out.isTTY === true }, bound);
+  const say = (line: string): void => {
+    progress.clear();
+    out.write(line + '\n');
+  };
+  const backend = await startBackend(settings.backend, settings.threads);
+  say(`backend: ${backend.reason}`);
+  const full = complexity(spec, plan.fullWidths);
+  say(`net: ${spec.ref.family} ${spec.ref.input.join('x')} ${spec.ref.classes} classes, widths ${plan.fullWidths.join(',')}; ${full.flops.toLocaleString('en-US')} FLOPs, ${full.params.toLocaleString('en-US')} params`);
+  say(`prune by ${opts.criterion} at epoch(s) ${plan.epochs.join(',')} to widths ${plan.targetWidths.join(',')}`);
+  const result = await trainWithPruning(
+    {
+      ...request,
+      combine: opts.combine ?? 'sum',
+      scoreBatches: opts.scoreBatches ?? 4,
+      finetuneLr: opts.finetuneLr ?? 0.01,
+      settings,
+      seed: opts.seed,
+      engine: backend.selected.engine,
+      ...(opts.save ? { saveDir: opts.save } : {}),
+    },
+    { epoch: (c) => say(epochLine(c, bound)), step: progress.onStep, log: say },
+  );
+  if (opts.json) {
+    console.log(JSON.stringify({ net: spec.ref, seed: opts.seed, settings, ...result }, null, 2));
+  } else if (result.status === 'complete') {
+    const share = (a: number, b: number): string => `${((100 * a) / b).toFixed(1)}%`;
+    say(`FLOPs ${formatCount(result.complexity.flops)} (${share(result.complexity.flops, result.parentComplexity.flops)} of full width), params ${formatCount(result.complexity.params)} (${share(result.complexity.params, result.parentComplexity.params)})`);
+    if (result.testErrorBeforeFinetune !== undefined) say(`test error after pruning, before fine-tuning ${pct(result.testErrorBeforeFinetune)}`);
+    say(`validation error ${pct(result.valError)}`);
+    say(`test error ${pct(result.testError)}`);
+    if (opts.save) say(`saved to ${opts.save}`);
+  }
+  if (result.status === 'failed') {
+    process.stderr.write(`prunespace: training failed: ${result.error}\n`);
+    process.exitCode = 1;
+  }
 }
