@@ -240,12 +240,13 @@ class Net : public Napi::ObjectWrap<Net> {
     return nchwCopy(torch::from_blob(a.Data(), {size, input_[0], input_[1], input_[2]}, torch::kFloat));
   }
 
-  // A fresh NCHW tensor on the device with standard strides. `.contiguous()` is not enough: with one channel the
-  // permuted view already counts as contiguous, and its channels-last strides send every convolution after it down
-  // oneDNN's channels-last path, which runs widths that are not multiples of 8 at about half speed (and the view
-  // would alias JS memory).
+  // A fresh NCHW tensor on the device with standard strides. Never just `.contiguous()` of the permuted view: with
+  // one channel that view already counts as contiguous and keeps channels-last strides, which send every
+  // convolution after it down libtorch 1.13's channels-last path. That path ran arbitrary widths at about half
+  // speed, and its gradients below a stride-2 block with a zero-pad shortcut were off by up to 6% (tested against tfjs in
+  // test/engine-torch.test.ts), though it was faster at widths in multiples of 8.
   Tensor nchwCopy(const Tensor& nhwc) const {
-    Tensor out = torch::empty({nhwc.size(0), nhwc.size(3), nhwc.size(1), nhwc.size(2)}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
+    Tensor out = torch::empty({nhwc.size(0), nhwc.size(3), nhwc.size(1), nhwc.size(2)}, fopts());
     out.copy_(nhwc.permute({0, 3, 1, 2}));
     return out;
   }
