@@ -203,9 +203,10 @@ export function compareWithReference(
       `the best candidate beats the uniform reference beyond noise: ${points(-difference!)} lower, past the ${pctText(threshold!)} ` +
       `that the best of ${n} would reach by chance in ${Math.round(100 * alpha)}% of campaigns with no candidate better than uniform (p = ${pValue!.toFixed(3)})`;
   } else if (decision.verdict === 'noise') {
+    const bar = threshold! > 0 ? `it would need to be below ${pctText(threshold!)}` : `with this seed spread no error could count (the bar, ${pctText(threshold!)}, is below zero); more reference seeds lower it`;
     text =
       `not distinguishable from noise: the best of ${n} candidates is ${points(-difference!)} below the reference mean, but the best of ${n} ` +
-      `draws of the reference's own seed noise gets that low in ${pctText(pValue!)} of campaigns; it would need to be below ${pctText(threshold!)}`;
+      `draws of the reference's own seed noise gets that low in ${pctText(pValue!)} of campaigns; ${bar}`;
   } else {
     text = `no candidate beats the uniform reference: the best of ${n} is ${points(difference!)} above the reference mean`;
   }
