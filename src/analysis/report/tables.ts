@@ -119,7 +119,7 @@ export function referenceSection(r: ReferenceComparison | null, skipped?: string
     ...r.best.map((o, i) => [`best #${i + 1} candidate`, `trial ${o.index}`, pct(o.error), pct(o.testError), formatCount(o.flops), diff(o.error), o.widths.join(',')]),
   ];
   const seeds = r.seeds.map((s) => ['reference', s.index, s.seed ?? '–', pct(s.error), pct(s.testError)]);
-  const verdict = r.verdict === 'better' ? 'Beats uniform' : r.verdict === 'insufficient' ? 'Not enough data' : 'Not better than uniform beyond noise';
+  const verdict = { better: 'Beats uniform', noise: 'Within noise', 'not-better': 'Not better than uniform', insufficient: 'Not enough data' }[r.verdict];
   return `<p><b>${esc(verdict)}:</b> ${esc(r.text)}.</p>
 ${table(['', 'trials', 'val error', 'test error', 'FLOPs', 'vs reference mean', 'widths (group order)'], rows, 'reference')}
 <p>${esc(verdictRuleText(r.alpha))}${r.critical !== null ? ` Here N = ${r.candidates} candidates and K = ${k} seeds: the best must lie more than ${r.critical.toFixed(2)} reference sds below the reference mean.` : ''}
