@@ -14,7 +14,7 @@ import { prepareCampaign } from '../src/campaign/create.js';
 import { makeJob, parseJob } from '../src/campaign/job.js';
 import { createCampaignStore, openCampaign, storePath } from '../src/campaign/store.js';
 import type { CampaignConfig, TrialRecord } from '../src/campaign/types.js';
-import { uniformWidths } from '../src/complexity/uniform.js';
+import { uniformWidths, widestUniform } from '../src/complexity/uniform.js';
 import { baseWidths } from '../src/nets/resolve.js';
 import { compileSpace } from '../src/space/compile.js';
 import { loadSpace, parseSpace } from '../src/space/load.js';
@@ -71,6 +71,22 @@ for (const [label, space] of [
     store.close();
   });
 }
+
+test('widestUniform: exact over the rounding points, full widths when the limit allows, null below the narrowest', () => {
+  const bases = [16, 32, 64];
+  const flopsOf = (w: number[]) => w[0] * w[1] + w[1] * w[2];
+  const full = widestUniform(bases, flopsOf, Infinity)!;
+  assert.deepEqual([full.ratio, full.widths, full.wider], [1, bases, undefined]);
+  assert.equal(widestUniform(bases, flopsOf, 1), null);
+  const limit = 0.5 * flopsOf(bases);
+  const r = widestUniform(bases, flopsOf, limit, [1, 4, 8])!;
+  assert.ok(r.flops <= limit && r.wider!.flops > limit);
+  // Brute force over a fine grid of ratios finds nothing wider that fits.
+  for (let x = 0; x <= 1; x += 1e-4) {
+    const w = uniformWidths(bases, x, [1, 4, 8]);
+    if (flopsOf(w) <= limit) assert.ok(w.every((v, g) => v <= r.widths[g]), `ratio ${x}: ${w}`);
+  }
+});
 
 test('no reference when asked for none, and a reason when no uniform configuration fits the regime', () => {
   const none = prepare('ref-none', r20Space as Record<string, unknown>, 0);

@@ -13,7 +13,7 @@ export function uniformWidths(bases: WidthConfig, ratio: number, quanta?: readon
   });
 }
 
-/** A uniform configuration: the smallest ratio that gives these widths, and their FLOPs. */
+/** A uniform configuration: the smallest ratio that gives these widths (1 for the full widths), and their FLOPs. */
 export interface UniformPoint {
   ratio: number;
   widths: WidthConfig;
@@ -46,7 +46,7 @@ export function widestUniform(bases: WidthConfig, flopsOf: (w: WidthConfig) => n
   // Binary search for the last rounding point whose configuration fits.
   let lo = 0;
   let hi = ratios.length - 1;
-  if (at(hi).flops <= limit) return at(hi);
+  if (at(hi).flops <= limit) return { ...at(hi), ratio: 1 };
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
     if (at(mid).flops <= limit) lo = mid;
