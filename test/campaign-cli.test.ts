@@ -22,7 +22,7 @@ function startSearch(label: string, samples = 6, images = 192) {
   const dir = tempDir(label);
   const space = writeTinySpace(dir);
   const out = join(dir, 'run');
-  const child = cliProcess(['search', space, '--samples', String(samples), '--workers', '1', '--out', out, ...tinyFlags(images, 2)]);
+  const child = cliProcess(['search', space, '--samples', String(samples), '--workers', '1', '--out', out, '--no-reference', ...tinyFlags(images, 2)]);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return { dir, out, space, child, stderr: () => stderr };

@@ -70,7 +70,7 @@ test('a campaign file gives the same campaign as its flags; flags override it; a
   const byFile = join(dir, 'by-file');
   const r2 = cli(['search', '--config', file, '--out', byFile]);
   assert.equal(r2.status, 0, r2.stderr);
-  assert.match(r2.stderr, /2 complete, 0 failed/);
+  assert.match(r2.stderr, /5 complete, 0 failed/, '2 candidates and the 3 seeds of the uniform reference');
   // The stored campaigns differ only in name and where the space came from.
   assert.deepEqual(diffCampaigns(stored(byFlags), stored(byFile)), []);
   assert.equal(stored(byFile).name, 'tiny');

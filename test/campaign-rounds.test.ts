@@ -12,7 +12,7 @@ test('search --rounds trains a round, refines its space, samples the next round 
   const dir = tempDir('rounds');
   const space = writeTinySpace(dir);
   const out = join(dir, 'run');
-  const r = cli(['search', space, '--samples', '8', '--rounds', '2', '--round-samples', '4', '--seed', '3', '--workers', '2', '--out', out, ...tinyFlags()]);
+  const r = cli(['search', space, '--samples', '8', '--rounds', '2', '--round-samples', '4', '--seed', '3', '--workers', '2', '--reference-seeds', '1', '--out', out, ...tinyFlags()]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /round 1 rule ratio: (applied|skipped)/);
   assert.match(r.stderr, /round 1 vs round 0: n 4 vs 8, .* KS distance \d\.\d{3}/);
@@ -22,8 +22,10 @@ test('search --rounds trains a round, refines its space, samples the next round 
   const trials = reader.trials();
   reader.close();
   assert.deepEqual(rounds.map((x) => [x.round, x.samples, x.spaceFile]), [[0, 8, 'space-r0.json'], [1, 4, 'space-r1.json']]);
-  assert.equal(trials.length, 12);
+  assert.equal(trials.length, 13);
   assert.ok(trials.every((t) => t.state === 'complete'));
+  // The uniform reference is one trial of round 0, after its candidates; the EDF comparison above counts candidates only.
+  assert.deepEqual(trials.filter((t) => t.role === 'reference').map((t) => [t.index, t.round]), [[8, 0]]);
 
   // The child space is a real space file in the run directory, naming its parent and usable as search input.
   const childPath = join(out, 'space-r1.json');
@@ -34,7 +36,7 @@ test('search --rounds trains a round, refines its space, samples the next round 
   const round1 = trials.filter((t) => t.round === 1);
   for (const t of round1) assert.ok(child.contains(t.widths), `round 1 trial ${t.index} is outside its space`);
   // Indices continue across rounds, seeds derive from the index, and no subnetwork is trained twice.
-  assert.deepEqual(round1.map((t) => t.index), [8, 9, 10, 11]);
+  assert.deepEqual(round1.map((t) => t.index), [9, 10, 11, 12]);
   for (const t of trials) assert.equal(t.seed, deriveSeed(3, t.index));
   assert.equal(new Set(trials.map((t) => t.widths.join(','))).size, trials.length);
 

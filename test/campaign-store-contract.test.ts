@@ -96,6 +96,6 @@ test('a version-1 store (state pending) is read as waiting and migrated when a c
   assert.equal(store.finish(store.start(0, lease), ok, 'w'), true);
   store.close();
   const again = new Database(storePath(dir), { readonly: true });
-  assert.equal(again.pragma('user_version', { simple: true }), 2);
+  assert.equal(again.pragma('user_version', { simple: true }), 3);
   again.close();
 });

@@ -19,7 +19,9 @@ after(async () => redis?.stop());
 function search(label: string, samples: number, extra: string[] = [], images = 256, epochs = 2) {
   const root = tempDir(label);
   const out = join(root, 'run');
-  const child = cliProcess(['search', writeTinySpace(root), '--out', out, '--samples', String(samples), ...tinyFlags(images, epochs), '--queue', redis.url, ...extra]);
+  // No uniform reference unless a test asks for it: the counts below are of candidates.
+  const reference = extra.includes('--reference-seeds') ? [] : ['--no-reference'];
+  const child = cliProcess(['search', writeTinySpace(root), '--out', out, '--samples', String(samples), ...tinyFlags(images, epochs), '--queue', redis.url, ...reference, ...extra]);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return { child, out, stderr: () => stderr };
@@ -35,7 +37,8 @@ function store(out: string) {
 }
 
 test('a worker killed with SIGKILL mid-trial: its trial finishes on the other worker, exactly one result recorded', { timeout: 240_000 }, async () => {
-  const run = search('kill-worker', 4);
+  // One seed of the uniform reference rides along: the queue and its workers carry it like any trial (it runs first).
+  const run = search('kill-worker', 4, ['--reference-seeds', '1']);
   const a = startWorker(redis.url);
   const b = startWorker(redis.url);
   try {
@@ -48,7 +51,8 @@ test('a worker killed with SIGKILL mid-trial: its trial finishes on the other wo
     const { code } = await exited(run.child);
     assert.equal(code, 0, run.stderr());
     const s = store(run.out);
-    assert.equal(s.counts.complete, 4, run.stderr());
+    assert.equal(s.counts.complete, 5, run.stderr());
+    assert.deepEqual(s.trials.filter((x) => x.role === 'reference').map((x) => [x.index, x.state]), [[4, 'complete']]);
     const t = s.trials.find((x) => x.index === victim.index)!;
     assert.equal(t.state, 'complete');
     assert.match(t.worker!, new RegExp(`/${b.child.pid}/`), 'the other worker finished it');

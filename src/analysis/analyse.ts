@@ -7,7 +7,7 @@ import { analyseRatio, type RatioAnalysis, type RatioOptions } from './buckets.j
 import { summarize, type ErrorSummary } from './edf.js';
 import { analyseMetric, trialMetrics, type MetricAnalysis } from './metrics.js';
 import { paretoFront } from './pareto.js';
-import { best, defaultTopK, observations, type Observation, type TrialLike } from './population.js';
+import { best, defaultTopK, observations, populationTrials, type Observation, type TrialLike } from './population.js';
 import { widthProfile, type WidthProfile } from './profiles.js';
 
 export interface AnalysisInput {
@@ -46,7 +46,9 @@ export interface CampaignAnalysis {
 
 export function analyseCampaign(input: AnalysisInput, options: AnalysisOptions = {}): CampaignAnalysis {
   const spec = buildNet(input.net);
-  const trials = options.rounds ? input.trials.filter((t) => options.rounds?.includes(t.round)) : input.trials;
+  // The population only: the uniform reference's seeds are compared with it (reference.ts), never counted in it.
+  const sampled = populationTrials(input.trials);
+  const trials = options.rounds ? sampled.filter((t) => options.rounds?.includes(t.round)) : sampled;
   const obs = observations(trials);
   const topK = Math.min(obs.length, options.topK ?? defaultTopK(obs.length));
   const winners = best(obs, topK);

@@ -2,9 +2,19 @@
 import type { TrialRecord } from '../campaign/types.js';
 import type { WidthConfig } from '../nets/types.js';
 
-/** The fields of a TrialRecord that analysis reads; tests and other stores can supply just these. */
+/** The fields of a TrialRecord that analysis reads; tests and other stores can supply just these (no role: a sample). */
 export type TrialLike = Pick<TrialRecord, 'index' | 'round' | 'widths' | 'complexity' | 'state' | 'valError' | 'testError'> &
-  Partial<Pick<TrialRecord, 'curves'>>;
+  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed'>>;
+
+/** The sampled population: every trial but the uniform reference's seeds, which are compared with it, never pooled in. */
+export function populationTrials<T extends TrialLike>(trials: readonly T[]): T[] {
+  return trials.filter((t) => t.role !== 'reference');
+}
+
+/** The uniform reference's seeds. */
+export function referenceTrials<T extends TrialLike>(trials: readonly T[]): T[] {
+  return trials.filter((t) => t.role === 'reference');
+}
 
 export interface Observation {
   index: number;
@@ -20,9 +30,12 @@ export interface Observation {
   ratio: number;
 }
 
-/** Completed trials with a finite validation error, in index order; failed and pending trials carry no evidence. */
+/**
+ * Completed candidates with a finite validation error, in index order; failed and pending trials carry no evidence,
+ * and reference trials are no candidates (every population statistic starts here).
+ */
 export function observations(trials: readonly TrialLike[]): Observation[] {
-  return trials
+  return populationTrials(trials)
     .filter((t) => t.state === 'complete' && t.valError !== null && Number.isFinite(t.valError))
     .map((t) => ({
       index: t.index,

@@ -3,12 +3,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, st
 import { basename, join, resolve } from 'node:path';
 import { compileSpace } from '../space/compile.js';
 import { loadSpace } from '../space/load.js';
+import { uniformReference } from '../space/uniform.js';
 import type { TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
+import { formatCount } from '../util/format.js';
+import { deriveSeed } from '../util/rng.js';
 import { resolveCampaignBackend } from './backend.js';
 import { roundSpaceFile, sampleRoundTrials } from './rounds.js';
-import { createCampaignStore, isCampaignDir, openCampaign } from './store.js';
-import type { CampaignConfig, RoundRecord } from './types.js';
+import { createCampaignStore, isCampaignDir, openCampaign, type NewTrial } from './store.js';
+import type { CampaignConfig, ReferencePlan, RoundRecord } from './types.js';
 import { packageVersions } from './versions.js';
 
 export interface SearchRequest {
@@ -21,7 +24,15 @@ export interface SearchRequest {
   saveModels?: boolean;
   rounds?: number;
   roundSamples?: number;
+  /**
+   * Seeds of the uniform reference trained beside the candidates (the CLI and campaign files default to
+   * DEFAULT_REFERENCE_SEEDS); absent or 0: none.
+   */
+  referenceSeeds?: number;
 }
+
+/** Reference seeds a campaign trains unless told otherwise (`search --reference-seeds`, a campaign file's reference.seeds). */
+export const DEFAULT_REFERENCE_SEEDS = 3;
 
 export interface PreparedCampaign {
   dir: string;
@@ -42,6 +53,9 @@ function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'crea
   if (!same(existing.space, wanted.space)) return `its space (${existing.spacePath}) differs from ${wanted.spacePath}`;
   if (existing.seed !== wanted.seed) return `its seed is ${existing.seed}, not ${wanted.seed}`;
   if (existing.samples !== wanted.samples) return `it has ${existing.samples} samples, not ${wanted.samples}`;
+  // A campaign from before reference trials has none.
+  const seeds = (c: { reference?: ReferencePlan }) => c.reference?.seeds ?? 0;
+  if (seeds(existing) !== seeds(wanted)) return `it has ${seeds(existing)} reference seed(s), not ${seeds(wanted)}`;
   const { backend: _a, ...a } = existing.settings;
   const { backend: _b, ...b } = wanted.settings;
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof typeof a>) {
@@ -56,6 +70,8 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   const spaceText = readFileSync(req.spacePath, 'utf8');
   const space = JSON.parse(spaceText) as unknown;
   const dir = resolve(req.outDir);
+  const referenceSeeds = req.referenceSeeds ?? 0;
+  if (!Number.isInteger(referenceSeeds) || referenceSeeds < 0) throw new UserError(`--reference-seeds must be an integer >= 0, got ${referenceSeeds}`);
   const base = {
     space,
     spacePath: req.spacePath,
@@ -68,6 +84,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     saveModels: req.saveModels ?? false,
     rounds: req.rounds ?? 1,
     ...(req.roundSamples !== undefined ? { roundSamples: req.roundSamples } : {}),
+    reference: { seeds: referenceSeeds } as ReferencePlan,
   };
 
   if (isCampaignDir(dir)) {
@@ -90,6 +107,27 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   if (sample.shortfall) notes.push(`sampled ${sample.configs.length} of ${req.samples} candidates: ${sample.shortfall}`);
   if (sample.configs.length === 0) throw new UserError(`${req.spacePath}: the sampler found no candidate (${sample.shortfall ?? 'empty space'})`);
 
+  // The uniform reference: K seeds of one configuration, indexed after the candidates (whose indices and seeds stay
+  // those of `prunespace sample`), each seed derived from the campaign seed and its index like any trial's.
+  const reference: NewTrial[] = [];
+  if (referenceSeeds > 0) {
+    const uniform = uniformReference(compiled);
+    if ('reason' in uniform) {
+      base.reference = { seeds: referenceSeeds, skipped: uniform.reason };
+      notes.push(`no uniform reference trial: ${uniform.reason}`);
+    } else {
+      base.reference = { seeds: referenceSeeds, keep: uniform.keep, widths: uniform.widths, flops: uniform.complexity.flops };
+      for (let k = 0; k < referenceSeeds; k++) {
+        const index = trials.length + k;
+        reference.push({ index, widths: uniform.widths, complexity: uniform.complexity, seed: deriveSeed(req.seed, index), role: 'reference' });
+      }
+      notes.push(
+        `plus ${referenceSeeds} uniform reference trial(s) (seeds of one network, trained first): keep ${uniform.keep.toFixed(4)} in every group, ` +
+          `FLOPs ${formatCount(uniform.complexity.flops)} (${(100 * uniform.complexity.flops / compiled.original.flops).toFixed(1)}% of the original)`,
+      );
+    }
+  }
+
   const now = new Date().toISOString();
   const config: CampaignConfig = { ...base, name: basename(dir), createdAt: now, versions: packageVersions(), backend };
   const round: RoundRecord = {
@@ -103,7 +141,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     createdAt: now,
   };
   mkdirSync(dir, { recursive: true });
-  createCampaignStore(dir, config, round, trials).close();
+  createCampaignStore(dir, config, round, [...trials, ...reference]).close();
   // A readable copy beside the store (which holds the space too), for refine and for people.
   writeFileSync(join(dir, round.spaceFile), spaceText);
   return { dir, created: true, config, round, setupSeconds: (performance.now() - t0) / 1000, notes };

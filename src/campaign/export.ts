@@ -1,4 +1,7 @@
-/** Flat exports of a campaign's trials: trials.csv (one column per channel group) and trials.jsonl. */
+/**
+ * Flat exports of a campaign's trials: trials.csv (one column per channel group) and trials.jsonl. Both list the uniform
+ * reference's seeds too, with role 'reference': leave them out of any statistic of the sampled population.
+ */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
@@ -9,6 +12,7 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
   const row: Record<string, string | number | null> = {
     index: t.index,
     round: t.round,
+    role: t.role,
     state: t.state,
     attempts: t.attempts,
     seed: t.seed,
@@ -49,7 +53,7 @@ export function exportTrials(dir: string, config: CampaignConfig, trials: TrialR
 
 function emptyTrial(groups: number): TrialRecord {
   return {
-    index: 0, round: 0, widths: new Array<number>(groups).fill(0), seed: 0,
+    index: 0, round: 0, role: 'sample', widths: new Array<number>(groups).fill(0), seed: 0,
     complexity: { flops: 0, params: 0, activations: 0 }, state: 'waiting', attempts: 0,
     valError: null, testError: null, trainLoss: null, curves: [], wallSeconds: null, imagesPerSecond: null,
     backend: null, worker: null, error: null, startedAt: null, finishedAt: null,

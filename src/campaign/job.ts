@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { TrainSettings, TrialRequest } from '../training/types.js';
 import type { Attempt } from './store.js';
-import type { CampaignConfig } from './types.js';
+import type { CampaignConfig, TrialRole } from './types.js';
 
 export const JOB_VERSION = 1;
 
@@ -29,6 +29,8 @@ export interface TrialJob {
   settings: TrainSettings;
   /** Where the trained model goes, relative to the host's models directory; absent when models are not kept. */
   model?: string;
+  /** 'reference' for a seed of the uniform reference; absent for a sampled candidate. Trained like any trial. */
+  role?: TrialRole;
 }
 
 /** What a host knows about its own disks. */
@@ -49,7 +51,7 @@ export function jobId(job: Pick<TrialJob, 'campaign' | 'round' | 'index' | 'atte
   return `${job.campaign}-r${job.round}-t${job.index}-a${job.attempt}`;
 }
 
-export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number }, a: Attempt): TrialJob {
+export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number; role?: TrialRole }, a: Attempt): TrialJob {
   const { dir: _hostLocal, ...data } = config.settings.data;
   const settings = { ...config.settings, data, backend: config.backend as TrainSettings['backend'] };
   return {
@@ -65,6 +67,7 @@ export function makeJob(config: CampaignConfig, trial: { index: number; widths: 
     seed: trial.seed,
     settings,
     ...(config.saveModels ? { model: `trial-${trial.index}` } : {}),
+    ...(trial.role === 'reference' ? { role: 'reference' as const } : {}),
   };
 }
 
@@ -93,6 +96,7 @@ const jobSchema = z.object({
   seed: z.number().int(),
   settings: z.object({ data: z.object({ name: z.string() }).passthrough(), backend: z.string(), epochs: z.number() }).passthrough(),
   model: z.string().regex(/^[\w.-]+$/, 'a plain folder name').optional(),
+  role: z.enum(['sample', 'reference']).optional(),
 });
 
 /** Validates a payload from the queue; the error names the first field that is wrong. */

@@ -51,7 +51,7 @@ export class CampaignProgress {
 
   /** Seeds "best so far" with trials finished before a resume. */
   seedBest(trials: TrialRecord[]): void {
-    for (const t of trials) if (t.state === 'complete' && t.valError !== null) this.bestValError = Math.min(this.bestValError, t.valError);
+    for (const t of trials) if (t.state === 'complete' && t.valError !== null && t.role !== 'reference') this.bestValError = Math.min(this.bestValError, t.valError);
   }
 
   started(): void {
@@ -64,7 +64,8 @@ export class CampaignProgress {
     this.finishedHere++;
     if (t.state === 'complete') {
       this.counts.complete++;
-      if (t.valError !== null) this.bestValError = Math.min(this.bestValError, t.valError);
+      // "Best" is the best candidate; the uniform reference is what candidates are compared with.
+      if (t.valError !== null && t.role !== 'reference') this.bestValError = Math.min(this.bestValError, t.valError);
     } else if (!willRetry) {
       this.counts.failed++;
     }
@@ -74,7 +75,7 @@ export class CampaignProgress {
       t.state === 'complete'
         ? `complete val_err=${t.valError?.toFixed(4)} flops=${formatCount(t.complexity.flops)} params=${formatCount(t.complexity.params)}`
         : `failed${willRetry ? ' (will retry)' : ''}: ${t.error}`;
-    this.stream.write(`trial ${t.index} ${what} in ${formatDuration(t.wallSeconds ?? 0)} on ${t.worker} | ${this.summary()}\n`);
+    this.stream.write(`trial ${t.index}${t.role === 'reference' ? ' (uniform reference)' : ''} ${what} in ${formatDuration(t.wallSeconds ?? 0)} on ${t.worker} | ${this.summary()}\n`);
   }
 
   log(line: string): void {

@@ -125,7 +125,7 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
       const pool = await poolFor(job.settings.backend);
       const outcome = await pool.run({ job, request }, { onEpoch: (c) => curves.push(c) }, abort.signal);
       if (outcome.cancelled) throw new UnrecoverableError(`trial ${job.index} stopped: ${outcome.cancelled}`);
-      o.log(`trial ${job.index} of ${job.name} (attempt ${job.attempt}): ${outcome.result.status}${outcome.result.error ? ` (${outcome.result.error})` : ''}`);
+      o.log(`trial ${job.index}${job.role === 'reference' ? ' (uniform reference)' : ''} of ${job.name} (attempt ${job.attempt}): ${outcome.result.status}${outcome.result.error ? ` (${outcome.result.error})` : ''}`);
       return { token: job.token, worker: `${host}/${process.pid}/${outcome.worker}`, result: outcome.result, inputError: outcome.inputError };
     } finally {
       clearInterval(timer);

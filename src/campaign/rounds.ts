@@ -63,8 +63,8 @@ export function createRound(store: CampaignStore, round: number, refined: Refine
     firstIndex: store.nextTrialIndex(),
     samples,
     sampleSeed,
-    // Earlier rounds' subnetworks are not trained again.
-    exclude: store.trials().map((t) => t.widths),
+    // Earlier rounds' candidates are not trained again (the uniform reference does not shape the population).
+    exclude: store.trials({ role: 'sample' }).map((t) => t.widths),
   });
   if (sample.shortfall) log(`round ${round}: ${sample.shortfall}`);
   if (!trials.length) throw new UserError(`round ${round}: the refined space yielded no new candidate (${sample.shortfall ?? 'empty space'})`);

@@ -7,10 +7,10 @@ import type { Complexity } from '../complexity/count.js';
 import type { WidthConfig } from '../nets/types.js';
 import type { EpochCurve, TrialResult } from '../training/types.js';
 import { UserError } from '../util/errors.js';
-import type { CampaignConfig, RoundRecord, TrialRecord, TrialState } from './types.js';
+import type { CampaignConfig, RoundRecord, TrialRecord, TrialRole, TrialState } from './types.js';
 
 export const STORE_FILE = 'campaign.db';
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /*
  * The store contract (the coordinator is the only writer; anyone may read, also while it writes, thanks to WAL):
@@ -58,7 +58,8 @@ CREATE TABLE trials (
   finished_at TEXT,
   token TEXT,
   lease_until INTEGER,
-  heartbeat_at TEXT
+  heartbeat_at TEXT,
+  role TEXT NOT NULL DEFAULT 'sample' CHECK (role IN ('sample', 'reference'))
 );
 CREATE INDEX trials_state ON trials(state);
 CREATE TABLE refused (
@@ -87,7 +88,7 @@ CREATE TABLE rounds (
 );
 ${TRIALS_TABLE}`;
 
-/** Version 1 (states pending/running/complete/failed, no tokens) becomes version 2 in one transaction; pending is waiting. */
+/** Version 1 (states pending/running/complete/failed, no tokens) becomes the current version in one transaction; pending is waiting. */
 function migrateV1(db: Database.Database): void {
   db.transaction(() => {
     db.exec('ALTER TABLE trials RENAME TO trials_v1; DROP INDEX IF EXISTS trials_state;');
@@ -98,6 +99,14 @@ function migrateV1(db: Database.Database): void {
         CASE state WHEN 'pending' THEN 'waiting' ELSE state END, attempts, val_error, test_error,
         train_loss, curves, wall_seconds, images_per_second, backend, worker, error, started_at, finished_at FROM trials_v1`);
     db.exec('DROP TABLE trials_v1');
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
+
+/** Version 2 had no trial roles: every trial it holds is a sample. */
+function migrateV2(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(`ALTER TABLE trials ADD COLUMN role TEXT NOT NULL DEFAULT 'sample' CHECK (role IN ('sample', 'reference'))`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
 }
@@ -125,12 +134,15 @@ interface TrialRow {
   finished_at: string | null;
   token?: string | null;
   lease_until?: number | null;
+  /** Absent in stores before version 3, read without migrating. */
+  role?: TrialRole;
 }
 
 function toRecord(r: TrialRow): TrialRecord {
   return {
     index: r.idx,
     round: r.round,
+    role: r.role ?? 'sample',
     widths: JSON.parse(r.widths) as WidthConfig,
     seed: r.seed,
     complexity: { flops: r.flops, params: r.params, activations: r.activations },
@@ -157,6 +169,8 @@ export interface NewTrial {
   widths: WidthConfig;
   seed: number;
   complexity: Complexity;
+  /** Default 'sample'. */
+  role?: TrialRole;
 }
 
 /** One started attempt of a trial: what an executor must hand back with its result. */
@@ -218,14 +232,16 @@ export class CampaignReader {
     }));
   }
 
-  /** Every trial in index order; `round` limits them to one round. */
-  trials(opts: { round?: number; state?: TrialState } = {}): TrialRecord[] {
+  /** Every trial in index order; `round`, `state` and `role` narrow them. */
+  trials(opts: { round?: number; state?: TrialState; role?: TrialRole } = {}): TrialRecord[] {
     const where: string[] = [];
     const args: unknown[] = [];
     if (opts.round !== undefined) (where.push('round = ?'), args.push(opts.round));
     if (opts.state !== undefined) (where.push('state = ?'), args.push(opts.state));
     const sql = `SELECT * FROM trials ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY idx`;
-    return (this.db.prepare(sql).all(...args) as TrialRow[]).map(toRecord);
+    const records = (this.db.prepare(sql).all(...args) as TrialRow[]).map(toRecord);
+    // Filtered here rather than in SQL: a store before version 3, read without migrating, has no role column.
+    return opts.role === undefined ? records : records.filter((t) => t.role === opts.role);
   }
 
   counts(): StateCounts {
@@ -258,8 +274,8 @@ export class CampaignStore extends CampaignReader {
     super(dir, db);
     this.stmts = {
       insertTrial: db.prepare(
-        `INSERT INTO trials (idx, round, widths, seed, flops, params, activations, state)
-         VALUES (@index, @round, @widths, @seed, @flops, @params, @activations, 'waiting')`,
+        `INSERT INTO trials (idx, round, role, widths, seed, flops, params, activations, state)
+         VALUES (@index, @round, @role, @widths, @seed, @flops, @params, @activations, 'waiting')`,
       ),
       start: db.prepare(
         `UPDATE trials SET state = 'running', attempts = attempts + 1, worker = @worker, started_at = @now, finished_at = NULL,
@@ -312,6 +328,7 @@ export class CampaignStore extends CampaignReader {
         this.stmts.insertTrial.run({
           index: t.index,
           round: round.round,
+          role: t.role ?? 'sample',
           widths: JSON.stringify(t.widths),
           seed: t.seed,
           ...t.complexity,
@@ -330,10 +347,13 @@ export class CampaignStore extends CampaignReader {
       .run().changes;
   }
 
-  /** Trials to train, in index order: waiting ones, and failed ones with attempts left. */
+  /**
+   * Trials to train: waiting ones, and failed ones with attempts left; reference trials first (so that a campaign
+   * stopped early still has its reference), then in index order.
+   */
   runnable(maxAttempts: number): TrialRecord[] {
     const rows = this.db
-      .prepare(`SELECT * FROM trials WHERE state = 'waiting' OR (state = 'failed' AND attempts < ?) ORDER BY idx`)
+      .prepare(`SELECT * FROM trials WHERE state = 'waiting' OR (state = 'failed' AND attempts < ?) ORDER BY role = 'reference' DESC, idx`)
       .all(maxAttempts) as TrialRow[];
     return rows.map(toRecord);
   }
@@ -457,11 +477,12 @@ function openDb(dir: string, readonly: boolean): Database.Database {
   try {
     db = new Database(path, { readonly, fileMustExist: true });
     const version = db.pragma('user_version', { simple: true }) as number;
-    // A reader copes with version 1 as it is; the coordinator migrates it before writing.
+    // A reader copes with versions 1 and 2 as they are; the coordinator migrates them before writing.
     if (version === 1 && !readonly) migrateV1(db);
-    else if (version !== SCHEMA_VERSION && !(version === 1 && readonly)) {
+    else if (version === 2 && !readonly) migrateV2(db);
+    else if (version !== SCHEMA_VERSION && !((version === 1 || version === 2) && readonly)) {
       db.close();
-      throw new UserError(`${path}: store schema version ${version}, this prunespace reads versions 1 and ${SCHEMA_VERSION}; use the prunespace that wrote it`);
+      throw new UserError(`${path}: store schema version ${version}, this prunespace reads versions 1 to ${SCHEMA_VERSION}; use the prunespace that wrote it`);
     }
   } catch (e) {
     if (e instanceof UserError) throw e;

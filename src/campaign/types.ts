@@ -6,9 +6,18 @@ import type { Complexity } from '../complexity/count.js';
 /** The store's trial states; store.ts writes down which changes between them are legal. */
 export type TrialState = 'waiting' | 'running' | 'complete' | 'failed' | 'pruned';
 
+/**
+ * What a trial is for: 'sample', a candidate drawn from the space (the population every statistic is about), or
+ * 'reference', one seed of the uniformly pruned network at the regime's FLOPs (compared with, never pooled in).
+ */
+export type TrialRole = 'sample' | 'reference';
+export const TRIAL_ROLES: readonly TrialRole[] = ['sample', 'reference'];
+
 export interface TrialRecord {
   index: number;
   round: number;
+  /** 'sample' for stores written before roles existed. */
+  role: TrialRole;
   widths: WidthConfig;
   seed: number;
   complexity: Complexity;
@@ -69,4 +78,18 @@ export interface CampaignConfig {
   rounds?: number;
   /** Candidates per refined round (default: samples). */
   roundSamples?: number;
+  /** The uniform reference trials of round 0; absent in campaigns created before them (none). */
+  reference?: ReferencePlan;
+}
+
+/** The uniformly pruned network a campaign trains beside its candidates, once per seed. */
+export interface ReferencePlan {
+  /** Seeds asked for (0: no reference). */
+  seeds: number;
+  /** The keep ratio every channel group got, the widths and their FLOPs; absent when there is no reference trial. */
+  keep?: number;
+  widths?: WidthConfig;
+  flops?: number;
+  /** Why seeds were asked for but no reference trial was created (no uniform configuration inside the regime). */
+  skipped?: string;
 }

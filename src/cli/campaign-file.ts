@@ -10,6 +10,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
+import { DEFAULT_REFERENCE_SEEDS } from '../campaign/create.js';
 import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
@@ -61,6 +62,8 @@ export const campaignSchema = z
       .strict()
       .default({ backend: 'auto', maxAttempts: 2, saveModels: false }),
     rounds: z.object({ count: int(1), samples: int(1).optional() }).strict().default({ count: 1 }),
+    /** The uniform reference trained beside the candidates: `seeds` 0 trains none. */
+    reference: z.object({ seeds: int(0).default(DEFAULT_REFERENCE_SEEDS) }).strict().default({ seeds: DEFAULT_REFERENCE_SEEDS }),
     analysis: z.object({ rules: z.array(z.enum(REFINE_RULES)).nonempty().optional() }).strict().default({}),
   })
   .strict();
@@ -76,6 +79,8 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
   saveModels: boolean;
   rounds: number;
   roundSamples?: number;
+  /** Seeds of the uniform reference (0: none; --no-reference sets 0). */
+  referenceSeeds: number;
   /** Required here: a campaign always has an epoch bound (the file or the flag gives one). */
   epochs: number;
   workers?: number;
@@ -96,6 +101,8 @@ export interface StoredCampaign {
   train: Record<string, unknown>;
   launch: { backend: string; maxAttempts: number; saveModels: boolean; workers?: number; gpus?: string[] };
   rounds: { count: number; samples?: number };
+  /** Absent in campaign.json files written before reference trials: none. */
+  reference?: { seeds: number };
   analysis: { rules?: string[] };
 }
 
@@ -157,6 +164,7 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     saveModels: c.launch.saveModels,
     rounds: c.rounds.count,
     ...(c.rounds.samples !== undefined ? { roundSamples: c.rounds.samples } : {}),
+    referenceSeeds: c.reference.seeds,
     data: t.data,
     ...(t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
     ...(t.subset !== undefined ? { subset: t.subset } : {}),
@@ -212,6 +220,14 @@ export function resolveSearch(spaceArg: string | undefined, flags: Record<string
     }
     if (cmd.getOptionValueSource('out') !== 'cli') merged.out = join('runs', loaded.file.name);
   }
+  // --no-reference (commander's `reference: false`) is --reference-seeds 0; both at once contradict each other.
+  if (merged.reference === false) {
+    if (cmd.getOptionValueSource('referenceSeeds') === 'cli' && merged.referenceSeeds !== 0) {
+      throw new UserError(`give either --no-reference or --reference-seeds ${String(merged.referenceSeeds)}, not both`);
+    }
+    merged.referenceSeeds = 0;
+  }
+  delete merged.reference;
   const spacePath = loaded?.spacePath ?? spaceArg;
   if (spacePath === undefined) throw new UserError('search needs a space file argument or --config CAMPAIGN_FILE');
   for (const [key, what] of REQUIRED) if (merged[key] === undefined) throw new UserError(`search needs ${what}`);
@@ -244,6 +260,7 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
     }),
     launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus }),
     rounds: drop({ count: o.rounds, samples: o.roundSamples }),
+    reference: { seeds: o.referenceSeeds ?? 0 },
     analysis: drop({ rules: o.rules }),
   });
 }
@@ -288,7 +305,8 @@ export function discardStoredCampaign(dir: string): void {
 export function checkAgainstStored(out: string, requested: StoredCampaign, write: (line: string) => void): void {
   const stored = storedCampaign(resolve(out));
   if (!stored) return;
-  const lines = diffCampaigns(stored, requested);
+  // A campaign stored before reference trials existed has none.
+  const lines = diffCampaigns({ ...stored, reference: stored.reference ?? { seeds: 0 } }, requested);
   if (!lines.length) return;
   for (const line of lines) write(`prunespace: ${out}/${CAMPAIGN_JSON}: ${line}`);
   throw new UserError(

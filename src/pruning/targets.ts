@@ -1,12 +1,13 @@
 /** The widths a pruned child gets from a parent: a keep ratio, explicit widths, or the widest uniform ratio under a FLOPs target. */
 import { complexity } from '../complexity/count.js';
+import { uniformWidths, widestUniform } from '../complexity/uniform.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
 
 /** Every group keeps round-half-up(ratio x parent width) channels, at least 1. */
 export function keepFromParent(parentWidths: WidthConfig, ratio: number): WidthConfig {
   if (!(ratio > 0 && ratio <= 1)) throw new UserError(`--keep must be in (0, 1], got ${ratio}`);
-  return parentWidths.map((w) => Math.max(1, Math.floor(ratio * w + 0.5 + 1e-9)));
+  return uniformWidths(parentWidths, ratio);
 }
 
 /** Explicit widths must name every group and stay within the parent's widths. */
@@ -22,26 +23,17 @@ export function checkChildWidths(spec: NetSpec, parentWidths: WidthConfig, width
 }
 
 /**
- * The largest uniform keep ratio (to 1e-4) whose FLOPs are at most `target` (a fraction of the parent's FLOPs when
- * <= 1, else an absolute count). A target below the FLOPs of one channel per group cannot be reached.
+ * The widest uniform keep ratio whose FLOPs are at most `target` (a fraction of the parent's FLOPs when <= 1, else an
+ * absolute count). A target below the FLOPs of one channel per group cannot be reached.
  */
 export function widthsForFlops(spec: NetSpec, parentWidths: WidthConfig, target: number): { widths: WidthConfig; flops: number } {
   const parentFlops = complexity(spec, parentWidths).flops;
   const limit = target <= 1 ? target * parentFlops : target;
   if (!(limit > 0)) throw new UserError(`--flops must be positive, got ${target}`);
-  const floor = complexity(spec, parentWidths.map(() => 1)).flops;
-  if (floor > limit) {
+  const widest = widestUniform(parentWidths, (w) => complexity(spec, w).flops, limit);
+  if (!widest) {
+    const floor = complexity(spec, parentWidths.map(() => 1)).flops;
     throw new UserError(`--flops ${target}: ${Math.round(limit).toLocaleString('en-US')} FLOPs is below the ${floor.toLocaleString('en-US')} of one channel per group`);
   }
-  const flopsAt = (r: number): number => complexity(spec, keepFromParent(parentWidths, r)).flops;
-  if (flopsAt(1) <= limit) return { widths: [...parentWidths], flops: parentFlops };
-  let lo = 1e-6;
-  let hi = 1;
-  for (let i = 0; i < 40 && hi - lo > 1e-4; i++) {
-    const mid = (lo + hi) / 2;
-    if (flopsAt(mid) <= limit) lo = mid;
-    else hi = mid;
-  }
-  const widths = keepFromParent(parentWidths, lo);
-  return { widths, flops: complexity(spec, widths).flops };
+  return { widths: widest.widths, flops: widest.flops };
 }

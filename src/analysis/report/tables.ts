@@ -1,6 +1,7 @@
 /** HTML tables and text blocks of the report; every value passes through escapeHtml. */
 import { formatCount } from '../../util/format.js';
 import type { CampaignAnalysis } from '../analyse.js';
+import { verdictRuleText, type ReferenceComparison } from '../reference.js';
 import type { ComparedPopulation } from '../compare.js';
 import { escapeHtml as esc } from './escape.js';
 import type { Row } from './charts.js';
@@ -93,4 +94,36 @@ export function metricTable(a: CampaignAnalysis): string {
     ['metric', 'good range 2.5%', 'median', '97.5%', 'all trials min', 'max', 'Spearman ρ with error'],
     a.metrics.map((m) => [m.label, f(m.goodRange?.lo, m.key), f(m.goodRange?.mid, m.key), f(m.goodRange?.hi, m.key), f(m.extent?.[0], m.key), f(m.extent?.[1], m.key), m.rankCorrelation === null ? '–' : m.rankCorrelation.toFixed(2)]),
   );
+}
+
+/** Rows of reference.csv: the reference's seeds and the best candidates, each marked by its role. */
+export function referenceRows(r: ReferenceComparison): Row[] {
+  return [
+    ...r.seeds.map((s) => ({ role: 'reference', trial: s.index, seed: s.seed, val_error: s.error, test_error: s.testError, flops: r.flops, widths: r.widths?.join(' ') ?? null })),
+    ...r.best.map((o) => ({ role: 'sample', trial: o.index, seed: null, val_error: o.error, test_error: o.testError, flops: o.flops, widths: o.widths.join(' ') })),
+  ];
+}
+
+/**
+ * The answer a user asks of a search first: are the best candidates better than uniform pruning at the same FLOPs,
+ * by more than noise? `skipped` says why a campaign has no reference.
+ */
+export function referenceSection(r: ReferenceComparison | null, skipped?: string): string {
+  if (!r) {
+    return `<p class="missing">This campaign has no uniform reference trial${skipped ? `: ${esc(skipped)}` : ' (created with --no-reference, or before reference trials existed)'}, so the best candidates cannot be compared with uniform pruning here.</p>`;
+  }
+  const k = r.seeds.length;
+  const diff = (x: number) => (r.mean === null ? '–' : `${x - r.mean <= 0 ? '' : '+'}${(100 * (x - r.mean)).toFixed(2)} points`);
+  const rows: unknown[][] = [
+    ['uniform reference', `${k} of ${r.planned ?? r.created} seeds`, `${pct(r.mean)}${r.sd !== null ? ` ± ${pct(r.sd)} (sd)` : ''}`, pct(r.testMean), r.flops === null ? '–' : formatCount(r.flops), '', r.widths?.join(',') ?? '–'],
+    ...r.best.map((o, i) => [`best #${i + 1} candidate`, `trial ${o.index}`, pct(o.error), pct(o.testError), formatCount(o.flops), diff(o.error), o.widths.join(',')]),
+  ];
+  const seeds = r.seeds.map((s) => ['reference', s.index, s.seed ?? '–', pct(s.error), pct(s.testError)]);
+  const verdict = { better: 'Beats uniform', noise: 'Within noise', 'not-better': 'Not better than uniform', insufficient: 'Not enough data' }[r.verdict];
+  return `<p><b>${esc(verdict)}:</b> ${esc(r.text)}.</p>
+${table(['', 'trials', 'val error', 'test error', 'FLOPs', 'vs reference mean', 'widths (group order)'], rows, 'reference')}
+<p>${esc(verdictRuleText(r.alpha))}${r.critical !== null ? ` Here N = ${r.candidates} candidates and K = ${k} seeds: the best must lie more than ${r.critical.toFixed(2)} reference sds below the reference mean.` : ''}
+The uniform reference keeps one ratio of every channel group (rounded as the space rounds widths), the widest whose FLOPs stay inside the regime, trained with the campaign's settings; its seeds are listed below and are left out of every other statistic in this report.</p>
+${table(['role', 'trial', 'seed', 'val error', 'test error'], seeds, 'reference-seeds')}
+<p>Data: <a href="reference.csv">reference.csv</a></p>`;
 }

@@ -6,11 +6,12 @@ import type { NetRef } from '../../nets/types.js';
 import { formatCount } from '../../util/format.js';
 import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
 import { compareEdfs, type Population } from '../compare.js';
-import { observations, type TrialLike } from '../population.js';
+import { observations, populationTrials, type TrialLike } from '../population.js';
+import { compareWithReference, type ReferenceComparison } from '../reference.js';
 import { bucketEdfPlot, curvesPlot, edfPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
 import { escapeHtml as esc } from './escape.js';
 import { pageHtml, plotHtml, type PageSection } from './page.js';
-import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText } from './tables.js';
+import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText, referenceRows, referenceSection } from './tables.js';
 import { renderSvg } from './vega.js';
 
 export interface ReportCampaign {
@@ -21,6 +22,9 @@ export interface ReportCampaign {
   net: NetRef;
   seed: number;
   trials: readonly TrialLike[];
+  /** Reference seeds the campaign asked for, and why it has none where seeds were asked for but none fit the regime. */
+  referenceSeeds?: number;
+  referenceSkipped?: string;
 }
 
 export interface ReportOptions {
@@ -35,6 +39,8 @@ export interface WrittenReport {
   html: string;
   files: string[];
   analysis: CampaignAnalysis;
+  /** The best candidates against the uniform reference; null without reference trials. */
+  reference: ReferenceComparison | null;
   /** Plots left out for lack of data, with the reason. */
   missing: { plot: string; reason: string }[];
 }
@@ -49,7 +55,7 @@ function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
 /** One EDF population per round where the campaign has several, then one per compared campaign. */
 function populations(main: ReportCampaign, compare: readonly ReportCampaign[]): Population[] {
   const obs = observations(main.trials);
-  const rounds = [...new Set(main.trials.map((t) => t.round))].sort((a, b) => a - b);
+  const rounds = [...new Set(populationTrials(main.trials).map((t) => t.round))].sort((a, b) => a - b);
   const pops: Population[] = rounds.length > 1
     ? rounds.map((r) => ({ label: `${main.name} round ${r}`, obs: obs.filter((o) => o.round === r) }))
     : [{ label: main.name, obs }];
@@ -77,11 +83,15 @@ export async function writeReport(main: ReportCampaign, outDir: string, options:
   files.push(writeCsv(outDir, 'populations.csv', populationRows(pops)));
   files.push(writeCsv(outDir, 'best.csv', bestRows(analysis)));
   files.push(writeCsv(outDir, 'metrics.csv', metricRows(analysis)));
+  // Against all candidates of the campaign (every round): the best is chosen among all of them.
+  const reference = compareWithReference(main.trials, { planned: main.referenceSeeds });
+  if (reference) files.push(writeCsv(outDir, 'reference.csv', referenceRows(reference)));
   const html = (id: string) => plotHtml(plots.find((p) => p.id === id) as Plot, svgs.get(id) ?? null);
 
   const a = analysis;
   const enough = a.obs.length > 0;
   const sections: PageSection[] = [
+    { title: 'Best against the uniform reference', html: referenceSection(reference, main.referenceSkipped) },
     {
       title: 'Error distributions',
       html: `<p>EDF: the share of trials with validation error at or below x. The normalised EDF weights trials so that every parameter bin counts equally (as in “On Network Design Spaces for Visual Recognition”), which compares populations with different complexity mixes fairly; KS is the largest vertical gap to the first population, with its permutation p-value (how often shuffling which population each trial belongs to gives a gap at least as large); the normalised KS compares the two populations on the parameter bins both occupy (each shared bin counting equally), and the last column says which share of each population those bins hold.</p>
@@ -114,8 +124,12 @@ ${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed 
     ratio: { original: a.ratio.originalRatio, optimum: a.ratio.optimum, bucketOptimum: a.ratio.bucketOptimum, reasons: a.ratio.reasons },
     profile: { trend: a.profile.trendText, stageTrend: a.profile.stageTrend, monotone: a.profile.monotone },
     populations: populationRows(pops),
+    reference: reference
+      ? { verdict: reference.verdict, text: reference.text, seeds: reference.seeds.length, mean: reference.mean, sd: reference.sd, best: reference.best[0]?.error ?? null,
+          difference: reference.difference, critical: reference.critical, pValue: reference.pValue, alpha: reference.alpha, candidates: reference.candidates }
+      : null,
   };
   writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   files.push(join(outDir, 'summary.json'));
-  return { html: htmlPath, files, analysis, missing: plots.filter((p) => p.missing).map((p) => ({ plot: p.id, reason: p.missing as string })) };
+  return { html: htmlPath, files, analysis, reference, missing: plots.filter((p) => p.missing).map((p) => ({ plot: p.id, reason: p.missing as string })) };
 }

@@ -1,7 +1,7 @@
 /** `prunespace search`: sample a space, train every candidate on a worker pool, record all trials in runs/NAME. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { discardNewCampaign, prepareCampaign } from '../../campaign/create.js';
+import { DEFAULT_REFERENCE_SEEDS, discardNewCampaign, prepareCampaign } from '../../campaign/create.js';
 import type { RunOptions, RunSummary } from '../../campaign/campaign.js';
 import type { CampaignConfig } from '../../campaign/types.js';
 import { UserError, isUserError } from '../../util/errors.js';
@@ -92,7 +92,10 @@ export function registerSearch(program: Command): void {
     .option('--max-attempts <k>', 'attempts per trial: a failed trial is retried until it has had this many', intFlag('--max-attempts', { min: 1 }), 2)
     .option('--save-models', 'save every trained subnetwork (tfjs model.json + weights) in <out>/models/trial-<index>', false)
     .option('--rounds <r>', 'sample-train-analyse-refine rounds; each refined space is written to <out>/space-r<k>.json', intFlag('--rounds', { min: 1 }), 1)
-    .option('--round-samples <n>', 'candidates per refined round (default: --samples)', intFlag('--round-samples', { min: 1 }));
+    .option('--round-samples <n>', 'candidates per refined round (default: --samples)', intFlag('--round-samples', { min: 1 }))
+    .option('--reference-seeds <k>', 'train the uniformly pruned network at the regime\'s FLOPs (one keep ratio in every group) with K seeds, first, ' +
+      'and compare the best candidates with it in status and report (0: none)', intFlag('--reference-seeds', { min: 0 }), DEFAULT_REFERENCE_SEEDS)
+    .option('--no-reference', 'train no uniform reference (same as --reference-seeds 0)');
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
@@ -111,6 +114,7 @@ export function registerSearch(program: Command): void {
       saveModels: flags.saveModels,
       rounds: flags.rounds,
       roundSamples: flags.roundSamples,
+      referenceSeeds: flags.referenceSeeds,
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);

@@ -1,5 +1,6 @@
 /** `prunespace status`: summarise a campaign from its store, also while a coordinator is writing it. */
 import type { Command } from 'commander';
+import { compareWithReference, type ReferenceComparison } from '../../analysis/reference.js';
 import { openCampaign } from '../../campaign/store.js';
 import { formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
@@ -39,17 +40,44 @@ async function queueLines(config: CampaignConfig, flags: StatusFlags): Promise<s
   }
 }
 
+/** The best candidates (the uniform reference's seeds are what they are compared with, not candidates). */
 function best(trials: TrialRecord[], n: number): TrialRecord[] {
   return trials
-    .filter((t) => t.state === 'complete' && t.valError !== null)
+    .filter((t) => t.state === 'complete' && t.valError !== null && t.role !== 'reference')
     .sort((a, b) => a.valError! - b.valError! || a.index - b.index)
     .slice(0, n);
+}
+
+const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(2)}%`);
+
+/** The best candidates against the uniform reference, and the calibrated verdict. */
+export function referenceLines(r: ReferenceComparison): string[] {
+  const k = r.seeds.length;
+  const spread = r.sd !== null ? ` ± ${pct(r.sd)} (sd over ${k} seeds)` : k ? ` (${k} seed${k > 1 ? 's' : ''})` : '';
+  const out = [
+    `uniform reference: ${r.flops !== null ? `flops ${formatCount(r.flops)}, ` : ''}widths ${r.widths?.join(',') ?? '-'}; ` +
+      `${k} of ${r.planned ?? r.created} seed(s) done: val ${pct(r.mean)}${spread}${r.testMean !== null ? `, test ${pct(r.testMean)}` : ''}`,
+  ];
+  for (const [i, o] of r.best.entries()) {
+    out.push(`  best #${i + 1}: trial ${o.index}  val ${pct(o.error)}  flops ${formatCount(o.flops)}${r.mean !== null ? `  (${o.error - r.mean <= 0 ? '' : '+'}${(100 * (o.error - r.mean)).toFixed(2)} points vs reference)` : ''}`);
+  }
+  if (r.difference !== null) out.push(`best − reference: ${r.difference <= 0 ? '' : '+'}${(100 * r.difference).toFixed(2)} points (best of ${r.candidates} candidates)`);
+  out.push(`verdict: ${r.text}`);
+  return out;
+}
+
+function referenceJson(r: ReferenceComparison) {
+  return {
+    planned: r.planned, created: r.created, seeds: r.seeds, widths: r.widths, flops: r.flops, mean: r.mean, sd: r.sd, testMean: r.testMean,
+    candidates: r.candidates, best: r.best.map((o) => ({ index: o.index, valError: o.error, testError: o.testError, flops: o.flops, params: o.params })),
+    difference: r.difference, t: r.t, critical: r.critical, threshold: r.threshold, pValue: r.pValue, alpha: r.alpha, verdict: r.verdict, text: r.text,
+  };
 }
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('Summarise a campaign: trial states, progress, best trials so far (safe while it runs)')
+    .description('Summarise a campaign: trial states, progress, best trials so far, and the best against the uniform reference (safe while it runs)')
     .argument('<run>', 'campaign directory (runs/NAME)')
     .option('--json', 'print JSON')
     .option('--top <n>', 'how many of the best trials to list', intFlag('--top', { min: 0 }), 5)
@@ -66,6 +94,7 @@ export function registerStatus(program: Command): void {
         const trainSeconds = finished.reduce((s, t) => s + (t.wallSeconds ?? 0), 0);
         const top = best(trials, flags.top);
         const failures = trials.filter((t) => t.state === 'failed');
+        const reference = compareWithReference(trials, { planned: config.reference?.seeds });
         if (flags.json) {
           const summary = {
             name: config.name,
@@ -77,6 +106,7 @@ export function registerStatus(program: Command): void {
             counts,
             trainSeconds,
             best: top,
+            reference: reference ? referenceJson(reference) : config.reference?.skipped ? { skipped: config.reference.skipped } : null,
             failed: failures.map((t) => ({ index: t.index, attempts: t.attempts, error: t.error })),
           };
           console.log(JSON.stringify(summary, null, 2));
@@ -98,11 +128,13 @@ export function registerStatus(program: Command): void {
             );
           }
         }
+        if (reference) out.push(...referenceLines(reference));
+        else if (config.reference?.skipped) out.push(`uniform reference: none (${config.reference.skipped})`);
         const running = trials.filter((t) => t.state === 'running');
         if (running.length) {
-          out.push(`running: ${running.map((t) => `#${t.index} (epoch ${t.curves.length}${epochBound(s) !== undefined ? `/${epochBound(s)}` : ''} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
+          out.push(`running: ${running.map((t) => `#${t.index}${t.role === 'reference' ? ' reference' : ''} (epoch ${t.curves.length}${epochBound(s) !== undefined ? `/${epochBound(s)}` : ''} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
         }
-        for (const t of failures.slice(0, 5)) out.push(`failed #${t.index} after ${t.attempts} attempt(s): ${t.error}`);
+        for (const t of failures.slice(0, 5)) out.push(`failed #${t.index}${t.role === 'reference' ? ' (reference)' : ''} after ${t.attempts} attempt(s): ${t.error}`);
         if (flags.queue) out.push(...(await queueLines(config, flags)));
         console.log(out.join('\n'));
       } finally {
