@@ -8,7 +8,8 @@ import { UserError } from '../util/errors.js';
 import { resolveCampaignBackend } from './backend.js';
 import { roundSpaceFile, sampleRoundTrials } from './rounds.js';
 import { createCampaignStore, isCampaignDir, openCampaign } from './store.js';
-import type { CampaignConfig, RoundRecord } from './types.js';
+import { checkCampaignInit, PARENT_DIR, PARENT_DRAFT } from './parent.js';
+import type { CampaignConfig, CampaignInit, RoundRecord } from './types.js';
 import { packageVersions } from './versions.js';
 
 export interface SearchRequest {
@@ -21,6 +22,8 @@ export interface SearchRequest {
   saveModels?: boolean;
   rounds?: number;
   roundSamples?: number;
+  /** How trials start (default scratch); a given parent path should be absolute. */
+  init?: CampaignInit;
 }
 
 export interface PreparedCampaign {
@@ -42,6 +45,8 @@ function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'crea
   if (!same(existing.space, wanted.space)) return `its space (${existing.spacePath}) differs from ${wanted.spacePath}`;
   if (existing.seed !== wanted.seed) return `its seed is ${existing.seed}, not ${wanted.seed}`;
   if (existing.samples !== wanted.samples) return `it has ${existing.samples} samples, not ${wanted.samples}`;
+  const init = (c: { init?: CampaignInit }) => c.init ?? { mode: 'scratch' };
+  if (!same(init(existing), init(wanted))) return `its init is ${JSON.stringify(init(existing))}, not ${JSON.stringify(init(wanted))}`;
   const { backend: _a, ...a } = existing.settings;
   const { backend: _b, ...b } = wanted.settings;
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof typeof a>) {
@@ -56,6 +61,9 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   const spaceText = readFileSync(req.spacePath, 'utf8');
   const space = JSON.parse(spaceText) as unknown;
   const dir = resolve(req.outDir);
+  const compiled = compileSpace(loaded);
+  const init: CampaignInit = req.init ?? { mode: 'scratch' };
+  checkCampaignInit(init, compiled);
   const base = {
     space,
     spacePath: req.spacePath,
@@ -68,6 +76,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     saveModels: req.saveModels ?? false,
     rounds: req.rounds ?? 1,
     ...(req.roundSamples !== undefined ? { roundSamples: req.roundSamples } : {}),
+    init,
   };
 
   if (isCampaignDir(dir)) {
@@ -83,7 +92,6 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   }
 
   const { backend, reason } = resolveCampaignBackend(req.settings.backend);
-  const compiled = compileSpace(loaded);
   // Round 0 is sampled with the campaign seed itself, so `prunespace sample SPACE -n N --seed S` lists the same candidates.
   const { sample, trials } = sampleRoundTrials(compiled, { campaignSeed: req.seed, firstIndex: 0, samples: req.samples, sampleSeed: req.seed });
   const notes = [`backend ${reason}`];
@@ -110,7 +118,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
 }
 
 /** Files a new campaign writes into its directory; the only ones `discardNewCampaign` removes. */
-const CAMPAIGN_FILES = ['models', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
+const CAMPAIGN_FILES = [PARENT_DIR, PARENT_DRAFT, 'models', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
 
 /**
  * Undoes a campaign created moments ago whose very first trial showed the input unusable (missing data files, say),

@@ -69,4 +69,17 @@ export interface CampaignConfig {
   rounds?: number;
   /** Candidates per refined round (default: samples). */
   roundSamples?: number;
+  /** How each trial's weights start (absent in campaigns stored before init modes: scratch). */
+  init?: CampaignInit;
 }
+
+/**
+ * A campaign's init mode, as plain data. Every parent lives in the run directory's parent/ (a given one is copied
+ * there, a missing one is trained there), so `parent` is only where a given parent came from.
+ */
+export type CampaignInit =
+  | { mode: 'scratch' }
+  /** Each trial keeps the parent's top channels by `criterion` and fine-tunes from them; no `parent`: trained by the campaign. */
+  | { mode: 'inherit'; parent?: string; parentEpochs?: number; criterion: string; combine: 'sum' | 'mean' | 'max' }
+  /** Each trial distils the parent towards its widths without labels. */
+  | { mode: 'distill'; parent: string; students: number };

@@ -87,7 +87,7 @@ export function checkOutDir(dir: string): void {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`--out ${dir} exists and is not empty`);
 }
 
-function scoringBatches(data: PreparedData, n: number, size: number, seed: number): EngineBatch[] {
+export function scoringBatches(data: PreparedData, n: number, size: number, seed: number): EngineBatch[] {
   const order = permutation(data.train.indices.length, makeRng(seed, 'score-batches'));
   const lut = normaliser(data);
   const batches: EngineBatch[] = [];
