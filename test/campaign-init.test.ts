@@ -244,3 +244,47 @@ test('bad init input: one line, exit code 2, nothing written', { timeout: 180_00
   bad(['--train', 'distill', '--init', 'inherit', '--parent', otherNet], /leave out --init inherit/);
   bad(['--train', 'distill', '--parent', narrow], /--parent .*narrow: group stage1 has 3 channels, the space samples up to 6/);
 });
+
+test('campaign files: an init section and train.mode, validated in one line, stored, and diffed against a later request', { timeout: 120_000 }, async () => {
+  const root = tempDir('init-file');
+  writeTinySpace(root);
+  await trainParent(join(root, 'given'), 3);
+  const file = (name: string, patch: Record<string, unknown>, train: Record<string, unknown> = {}) => {
+    const path = join(root, `${name}.json`);
+    writeFileSync(path, JSON.stringify({
+      name, space: 'tiny.json', samples: 1,
+      train: { data: 'synthetic', syntheticSamples: 64, epochs: 1, batch: 32, lr: 0.05, augment: false, ...train },
+      launch: { backend: 'wasm', workers: 1 }, ...patch,
+    }));
+    return path;
+  };
+  const bad = (path: string, pattern: RegExp) => {
+    const r = cli(['search', '--config', path, '--out', join(root, 'never')]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  };
+  bad(file('b1', { init: { mode: 'inherit', criterion: 'nope' } }), /b1\.json: init\.criterion: .*l1.*snip/);
+  bad(file('b2', { init: { mode: 'clone' } }), /b2\.json: init\.mode: .*scratch.*inherit/);
+  bad(file('b3', {}, { mode: 'distill' }), /--train distill needs --parent DIR \(init\.parent\)/);
+  bad(file('b4', { init: { parent: 'given' } }, { mode: 'distill', students: 0 }), /b4\.json: train\.students: /);
+  bad(file('b5', { init: { mode: 'inherit', parent: 'missing' } }), /--parent .*missing: not a prunespace model directory/);
+  assert.ok(!existsSync(join(root, 'never')));
+
+  // The parent path is relative to the campaign file; the effective init is stored with its defaults filled in.
+  const ok = file('inh', { init: { mode: 'inherit', parent: 'given' } });
+  const out = join(root, 'run');
+  const r = cli(['search', '--config', ok, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const stored = JSON.parse(readFileSync(join(out, 'campaign.json'), 'utf8'));
+  assert.deepEqual(stored.init, { mode: 'inherit', parent: join(root, 'given'), criterion: 'l1', combine: 'sum' });
+  assert.deepEqual(readStore(out).config.init, stored.init);
+  const again = cli(['search', '--config', ok, '--out', out, '--criterion', 'l2']);
+  assert.equal(again.status, 2, again.stderr);
+  assert.match(again.stderr, /campaign\.json: init\.criterion: stored "l1", requested "l2"/);
+  assert.match(again.stderr, /holds a different campaign \(1 difference/);
+  // Flags alone give the same campaign as the file: no difference.
+  const same = cli(['search', join(root, 'tiny.json'), '--out', out, '--samples', '1', ...tinyFlags(), '--workers', '1', '--init', 'inherit', '--parent', join(root, 'given')]);
+  assert.equal(same.status, 0, same.stderr);
+  assert.match(same.stderr, /already holds this campaign/);
+});
