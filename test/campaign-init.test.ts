@@ -290,3 +290,24 @@ test('campaign files: an init section and train.mode, validated in one line, sto
   assert.equal(same.status, 0, same.stderr);
   assert.match(same.stderr, /already holds this campaign/);
 });
+
+test('reports label compared campaigns by their init mode, read from the stored config only', async () => {
+  const { initLabel } = await import('../src/analysis/campaign.js');
+  const { writeReport } = await import('../src/analysis/report/write.js');
+  const { syntheticCampaign } = await import('./analysis-fixtures.js');
+  assert.equal(initLabel({}), 'scratch');
+  assert.equal(initLabel({ init: { mode: 'inherit', criterion: 'snip', combine: 'sum' } }), 'inherit snip');
+  assert.equal(initLabel({ init: { mode: 'inherit', criterion: 'l1', combine: 'max' } }), 'inherit l1/max');
+  assert.equal(initLabel({ init: { mode: 'distill', parent: '/p', students: 2 } }), 'distill');
+  const a = syntheticCampaign({ n: 30, seed: 1 });
+  const b = syntheticCampaign({ n: 30, seed: 2 });
+  const dir = tempDir('init-report');
+  await writeReport({ name: 'same', net: a.config.net, seed: 1, trials: a.trials, init: 'scratch' }, dir, {
+    compare: [{ name: 'same', net: b.config.net, seed: 1, trials: b.trials, init: 'inherit l1' }],
+  });
+  const rows = readFileSync(join(dir, 'populations.csv'), 'utf8').trim().split('\n');
+  assert.match(rows[0], /^population,.*,init$/);
+  assert.match(rows[1], /^same \[scratch\],.*,scratch$/);
+  assert.match(rows[2], /^same \[inherit l1\],.*,inherit l1$/);
+  assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), /<b>same<\/b> \(inherit l1\)/);
+});
