@@ -117,7 +117,10 @@ test('host-neutral jobs: the parent is named inside the run directory, kept indi
   const widths = [2, 1];
   const base = { v: 2, campaign: 'abcdef012345', name: 'run', round: 0, index: 0, attempt: 1, token: 't', net: { family: 'resnet20' }, widths, seed: 1, settings: { data: { name: 'synthetic' }, backend: 'wasm', epochs: 1 } };
   const ok = parseJob({ ...base, init: { mode: 'inherit', parent: 'parent', criterion: 'l1', kept: [[0, 3], [1]] } });
-  assert.equal(resolveRequest(ok, { runDir: '/srv/runs/run' }).init?.parent, '/srv/runs/run/parent');
+  const resolved = resolveRequest(ok, { runDir: '/srv/runs/run' }).init;
+  assert.ok(resolved?.mode === 'inherit');
+  assert.equal(resolved.parent, '/srv/runs/run/parent');
+  assert.deepEqual(resolved.kept, [[0, 3], [1]]);
   const bad: [unknown, RegExp][] = [
     [{ ...base, init: { mode: 'inherit', parent: '../elsewhere', criterion: 'l1', kept: [[0, 3], [1]] } }, /init\.parent: a path relative to the run directory/],
     [{ ...base, init: { mode: 'inherit', parent: '/abs/parent', criterion: 'l1', kept: [[0, 3], [1]] } }, /init\.parent/],
