@@ -36,6 +36,22 @@ export function roundSpace(c: LoadedCampaign, round: number): { loaded: LoadedSp
   return { loaded, path };
 }
 
+/** A campaign's init mode in a few words, for labels of compared populations: 'scratch', 'inherit l1', 'distill'. */
+export function initLabel(config: Pick<CampaignConfig, 'init'>): string {
+  const init = config.init ?? { mode: 'scratch' };
+  if (init.mode === 'inherit') return `inherit ${init.criterion}${init.combine !== 'sum' ? `/${init.combine}` : ''}`;
+  return init.mode;
+}
+
+/** A campaign's init mode in one line, for status. */
+export function describeInit(config: Pick<CampaignConfig, 'init'>): string {
+  const init = config.init ?? { mode: 'scratch' };
+  if (init.mode === 'scratch') return 'scratch (seeded initialisation)';
+  const parent = init.parent !== undefined ? `parent ${init.parent} (copied into parent/)` : `parent trained by the campaign in parent/${init.mode === 'inherit' && init.parentEpochs !== undefined ? ` for ${init.parentEpochs} epoch(s)` : ''}`;
+  if (init.mode === 'inherit') return `inherit from ${parent}: the top channels by ${init.criterion} (${init.combine}, scores in parent/scores.json), then fine-tuned`;
+  return `distill ${parent} to each trial's widths with ${init.students} student(s), no labels (validation error is evaluation)`;
+}
+
 export function lastRound(c: LoadedCampaign): number {
   return c.rounds.length ? Math.max(...c.rounds.map((r) => r.round)) : Math.max(0, ...c.trials.map((t) => t.round));
 }

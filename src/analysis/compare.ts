@@ -5,11 +5,14 @@ import { permutationTest } from './significance.js';
 
 export interface Population {
   label: string;
+  /** How the population's trials started ('scratch', 'inherit l1', 'distill'), from its campaign's stored config. */
+  init?: string;
   obs: readonly Observation[];
 }
 
 export interface ComparedPopulation {
   label: string;
+  init?: string;
   summary: ErrorSummary;
   edf: EdfPoint[];
   /** EDF with every parameter bin this population occupies (bins shared across the populations) counting equally. */
@@ -42,13 +45,14 @@ export function sharedBinWeights(a: readonly number[], b: readonly number[], edg
 
 export function compareEdfs(populations: readonly Population[], bins = 10): ComparedPopulation[] {
   const edges = logBinEdges(populations.flatMap((p) => p.obs.map((o) => o.params)), bins);
-  const prepared = populations.map((p) => ({ label: p.label, errors: p.obs.map((o) => o.error), params: p.obs.map((o) => o.params) }));
+  const prepared = populations.map((p) => ({ label: p.label, init: p.init, errors: p.obs.map((o) => o.error), params: p.obs.map((o) => o.params) }));
   const ref = prepared[0];
   return prepared.map((p, i) => {
     const comparable = i > 0 && p.errors.length > 0 && ref.errors.length > 0;
     const shared = comparable ? sharedBinWeights(ref.params, p.params, edges) : null;
     return {
       label: p.label,
+      ...(p.init !== undefined ? { init: p.init } : {}),
       summary: summarize(p.errors),
       edf: edf(p.errors),
       normalizedEdf: p.errors.length ? edf(p.errors, complexityWeights(p.params, edges)) : [],

@@ -10,6 +10,7 @@ import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type
 import { exportTrials } from './export.js';
 import { makeJob, resolveRequest } from './job.js';
 import { CampaignLock } from './lock.js';
+import { prepareInit } from './parent.js';
 import { CampaignProgress, type ProgressOptions } from './progress.js';
 import { openCampaign, type Attempt, type CampaignStore, type StateCounts } from './store.js';
 import type { CampaignConfig, TrialRecord } from './types.js';
@@ -31,7 +32,7 @@ export interface RunOptions {
   trialTimeoutMs?: number;
   /** A running trial with no heartbeat for this long is failed and retried (default 60 s). */
   leaseMs?: number;
-  /** Module whose `runTrial` trains a candidate; default src/training/trial. */
+  /** Module whose `runTrial` trains a candidate; default src/campaign/run-trial (training, or distillation by init mode). */
   trialModule?: string;
   /** Heap cap per worker thread in MB. */
   maxHeapMb?: number;
@@ -170,6 +171,8 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
       return summary(false, csv, jsonl, 0);
     }
 
+    // The parent and its scores (inherit, distill) exist before any trial is dispatched; cached ones are reused.
+    const plan = await prepareInit(dir, config, (line) => p.log(line));
     const exec = await makeExecutor(config, opts, queue.length + adopted.length, (line) => p.log(line));
     executor = exec;
     p.log(`${queue.length + adopted.length} trial(s) to run on ${exec.kind === 'queue' ? 'the queue' : `${exec.slots} ${exec.kind} worker(s)`}, backend ${config.backend}`);
@@ -204,8 +207,10 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
         const seconds = Math.round(opts.trialTimeoutMs / 1000);
         running.timer = setTimeout(() => abort.abort(new Error(`timed out after ${seconds}s`)), opts.trialTimeoutMs);
       }
-      const job = makeJob(config, t, attempt);
-      const request = resolveRequest(job, { dataDir: config.settings.data.dir, modelsDir: join(dir, 'models') });
+      const init = plan.initFor(t.widths);
+      if (init) s.recordInit(t.index, init);
+      const job = makeJob(config, t, attempt, init);
+      const request = resolveRequest(job, { dataDir: config.settings.data.dir, modelsDir: join(dir, 'models'), runDir: dir });
       const curves: EpochCurve[] = [];
       void exec
         .run(

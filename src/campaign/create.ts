@@ -11,7 +11,8 @@ import { deriveSeed } from '../util/rng.js';
 import { resolveCampaignBackend } from './backend.js';
 import { roundSpaceFile, sampleRoundTrials } from './rounds.js';
 import { createCampaignStore, isCampaignDir, openCampaign, type NewTrial } from './store.js';
-import type { CampaignConfig, ReferencePlan, RoundRecord } from './types.js';
+import { checkCampaignInit, PARENT_DIR, PARENT_DRAFT } from './parent.js';
+import type { CampaignConfig, CampaignInit, ReferencePlan, RoundRecord } from './types.js';
 import { packageVersions } from './versions.js';
 
 export interface SearchRequest {
@@ -29,6 +30,8 @@ export interface SearchRequest {
    * DEFAULT_REFERENCE_SEEDS); absent or 0: none.
    */
   referenceSeeds?: number;
+  /** How trials start (default scratch); a given parent path should be absolute. */
+  init?: CampaignInit;
 }
 
 /** Reference seeds a campaign trains unless told otherwise (`search --reference-seeds`, a campaign file's reference.seeds). */
@@ -56,6 +59,8 @@ function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'crea
   // A campaign from before reference trials has none.
   const seeds = (c: { reference?: ReferencePlan }) => c.reference?.seeds ?? 0;
   if (seeds(existing) !== seeds(wanted)) return `it has ${seeds(existing)} reference seed(s), not ${seeds(wanted)}`;
+  const init = (c: { init?: CampaignInit }) => c.init ?? { mode: 'scratch' };
+  if (!same(init(existing), init(wanted))) return `its init is ${JSON.stringify(init(existing))}, not ${JSON.stringify(init(wanted))}`;
   const { backend: _a, ...a } = existing.settings;
   const { backend: _b, ...b } = wanted.settings;
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof typeof a>) {
@@ -72,6 +77,9 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   const dir = resolve(req.outDir);
   const referenceSeeds = req.referenceSeeds ?? 0;
   if (!Number.isInteger(referenceSeeds) || referenceSeeds < 0) throw new UserError(`--reference-seeds must be an integer >= 0, got ${referenceSeeds}`);
+  const compiled = compileSpace(loaded);
+  const init: CampaignInit = req.init ?? { mode: 'scratch' };
+  checkCampaignInit(init, compiled);
   const base = {
     space,
     spacePath: req.spacePath,
@@ -85,6 +93,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     rounds: req.rounds ?? 1,
     ...(req.roundSamples !== undefined ? { roundSamples: req.roundSamples } : {}),
     reference: { seeds: referenceSeeds } as ReferencePlan,
+    init,
   };
 
   if (isCampaignDir(dir)) {
@@ -100,7 +109,6 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   }
 
   const { backend, reason } = resolveCampaignBackend(req.settings.backend);
-  const compiled = compileSpace(loaded);
   // Round 0 is sampled with the campaign seed itself, so `prunespace sample SPACE -n N --seed S` lists the same candidates.
   const { sample, trials } = sampleRoundTrials(compiled, { campaignSeed: req.seed, firstIndex: 0, samples: req.samples, sampleSeed: req.seed });
   const notes = [`backend ${reason}`];
@@ -148,7 +156,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
 }
 
 /** Files a new campaign writes into its directory; the only ones `discardNewCampaign` removes. */
-const CAMPAIGN_FILES = ['models', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
+const CAMPAIGN_FILES = [PARENT_DIR, PARENT_DRAFT, 'models', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
 
 /**
  * Undoes a campaign created moments ago whose very first trial showed the input unusable (missing data files, say),

@@ -90,9 +90,9 @@ export function siblingModule(base: string, relative: string): URL {
   return new URL(relative + ext, base);
 }
 
-/** The module every worker imports `runTrial` from, unless a caller points the pool elsewhere. */
+/** The module every worker imports `runTrial` from, unless a caller points the pool elsewhere: it routes by init mode. */
 export function defaultTrialModule(): string {
-  return siblingModule(import.meta.url, '../training/trial').href;
+  return siblingModule(import.meta.url, './run-trial').href;
 }
 
 /** A failed result for a trial whose worker died before it could report one. */

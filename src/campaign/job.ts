@@ -5,11 +5,20 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { TrainSettings, TrialRequest } from '../training/types.js';
+import type { TrainSettings, TrialInit, TrialRequest } from '../training/types.js';
 import type { Attempt } from './store.js';
 import type { CampaignConfig, TrialRole } from './types.js';
 
-export const JOB_VERSION = 1;
+/** 2: jobs may carry `init` (a worker that ignored it would train from scratch, so older workers must refuse). */
+export const JOB_VERSION = 2;
+
+/**
+ * How a job's weights start, host-neutrally: the parent is named relative to the campaign's run directory (always
+ * `parent`), and each host resolves it against its own copy of that directory (`HostDirs.runDir`).
+ */
+export type JobInit =
+  | { mode: 'inherit'; parent: string; criterion: string; kept: number[][] }
+  | { mode: 'distill'; parent: string; students: number };
 
 export interface TrialJob {
   v: typeof JOB_VERSION;
@@ -31,6 +40,8 @@ export interface TrialJob {
   model?: string;
   /** 'reference' for a seed of the uniform reference; absent for a sampled candidate. Trained like any trial. */
   role?: TrialRole;
+  /** Absent: the seeded initialisation (scratch). */
+  init?: JobInit;
 }
 
 /** What a host knows about its own disks. */
@@ -39,6 +50,8 @@ export interface HostDirs {
   dataDir?: string;
   /** Root under which `job.model` is resolved. */
   modelsDir?: string;
+  /** This host's copy of the campaign's run directory, under which `job.init.parent` is resolved. */
+  runDir?: string;
 }
 
 /** A campaign's id: a hash of what never changes about it, so the same campaign gets the same job ids after a restart. */
@@ -51,7 +64,7 @@ export function jobId(job: Pick<TrialJob, 'campaign' | 'round' | 'index' | 'atte
   return `${job.campaign}-r${job.round}-t${job.index}-a${job.attempt}`;
 }
 
-export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number; role?: TrialRole }, a: Attempt): TrialJob {
+export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number; role?: TrialRole }, a: Attempt, init?: JobInit): TrialJob {
   const { dir: _hostLocal, ...data } = config.settings.data;
   const settings = { ...config.settings, data, backend: config.backend as TrainSettings['backend'] };
   return {
@@ -68,6 +81,7 @@ export function makeJob(config: CampaignConfig, trial: { index: number; widths: 
     settings,
     ...(config.saveModels ? { model: `trial-${trial.index}` } : {}),
     ...(trial.role === 'reference' ? { role: 'reference' as const } : {}),
+    ...(init ? { init } : {}),
   };
 }
 
@@ -80,8 +94,22 @@ export function resolveRequest(job: TrialJob, host: HostDirs): TrialRequest {
     settings: { ...job.settings, data },
     seed: job.seed,
     saveDir: job.model !== undefined && host.modelsDir !== undefined ? join(host.modelsDir, job.model) : undefined,
+    ...(job.init ? { init: resolveInit(job.init, host) } : {}),
   };
 }
+
+function resolveInit(init: JobInit, host: HostDirs): TrialInit {
+  if (host.runDir === undefined) throw new Error(`trial job with a ${init.mode} init, but this host has no run directory to find its parent in`);
+  return { ...init, parent: join(host.runDir, init.parent) };
+}
+
+/** A path inside the run directory: relative, no '..', no empty parts. */
+const insideRun = z.string().regex(/^(?!\.\.?(\/|$))[\w.-]+(\/(?!\.\.?(\/|$))[\w.-]+)*$/, 'a path relative to the run directory, without ..');
+
+const initSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('inherit'), parent: insideRun, criterion: z.string().min(1), kept: z.array(z.array(z.number().int().min(0)).min(1)) }).strict(),
+  z.object({ mode: z.literal('distill'), parent: insideRun, students: z.number().int().min(1) }).strict(),
+]);
 
 const jobSchema = z.object({
   v: z.literal(JOB_VERSION),
@@ -97,6 +125,15 @@ const jobSchema = z.object({
   settings: z.object({ data: z.object({ name: z.string() }).passthrough(), backend: z.string(), epochs: z.number() }).passthrough(),
   model: z.string().regex(/^[\w.-]+$/, 'a plain folder name').optional(),
   role: z.enum(['sample', 'reference']).optional(),
+  init: initSchema.optional(),
+}).superRefine((job, ctx) => {
+  // Kept indices must give exactly the job's widths, group by group.
+  if (job.init?.mode !== 'inherit') return;
+  const kept = job.init.kept;
+  if (kept.length !== job.widths.length) ctx.addIssue({ code: 'custom', path: ['init', 'kept'], message: `${kept.length} groups of kept indices for ${job.widths.length} widths` });
+  else kept.forEach((k, g) => {
+    if (k.length !== job.widths[g]) ctx.addIssue({ code: 'custom', path: ['init', 'kept', g], message: `keeps ${k.length} channels, the width is ${job.widths[g]}` });
+  });
 });
 
 /** Validates a payload from the queue; the error names the first field that is wrong. */

@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { crashedResult, abortReason, type ExecutorOptions, type TrialExecutor, type TrialHooks, type TrialOutcome, type TrialTask } from './executor.js';
 import { campaignId, jobId } from './job.js';
+import { PARENT_DIR } from './parent.js';
 import { CAMPAIGNS_KEY, QUEUE_NAME, QUEUE_PREFIX, cancelKey, connectQueue, parseQueueUrl, type CampaignEntry, type JobProgress, type JobResult } from './queue.js';
 
 const POLL_MS = Number(process.env.PRUNESPACE_QUEUE_POLL_MS ?? 500);
@@ -40,6 +41,7 @@ export class QueueExecutor implements TrialExecutor {
       name: o.config.name,
       dataset: o.config.settings.data.name,
       backend: o.config.backend,
+      ...(o.config.init && o.config.init.mode !== 'scratch' ? { parent: PARENT_DIR } : {}),
       updatedAt: new Date().toISOString(),
     };
     await redis.hset(CAMPAIGNS_KEY, entry.id, JSON.stringify(entry));

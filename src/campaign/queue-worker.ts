@@ -4,9 +4,11 @@
  * moves jobs and renews locks. Before taking work it checks it can serve the campaigns in the queue.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DATA_SHAPES, loadData } from '../training/data/load.js';
+import { METADATA_JSON } from '../training/save.js';
 import type { DataSettings, EpochCurve } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { resolveCampaignBackend } from './backend.js';
@@ -26,6 +28,8 @@ export interface WorkerOptions {
   dataDir?: string;
   /** Root of saved models: <modelsDir>/<campaign name>/trial-<index>. */
   modelsDir: string;
+  /** Where this host finds the campaigns' run directories (their parent/): <runsDir>/<campaign name>/parent. */
+  runsDir?: string;
   trialModule?: string;
   log: (line: string) => void;
   /** BullMQ lock: a worker silent this long is presumed dead and its job runs elsewhere. */
@@ -34,8 +38,12 @@ export interface WorkerOptions {
   waitForCampaignMs?: number;
 }
 
-/** Whether this host can train a campaign: its dataset loads and its engine is installed; the reason if not. */
-export function checkCampaign(entry: CampaignEntry, dataDir?: string): string | null {
+/** Whether this host can train a campaign: its dataset loads, its engine is installed, its parent is here; the reason if not. */
+export function checkCampaign(entry: CampaignEntry, dataDir?: string, runsDir = 'runs'): string | null {
+  if (entry.parent !== undefined) {
+    const dir = join(runsDir, entry.name, entry.parent);
+    if (!existsSync(join(dir, METADATA_JSON))) return `campaign ${entry.name} starts from its parent, which this host does not have at ${dir}; copy the run directory's ${entry.parent}/ there or pass --runs-dir`;
+  }
   if (entry.backend === 'tensorflow' && resolveCampaignBackend('auto').backend !== 'tensorflow') {
     return `campaign ${entry.name} trains on tensorflow, which is not installed on this host`;
   }
@@ -68,7 +76,7 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
     entries = await campaigns();
   }
   for (const entry of entries) {
-    const why = checkCampaign(entry, o.dataDir);
+    const why = checkCampaign(entry, o.dataDir, o.runsDir);
     if (why) {
       redis.disconnect();
       throw new UserError(`worker on ${host}: ${why}`);
@@ -100,12 +108,12 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
     }
     if (!checked.has(job.campaign)) {
       const entry = (await campaigns()).find((c) => c.id === job.campaign);
-      checked.set(job.campaign, entry ? checkCampaign(entry, o.dataDir) : null);
+      checked.set(job.campaign, entry ? checkCampaign(entry, o.dataDir, o.runsDir) : null);
     }
     const why = checked.get(job.campaign);
     if (why) throw new UnrecoverableError(`worker on ${host}: ${why}`);
     const worker = `${host}/${process.pid}/slot${slot++ % slots}`;
-    const request = resolveRequest(job, { dataDir: o.dataDir, modelsDir: join(o.modelsDir, job.name) });
+    const request = resolveRequest(job, { dataDir: o.dataDir, modelsDir: join(o.modelsDir, job.name), runDir: join(o.runsDir ?? 'runs', job.name) });
     const curves: EpochCurve[] = [];
     const abort = new AbortController();
     let beat = 0;

@@ -17,6 +17,8 @@ export interface CampaignEntry {
   name: string;
   dataset: string;
   backend: string;
+  /** The campaign's parent, relative to its run directory (inherit and distill campaigns): workers must have it. */
+  parent?: string;
   updatedAt: string;
 }
 

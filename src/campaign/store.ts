@@ -71,6 +71,12 @@ CREATE TABLE refused (
 );
 `;
 
+/**
+ * Each trial's init as its jobs carried it (inherit: the kept parent channels per group), written when an attempt is
+ * dispatched. Its own table, created where missing, so stores of scratch campaigns need no migration.
+ */
+const TRIAL_INITS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_inits (idx INTEGER PRIMARY KEY, init TEXT NOT NULL)';
+
 const SCHEMA = `
 CREATE TABLE campaign (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -251,6 +257,14 @@ export class CampaignReader {
     return counts;
   }
 
+  /** Each dispatched trial's init (JobInit as plain JSON: inherit carries the kept parent channels), by trial index. */
+  trialInits(): Map<number, unknown> {
+    const has = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trial_inits'`).get();
+    if (!has) return new Map();
+    const rows = this.db.prepare('SELECT idx, init FROM trial_inits ORDER BY idx').all() as Array<{ idx: number; init: string }>;
+    return new Map(rows.map((r) => [r.idx, JSON.parse(r.init) as unknown]));
+  }
+
   /** Writes refused because they came from a stale attempt, oldest first. */
   refusals(): Refusal[] {
     const has = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refused'`).get();
@@ -299,6 +313,12 @@ export class CampaignStore extends CampaignReader {
       refuse: db.prepare('INSERT INTO refused (at, idx, token, what, reason) VALUES (?, ?, ?, ?, ?)'),
       get: db.prepare('SELECT * FROM trials WHERE idx = ?'),
     };
+  }
+
+  /** Records the init a trial's job carries (the same for every attempt: it derives from cached scores and the widths). */
+  recordInit(index: number, init: unknown): void {
+    this.db.exec(TRIAL_INITS_TABLE);
+    this.db.prepare('INSERT OR REPLACE INTO trial_inits (idx, init) VALUES (?, ?)').run(index, JSON.stringify(init));
   }
 
   /** Stores the configuration once; a campaign's configuration never changes afterwards. */

@@ -80,6 +80,8 @@ export interface CampaignConfig {
   roundSamples?: number;
   /** The uniform reference trials of round 0; absent in campaigns created before them (none). */
   reference?: ReferencePlan;
+  /** How each trial's weights start (absent in campaigns stored before init modes: scratch). */
+  init?: CampaignInit;
 }
 
 /** The uniformly pruned network a campaign trains beside its candidates, once per seed. */
@@ -93,3 +95,14 @@ export interface ReferencePlan {
   /** Why seeds were asked for but no reference trial was created (no uniform configuration inside the regime). */
   skipped?: string;
 }
+
+/**
+ * A campaign's init mode, as plain data. Every parent lives in the run directory's parent/ (a given one is copied
+ * there, a missing one is trained there), so `parent` is only where a given parent came from.
+ */
+export type CampaignInit =
+  | { mode: 'scratch' }
+  /** Each trial keeps the parent's top channels by `criterion` and fine-tunes from them; no `parent`: trained by the campaign. */
+  | { mode: 'inherit'; parent?: string; parentEpochs?: number; criterion: string; combine: 'sum' | 'mean' | 'max' }
+  /** Each trial distils the parent towards its widths without labels. */
+  | { mode: 'distill'; parent: string; students: number };

@@ -11,6 +11,8 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
 import { DEFAULT_REFERENCE_SEEDS } from '../campaign/create.js';
+import type { CampaignInit } from '../campaign/types.js';
+import { COMBINES, criterionNames, type Combine } from '../pruning/importance.js';
 import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
@@ -49,8 +51,22 @@ export const campaignSchema = z
         weightDecay: z.number().min(0).default(5e-4),
         warmup: z.number().min(0).default(0),
         labelSmoothing: z.number().min(0).max(0.99).default(0),
+        /** supervised: trained with labels from the trial's init; distill: the parent distilled to the widths, no labels. */
+        mode: z.enum(['supervised', 'distill']).default('supervised'),
+        students: int(1).optional(),
       })
       .strict(),
+    /** How trials start; a parent path is relative to this file. */
+    init: z
+      .object({
+        mode: z.enum(['scratch', 'inherit']).default('scratch'),
+        parent: z.string().min(1).optional(),
+        criterion: z.enum(criterionNames() as [string, ...string[]]).optional(),
+        combine: z.enum(COMBINES as [Combine, ...Combine[]]).optional(),
+        parentEpochs: int(1).optional(),
+      })
+      .strict()
+      .optional(),
     launch: z
       .object({
         backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
@@ -87,6 +103,50 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
   gpus?: string[];
   executor?: 'thread' | 'process';
   rules?: RefineRule[];
+  /** Init flags (see campaignInit for how they combine). */
+  init?: 'scratch' | 'inherit';
+  parent?: string;
+  criterion?: string;
+  combine?: Combine;
+  parentEpochs?: number;
+  train?: 'supervised' | 'distill';
+  students?: number;
+}
+
+/** The default importance measure of --init inherit: the L1 filter norm (Li et al. 2017). */
+export const DEFAULT_CRITERION = 'l1';
+
+/**
+ * The campaign's init from the init flags (or a campaign file's init section and train.mode), with every
+ * combination that makes no sense refused in one line. A parent path becomes absolute.
+ */
+export function campaignInit(o: Pick<SearchOptions, 'init' | 'parent' | 'criterion' | 'combine' | 'parentEpochs' | 'train' | 'students'>): CampaignInit {
+  const inherit = o.init === 'inherit';
+  const distill = o.train === 'distill';
+  if (o.criterion !== undefined && !inherit) throw new UserError('--criterion (init.criterion) applies to --init inherit only');
+  if (o.criterion !== undefined && !criterionNames().includes(o.criterion)) throw new UserError(`--criterion: unknown criterion '${o.criterion}' (known: ${criterionNames().join(', ')})`);
+  if (o.combine !== undefined && !inherit) throw new UserError('--combine (init.combine) applies to --init inherit only');
+  if (o.students !== undefined && !distill) throw new UserError('--students (train.students) applies to --train distill only');
+  if (o.parentEpochs !== undefined && (!inherit || o.parent !== undefined)) {
+    throw new UserError('--parent-epochs (init.parentEpochs) applies to --init inherit without --parent (the parent the campaign trains itself)');
+  }
+  if (distill) {
+    if (inherit) throw new UserError('--train distill starts every trial from the parent itself; leave out --init inherit');
+    if (o.parent === undefined) throw new UserError('--train distill needs --parent DIR (init.parent): the trained network to distil');
+    if (o.students !== undefined && !(Number.isInteger(o.students) && o.students >= 1)) throw new UserError(`--students expects an integer >= 1, got ${o.students}`);
+    return { mode: 'distill', parent: resolve(o.parent), students: o.students ?? 2 };
+  }
+  if (inherit) {
+    return {
+      mode: 'inherit',
+      ...(o.parent !== undefined ? { parent: resolve(o.parent) } : {}),
+      ...(o.parentEpochs !== undefined ? { parentEpochs: o.parentEpochs } : {}),
+      criterion: o.criterion ?? DEFAULT_CRITERION,
+      combine: o.combine ?? 'sum',
+    };
+  }
+  if (o.parent !== undefined) throw new UserError('--parent (init.parent) needs --init inherit or --train distill');
+  return { mode: 'scratch' };
 }
 
 /** What a campaign is, in one normalised form for campaign.json and for comparing a request with a stored campaign. */
@@ -104,6 +164,8 @@ export interface StoredCampaign {
   /** Absent in campaign.json files written before reference trials: none. */
   reference?: { seeds: number };
   analysis: { rules?: string[] };
+  /** Absent for scratch campaigns (as in campaign files written before init modes). */
+  init?: Record<string, unknown>;
 }
 
 function readJson(path: string): unknown {
@@ -131,6 +193,7 @@ export function loadCampaignFile(path: string): LoadedCampaignFile {
   const file = parsed.data;
   const here = dirname(resolve(path));
   if (file.train.dataDir !== undefined) file.train.dataDir = resolve(here, file.train.dataDir);
+  if (file.init?.parent !== undefined) file.init.parent = resolve(here, file.init.parent);
   if (typeof file.space === 'string') {
     const spacePath = resolve(here, file.space);
     if (!existsSync(spacePath)) throw new UserError(`${path}: space: space file ${file.space} does not exist (paths are relative to the campaign file)`);
@@ -185,6 +248,13 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     ...(c.launch.workers !== undefined ? { workers: c.launch.workers } : {}),
     ...(c.launch.gpus !== undefined ? { gpus: c.launch.gpus } : {}),
     ...(c.analysis.rules !== undefined ? { rules: c.analysis.rules } : {}),
+    ...(c.init !== undefined ? { init: c.init.mode } : {}),
+    ...(c.init?.parent !== undefined ? { parent: c.init.parent } : {}),
+    ...(c.init?.criterion !== undefined ? { criterion: c.init.criterion } : {}),
+    ...(c.init?.combine !== undefined ? { combine: c.init.combine } : {}),
+    ...(c.init?.parentEpochs !== undefined ? { parentEpochs: c.init.parentEpochs } : {}),
+    ...(t.mode !== 'supervised' ? { train: t.mode } : {}),
+    ...(t.students !== undefined ? { students: t.students } : {}),
   };
 }
 
@@ -262,7 +332,19 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
     rounds: drop({ count: o.rounds, samples: o.roundSamples }),
     reference: { seeds: o.referenceSeeds ?? 0 },
     analysis: drop({ rules: o.rules }),
+    init: storedInit(o),
   });
+}
+
+/** The init as campaign.json keeps it: the campaign's normalised init (defaults filled in), absent for scratch. */
+function storedInit(o: SearchOptions): Record<string, unknown> | undefined {
+  let init: CampaignInit;
+  try {
+    init = campaignInit(o);
+  } catch {
+    return undefined; // the search command reports bad init flags with their own one-line error
+  }
+  return init.mode === 'scratch' ? undefined : { ...init };
 }
 
 /** Fields that name or launch a campaign without changing what it is; they may differ between sessions. */

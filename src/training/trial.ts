@@ -99,6 +99,8 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
         seed: req.seed,
         settings: req.settings,
         savedAt: new Date().toISOString(),
+        // An inherited trial is a pruned parent, fine-tuned: its provenance says which channels it kept.
+        ...(req.init?.mode === 'inherit' ? { pruned: { parent: req.init.parent, criterion: req.init.criterion, kept: req.init.kept, fineTuneEpochs: outcome.curves.length } } : {}),
       });
     }
     return {

@@ -33,6 +33,7 @@ export function populationRows(pops: readonly ComparedPopulation[]): Row[] {
     p10: p.summary.quantiles?.p10 ?? null, p25: p.summary.quantiles?.p25 ?? null, p50: p.summary.quantiles?.p50 ?? null,
     p75: p.summary.quantiles?.p75 ?? null, p90: p.summary.quantiles?.p90 ?? null, ks: p.ks, ks_p_value: p.ksPValue, ks_normalised: p.ksNormalized,
     shared_share_first: p.sharedShare?.reference ?? null, shared_share_this: p.sharedShare?.population ?? null,
+    init: p.init ?? null,
   }));
 }
 

@@ -25,6 +25,8 @@ export interface ReportCampaign {
   /** Reference seeds the campaign asked for, and why it has none where seeds were asked for but none fit the regime. */
   referenceSeeds?: number;
   referenceSkipped?: string;
+  /** How its trials started (initLabel of its stored config); absent: scratch. */
+  init?: string;
 }
 
 export interface ReportOptions {
@@ -56,10 +58,15 @@ function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
 function populations(main: ReportCampaign, compare: readonly ReportCampaign[]): Population[] {
   const obs = observations(main.trials);
   const rounds = [...new Set(populationTrials(main.trials).map((t) => t.round))].sort((a, b) => a - b);
+  // Where any campaign did not start from scratch, every label says how each started, so init modes compare at a glance.
+  const all = [main, ...compare];
+  const showInit = all.some((c) => (c.init ?? 'scratch') !== 'scratch');
+  const name = (c: ReportCampaign) => (showInit ? `${c.name} [${c.init ?? 'scratch'}]` : c.name);
+  const init = (c: ReportCampaign) => c.init ?? 'scratch';
   const pops: Population[] = rounds.length > 1
-    ? rounds.map((r) => ({ label: `${main.name} round ${r}`, obs: obs.filter((o) => o.round === r) }))
-    : [{ label: main.name, obs }];
-  for (const c of compare) pops.push({ label: c.name, obs: observations(c.trials) });
+    ? rounds.map((r) => ({ label: `${name(main)} round ${r}`, init: init(main), obs: obs.filter((o) => o.round === r) }))
+    : [{ label: name(main), init: init(main), obs }];
+  for (const c of compare) pops.push({ label: name(c), init: init(c), obs: observations(c.trials) });
   return pops;
 }
 
@@ -114,7 +121,8 @@ ${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></
   const meta = `<p class="meta">Space <b>${esc(main.spaceName ?? '')}</b>${main.description ? ` — ${esc(main.description)}` : ''}<br>
 Network ${esc(net)}. Trials: ${a.trialsTotal} (${a.obs.length} complete, ${a.failed} failed, ${a.pending} pending or running); best validation error ${pct(a.summary.min)}; the original network has ${formatCount(a.original.flops)} FLOPs and ${formatCount(a.original.params)} params.
 ${options.rounds ? `<br>Analyses below the EDFs use round${options.rounds.length > 1 ? 's' : ''} ${options.rounds.join(', ')} only.` : ''}
-${compare.length ? `<br>Compared with: ${compare.map((c) => `<b>${esc(c.name)}</b>`).join(', ')}.` : ''}
+${main.init && main.init !== 'scratch' ? `<br>Trials start by ${esc(main.init)}.` : ''}
+${compare.length ? `<br>Compared with: ${compare.map((c) => `<b>${esc(c.name)}</b>${c.init ? ` (${esc(c.init)})` : ''}`).join(', ')}.` : ''}
 ${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed trials: the statistics below are fragile, and analyses that need more data say so.</span>` : ''}</p>`;
   const page = pageHtml(`prunespace report: ${main.name}`, meta, sections);
   const htmlPath = join(outDir, 'report.html');

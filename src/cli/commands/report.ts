@@ -1,7 +1,7 @@
 /** `prunespace report`: a self-contained HTML report of a campaign (and campaigns compared with it), with CSVs. */
 import type { Command } from 'commander';
 import { basename, resolve } from 'node:path';
-import { loadCampaign, type LoadedCampaign } from '../../analysis/campaign.js';
+import { initLabel, loadCampaign, type LoadedCampaign } from '../../analysis/campaign.js';
 import { writeReport, type ReportCampaign } from '../../analysis/report/write.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
@@ -25,6 +25,7 @@ function asReport(c: LoadedCampaign): ReportCampaign {
     trials: c.trials,
     referenceSeeds: c.config.reference?.seeds,
     referenceSkipped: c.config.reference?.skipped,
+    init: initLabel(c.config),
   };
 }
 

@@ -8,7 +8,8 @@ import { UserError, isUserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
 import { addTrainingFlags, trainSettings } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
-import { checkAgainstStored, discardStoredCampaign, resolveSearch, storeCampaign } from '../campaign-file.js';
+import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, discardStoredCampaign, resolveSearch, storeCampaign } from '../campaign-file.js';
+import { COMBINES, criterionNames } from '../../pruning/importance.js';
 
 
 export interface PoolFlags {
@@ -95,10 +96,18 @@ export function registerSearch(program: Command): void {
     .option('--round-samples <n>', 'candidates per refined round (default: --samples)', intFlag('--round-samples', { min: 1 }))
     .option('--reference-seeds <k>', 'train the uniformly pruned network at the regime\'s FLOPs (one keep ratio in every group) with K seeds, first, ' +
       'and compare the best candidates with it in status and report (0: none)', intFlag('--reference-seeds', { min: 0 }), DEFAULT_REFERENCE_SEEDS)
-    .option('--no-reference', 'train no uniform reference (same as --reference-seeds 0)');
+    .option('--no-reference', 'train no uniform reference (same as --reference-seeds 0)')
+    .addOption(new Option('--init <mode>', "how trials start: scratch (seeded initialisation; default) or inherit (the parent's top channels by --criterion, then fine-tuned with these training settings)").choices(['scratch', 'inherit']))
+    .option('--parent <dir>', 'a saved prunespace model of the space\'s network (train --save, search --save-models); copied into <out>/parent. --init inherit without it trains the full network once into <out>/parent')
+    .option('--criterion <name>', `--init inherit: importance measure choosing the kept channels (${criterionNames().join(', ')}; default ${DEFAULT_CRITERION}); scores computed once into <out>/parent/scores.json`)
+    .addOption(new Option('--combine <how>', "--init inherit: how a group's coupled convs' scores combine (default sum)").choices([...COMBINES]))
+    .option('--parent-epochs <n>', '--init inherit without --parent: epochs of the parent the campaign trains (default --epochs)', intFlag('--parent-epochs', { min: 1 }))
+    .addOption(new Option('--train <mode>', 'supervised (default) or distill: each trial distils --parent towards its sampled widths without labels (labels only evaluate: the validation error reported)').choices(['supervised', 'distill']))
+    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }));
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
+    const init = campaignInit(flags);
     checkAgainstStored(flags.out, campaign, (line) => process.stderr.write(`${line}\n`));
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs a native engine (--backend torch or tensorflow, or auto where one is installed), not --backend ${flags.backend}`);
@@ -115,6 +124,7 @@ export function registerSearch(program: Command): void {
       rounds: flags.rounds,
       roundSamples: flags.roundSamples,
       referenceSeeds: flags.referenceSeeds,
+      init,
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);

@@ -1,6 +1,7 @@
 /** `prunespace status`: summarise a campaign from its store, also while a coordinator is writing it. */
 import type { Command } from 'commander';
 import { compareWithReference, type ReferenceComparison } from '../../analysis/reference.js';
+import { describeInit } from '../../analysis/campaign.js';
 import { openCampaign } from '../../campaign/store.js';
 import { formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
@@ -102,6 +103,7 @@ export function registerStatus(program: Command): void {
             net: config.net,
             backend: config.backend,
             seed: config.seed,
+            init: config.init ?? { mode: 'scratch' },
             rounds: rounds.map(({ space: _space, ...r }) => r),
             counts,
             trainSeconds,
@@ -116,6 +118,7 @@ export function registerStatus(program: Command): void {
         const data = `${s.data.name}${s.data.subset !== undefined ? ` subset ${s.data.subset}` : ''}`;
         const out = [
           `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${describeLength(s)}, backend ${config.backend}, seed ${config.seed}`,
+          `init: ${describeInit(config)}`,
           `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.waiting} waiting${counts.pruned ? `, ${counts.pruned} pruned` : ''}, ${counts.total} total` +
             `; ${rounds.length} round(s); ${formatDuration(trainSeconds)} of training`,
         ];

@@ -11,6 +11,7 @@ interface WorkerFlags {
   trialsPerGpu?: number;
   dataDir?: string;
   modelsDir: string;
+  runsDir: string;
   insecure: boolean;
   waitForCampaign: number;
 }
@@ -25,6 +26,7 @@ export function registerWorker(program: Command): void {
     .option('--trials-per-gpu <k>', 'trials at once on each GPU', intFlag('--trials-per-gpu', { min: 1 }))
     .option('--data-dir <dir>', "this host's directory of the campaign's dataset (default: the dataset's usual place)")
     .option('--models-dir <dir>', 'where saved models go: <dir>/<campaign>/trial-<index>', 'prunespace-models')
+    .option('--runs-dir <dir>', "where this host finds the campaigns' run directories: an inheriting or distilling campaign's parent is read from <dir>/<campaign>/parent (a shared runs/, or a copy)", 'runs')
     .option('--insecure', 'allow a password-less redis:// URL to a host off loopback', false)
     .option('--wait-for-campaign <seconds>', 'wait this long for a campaign to appear, to check it before taking work', intFlag('--wait-for-campaign', { min: 0 }), 10)
     .action(async (flags: WorkerFlags) => {
@@ -51,6 +53,7 @@ export function registerWorker(program: Command): void {
           trialsPerGpu: flags.trialsPerGpu,
           dataDir: flags.dataDir,
           modelsDir: resolve(flags.modelsDir),
+          runsDir: resolve(flags.runsDir),
           lockMs: process.env.PRUNESPACE_QUEUE_LOCK_MS ? Number(process.env.PRUNESPACE_QUEUE_LOCK_MS) : undefined,
           waitForCampaignMs: flags.waitForCampaign * 1000,
           log: (line) => process.stderr.write(`prunespace: ${line}\n`),

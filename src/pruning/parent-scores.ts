@@ -1,0 +1,79 @@
+/**
+ * A saved parent's channel scores by one criterion, computed once and kept as plain JSON: what an inheriting
+ * campaign caches so that every trial's kept channels are a pure function of the scores and the trial's widths.
+ */
+import { channelMap } from '../nets/channels.js';
+import type { WidthConfig } from '../nets/types.js';
+import { loadData } from '../training/data/load.js';
+import type { Engine, WeightSet } from '../training/engine.js';
+import { readLayersWeights } from '../training/engines/layers-weights.js';
+import type { KeptIndices } from '../training/inherit.js';
+import { loadTrained } from '../training/save.js';
+import type { TrainSettings } from '../training/types.js';
+import { UserError } from '../util/errors.js';
+import { chooseKept } from './choose.js';
+import { CRITERIA, criterionNames, scoreGroups, type Combine } from './importance.js';
+import { readParent, scoringBatches } from './prune.js';
+
+/** Batches whose gradients are averaged for gradient-based criteria (as `prune --score-batches`' default). */
+export const PARENT_SCORE_BATCHES = 4;
+
+/** The cached scores: one score per parent channel per group, and what produced them. */
+export interface ParentScores {
+  criterion: string;
+  combine: Combine;
+  parentWidths: WidthConfig;
+  /** Groups in width-configuration order; higher keeps. */
+  scores: number[][];
+  /** Batches averaged for the gradient (0: the criterion reads weights only). */
+  scoreBatches: number;
+  seed: number;
+  hessian?: string;
+}
+
+export function checkCriterion(name: string, flag = '--criterion'): void {
+  if (!CRITERIA[name]) throw new UserError(`${flag}: unknown criterion '${name}' (known: ${criterionNames().join(', ')})`);
+}
+
+/** Scores the parent in `dir` on `engine`; gradient-based criteria read batches of the campaign's training data. */
+export async function scoreParent(
+  dir: string,
+  engine: Engine,
+  opts: { criterion: string; combine: Combine; settings: TrainSettings; seed: number },
+): Promise<ParentScores> {
+  checkCriterion(opts.criterion);
+  const parent = readParent(dir);
+  const { spec } = parent;
+  const pw = parent.metadata.widths;
+  const { model } = await loadTrained(dir);
+  let weights: WeightSet;
+  try {
+    weights = readLayersWeights(model, spec);
+  } finally {
+    model.dispose();
+  }
+  const needsData = CRITERIA[opts.criterion].needs !== 'weights';
+  const s = opts.settings;
+  const net = await engine.build(spec, pw, opts.seed, { momentum: s.momentum, nesterov: s.nesterov, weightDecay: s.weightDecay });
+  try {
+    await net.writeWeights(weights);
+    const batches = needsData ? scoringBatches(loadData(s.data, { shape: spec.ref.input, classes: spec.ref.classes }), PARENT_SCORE_BATCHES, s.batchSize, opts.seed) : [];
+    const scored = await scoreGroups(net, channelMap(spec), opts.criterion, batches, { combine: opts.combine, seed: opts.seed });
+    return {
+      criterion: opts.criterion,
+      combine: opts.combine,
+      parentWidths: pw,
+      scores: scored.scores.map((g) => Array.from(g)),
+      scoreBatches: needsData ? batches.length : 0,
+      seed: opts.seed,
+      ...(scored.hessian ? { hessian: scored.hessian } : {}),
+    };
+  } finally {
+    net.dispose();
+  }
+}
+
+/** The parent channels a subnetwork of `widths` keeps: the top scores per group (zero-pad chains agreeing, see chooseKept). */
+export function keptFor(spec: Parameters<typeof channelMap>[0], scores: ParentScores, widths: WidthConfig): KeptIndices {
+  return chooseKept(channelMap(spec), scores.scores.map((g) => Float64Array.from(g)), scores.parentWidths, widths);
+}
