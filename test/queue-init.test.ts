@@ -25,7 +25,7 @@ test('distill over the queue: a worker without the parent refuses the campaign; 
   assert.equal(trained.status, 'complete', trained.error);
   const out = join(root, 'run');
   const run = cliProcess(['search', writeTinySpace(root), '--out', out, '--samples', '2', ...tinyFlags(), '--queue', redis.url,
-    '--train', 'distill', '--parent', parent, '--students', '1', '--save-models']);
+    '--train', 'distill', '--parent', parent, '--students', '1', '--save-models', '--reference-seeds', '1']);
   let stderr = '';
   run.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const models = join(root, 'worker-models');
@@ -42,7 +42,8 @@ test('distill over the queue: a worker without the parent refuses the campaign; 
     const trials = r.trials();
     const inits = r.trialInits();
     r.close();
-    assert.equal(trials.filter((t) => t.state === 'complete').length, 2, stderr);
+    // Two candidates and one seed of the uniform reference, which distils like them.
+    assert.equal(trials.filter((t) => t.state === 'complete').length, 3, stderr);
     for (const t of trials) {
       assert.match(t.worker!, new RegExp(`/${good.child.pid}/`));
       assert.deepEqual(inits.get(t.index), { mode: 'distill', parent: 'parent', students: 1 });
