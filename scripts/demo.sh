@@ -20,8 +20,10 @@ if [ ! -d node_modules ]; then
   echo "demo: installing npm dependencies" >&2
   npm ci --no-audit --no-fund >&2
 fi
-# The bin runs the compiled CLI; rebuild so the demo runs the checked-out code.
-npm run --silent build >&2
+# The bin runs the compiled CLI: rebuild when a source file is newer than it, so the demo runs the checked-out code.
+if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -print -quit)" ]; then
+  npm run --silent build >&2
+fi
 
 RUN="runs/demo-fmnist-$(date +%Y%m%d-%H%M%S)"
 start=$(date +%s)

@@ -1,4 +1,5 @@
 /** `prunespace train`: trains one subnetwork and prints per-epoch curves, validation and test error. */
+import type { NetSpec } from '../../nets/types.js';
 import { Option, type Command } from 'commander';
 import { complexity } from '../../complexity/count.js';
 import { buildNet, familyNames, parseShape } from '../../nets/registry.js';
@@ -90,13 +91,7 @@ export function registerTrain(program: Command): void {
       if (opts.pruneAt !== undefined) return trainPruned(opts);
       for (const [key, flag] of PRUNE_ONLY) if (opts[key] !== undefined) throw new UserError(`${flag} needs --prune-at`);
       if (opts.keep !== undefined && opts.widths) throw new UserError('give either --keep or --widths, not both');
-      const known = opts.data === 'synthetic' ? undefined : DATA_SHAPES[opts.data];
-      const spec = buildNet({
-        family: opts.net,
-        input: opts.input ? parseShape(opts.input) : known?.shape,
-        classes: opts.classes ?? known?.classes,
-        shortcut: opts.shortcut,
-      });
+      const spec = netFromOptions(opts);
       const widths = opts.widths ?? (opts.keep !== undefined ? keepWidths(spec, opts.keep) : baseWidths(spec));
       checkWidths(spec, widths);
       const settings = trainSettings(opts, DEFAULT_EPOCHS);
@@ -131,6 +126,17 @@ export function registerTrain(program: Command): void {
     });
 }
 
+/** The network the options name; input shape and classes default to the dataset's. */
+function netFromOptions(opts: Options): NetSpec {
+  const known = opts.data === 'synthetic' ? undefined : DATA_SHAPES[opts.data];
+  return buildNet({
+    family: opts.net,
+    input: opts.input ? parseShape(opts.input) : known?.shape,
+    classes: opts.classes ?? known?.classes,
+    shortcut: opts.shortcut,
+  });
+}
+
 /** `train --prune-at`: the pruning-during-training path (src/pruning/during-training.ts). */
 async function trainPruned(opts: Options): Promise<void> {
   const given = [opts.keep !== undefined, opts.widths !== undefined, opts.flops !== undefined].filter(Boolean).length;
@@ -139,13 +145,7 @@ async function trainPruned(opts: Options): Promise<void> {
   if (!CRITERIA[opts.criterion]) throw new UserError(`--criterion: unknown criterion '${opts.criterion}' (known: ${criterionNames().join(', ')})`);
   if (opts.pruneEvery !== undefined && opts.pruneSteps === undefined) throw new UserError('--prune-every needs --prune-steps');
   if (opts.finetuneLr !== undefined && opts.finetuneEpochs === undefined) throw new UserError('--finetune-lr needs --finetune-epochs');
-  const known = opts.data === 'synthetic' ? undefined : DATA_SHAPES[opts.data];
-  const spec = buildNet({
-    family: opts.net,
-    input: opts.input ? parseShape(opts.input) : known?.shape,
-    classes: opts.classes ?? known?.classes,
-    shortcut: opts.shortcut,
-  });
+  const spec = netFromOptions(opts);
   const target: PruneTarget = opts.keep !== undefined ? { keep: opts.keep } : opts.widths !== undefined ? { widths: opts.widths } : { flops: opts.flops! };
   const settings = trainSettings(opts, DEFAULT_EPOCHS);
   const request = {
