@@ -1,8 +1,9 @@
 /**
  * Small-scale check of the gradient-flow claims about importance measures (Lubana & Dick, ICLR 2021) and of
- * inherited weights against training from scratch, on Fashion-MNIST with ResNet-20.
+ * inherited weights against training from scratch, on Fashion-MNIST with ResNet-20 or a MobileNet-style net.
  *
- *   node --import tsx analysis/pruning-claims/run.ts [--seeds 3] [--subset 0.02] [--parent-epochs 3] [--ft-epochs 2] [--test-images 2000] [--out FILE]
+ *   node --import tsx analysis/pruning-claims/run.ts [--net resnet20|mobilenet-v1-cifar] [--seeds 3] [--subset 0.02] [--parent-epochs 3]
+ *        [--ft-epochs 2] [--test-images 2000] [--out FILE]
  *
  * Per seed: train a parent; prune to keep 0.5 of every group by each criterion through the pruning-during-training path
  * (src/pruning/during-training.ts): at initialisation, then train the pruned net for the fine-tuning epochs; and after
@@ -32,15 +33,17 @@ const PARENT_EPOCHS = arg('parent-epochs', 3);
 const FT_EPOCHS = arg('ft-epochs', 2);
 const KEEP = 0.5;
 const CRITERIA = ['l2', 'snip', 'grasp', 'gradnorm', 'random'];
+const netAt = process.argv.indexOf('--net');
+const NET = netAt > 0 ? process.argv[netAt + 1] : 'resnet20';
 const outAt = process.argv.indexOf('--out');
-const OUT = outAt > 0 ? resolve(process.argv[outAt + 1]) : join(import.meta.dirname, 'results.jsonl');
+const OUT = outAt > 0 ? resolve(process.argv[outAt + 1]) : join(import.meta.dirname, NET === 'resnet20' ? 'results.jsonl' : `results-${NET}.jsonl`);
 
-const spec = buildNet({ family: 'resnet20', input: [28, 28, 1], classes: 10 });
+const spec = buildNet({ family: NET, input: [28, 28, 1], classes: 10 });
 // A fixed seeded sample of the test set keeps the many final evaluations affordable on a shared 2-core machine.
 const dataSettings: TrainSettings['data'] = { name: 'fashion-mnist', subset: SUBSET, valFraction: 0.01, testSubset: Math.min(1, TEST_IMAGES / 10000), augment: true };
 const data = loadData(dataSettings, { shape: [28, 28, 1], classes: 10 });
 const { engine, reason } = await selectEngine('auto');
-console.log(`engine: ${reason}; ${data.train.indices.length} training images`);
+console.log(`engine: ${reason}; ${NET}; ${data.train.indices.length} training images`);
 const loop = (epochs: number, lr: number): LoopSettings => ({
   epochs,
   batchSize: 128,
