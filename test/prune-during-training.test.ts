@@ -25,6 +25,7 @@ import { checkKept } from '../src/training/inherit.js';
 import { fileLoadHandler, loadTrained, saveNet } from '../src/training/save.js';
 import { runTrial } from '../src/training/trial.js';
 import type { TrainSettings } from '../src/training/types.js';
+import { tinySettings } from './campaign-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'prunespace-early-'));
 const spec = buildNet({ family: 'resnet20', input: [8, 8, 1], classes: 3 });
@@ -35,18 +36,10 @@ function cli(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const settings = (backend: TrainSettings['backend'], epochs: number): TrainSettings => ({
-  data: { name: 'synthetic', samples: 96, augment: true },
-  epochs,
-  batchSize: 32,
-  lr: 0.05,
-  momentum: 0.9,
-  nesterov: false,
-  weightDecay: 5e-4,
-  warmupEpochs: 1,
-  labelSmoothing: 0,
-  backend,
-});
+const settings = (backend: TrainSettings['backend'], epochs: number): TrainSettings => {
+  const tiny = tinySettings(96, epochs);
+  return { ...tiny, data: { ...tiny.data, augment: true }, warmupEpochs: 1, backend };
+};
 
 async function savedWeights(dir: string): Promise<WeightSet> {
   const { model, metadata } = await loadTrained(dir);
