@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
 import { DEFAULT_REFERENCE_SEEDS } from '../campaign/create.js';
 import type { CampaignInit } from '../campaign/types.js';
-import { COMBINES, criterionNames, type Combine } from '../pruning/importance.js';
+import { checkCriterion, COMBINES, criterionNames, type Combine } from '../pruning/importance.js';
 import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
@@ -124,7 +124,7 @@ export function campaignInit(o: Pick<SearchOptions, 'init' | 'parent' | 'criteri
   const inherit = o.init === 'inherit';
   const distill = o.train === 'distill';
   if (o.criterion !== undefined && !inherit) throw new UserError('--criterion (init.criterion) applies to --init inherit only');
-  if (o.criterion !== undefined && !criterionNames().includes(o.criterion)) throw new UserError(`--criterion: unknown criterion '${o.criterion}' (known: ${criterionNames().join(', ')})`);
+  if (o.criterion !== undefined) checkCriterion(o.criterion);
   if (o.combine !== undefined && !inherit) throw new UserError('--combine (init.combine) applies to --init inherit only');
   if (o.students !== undefined && !distill) throw new UserError('--students (train.students) applies to --train distill only');
   if (o.parentEpochs !== undefined && (!inherit || o.parent !== undefined)) {

@@ -13,7 +13,7 @@ import { keepAll, sliceWeights, type KeptIndices } from '../training/inherit.js'
 import { evaluate, train, type StepProgress } from '../training/train.js';
 import type { EpochCurve, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
-import { CRITERIA, criterionNames, type Combine } from './importance.js';
+import { checkCriterion, CRITERIA, type Combine } from './importance.js';
 import { chooseByCriterion, loadPrepared, resolveTarget, savePruned, scoringBatches, type PruneTarget } from './prune.js';
 import { pruneEpochs, stepWidths } from './schedule.js';
 
@@ -93,7 +93,7 @@ export function runEpochs(settings: TrainSettings, trainImages: number): number 
  * widths: the final widths are exactly what one-shot pruning of the full-width net to the same target gives.
  */
 export function planEarlyPruning(req: Omit<EarlyPruneRequest, 'engine' | 'settings' | 'seed' | 'combine' | 'scoreBatches' | 'finetuneLr'>, epochs: number): EarlyPrunePlan {
-  if (!CRITERIA[req.criterion]) throw new UserError(`--criterion: unknown criterion '${req.criterion}' (known: ${criterionNames().join(', ')})`);
+  checkCriterion(req.criterion);
   if (!(Number.isInteger(req.steps) && req.steps >= 1)) throw new UserError(`--prune-steps must be an integer >= 1, got ${req.steps}`);
   if (!(Number.isInteger(req.every) && req.every >= 1)) throw new UserError(`--prune-every must be an integer >= 1, got ${req.every}`);
   const at = req.at === 'end' ? epochs : req.at;

@@ -139,6 +139,11 @@ export function criterionNames(): string[] {
   return Object.keys(CRITERIA);
 }
 
+/** The one check of a criterion name given by a user: one line naming the flag and the known criteria. */
+export function checkCriterion(name: string): void {
+  if (!Object.hasOwn(CRITERIA, name)) throw new UserError(`--criterion: unknown criterion '${name}' (known: ${criterionNames().join(', ')})`);
+}
+
 /** How the scores of a group's members (its convs, depthwise convs or BNs) become one score per channel. */
 export type Combine = 'sum' | 'mean' | 'max';
 export const COMBINES: readonly Combine[] = ['sum', 'mean', 'max'];

@@ -10,9 +10,8 @@ import { readLayersWeights } from '../training/engines/layers-weights.js';
 import type { KeptIndices } from '../training/inherit.js';
 import { loadTrained } from '../training/save.js';
 import type { TrainSettings } from '../training/types.js';
-import { UserError } from '../util/errors.js';
 import { chooseKept } from './choose.js';
-import { CRITERIA, criterionNames, scoreGroups, type Combine } from './importance.js';
+import { checkCriterion, CRITERIA, scoreGroups, type Combine } from './importance.js';
 import { readParent, scoringBatches } from './prune.js';
 
 /** Batches whose gradients are averaged for gradient-based criteria (as `prune --score-batches`' default). */
@@ -29,10 +28,6 @@ export interface ParentScores {
   scoreBatches: number;
   seed: number;
   hessian?: string;
-}
-
-export function checkCriterion(name: string, flag = '--criterion'): void {
-  if (!CRITERIA[name]) throw new UserError(`${flag}: unknown criterion '${name}' (known: ${criterionNames().join(', ')})`);
 }
 
 /** Scores the parent in `dir` on `engine`; gradient-based criteria read batches of the campaign's training data. */

@@ -22,7 +22,7 @@ import type { DataSettings, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { makeRng } from '../util/rng.js';
 import { chooseKept } from './choose.js';
-import { CRITERIA, criterionNames, scoreGroups, type Combine } from './importance.js';
+import { checkCriterion, CRITERIA, scoreGroups, type Combine } from './importance.js';
 import { checkChildWidths, keepFromParent, widthsForFlops } from './targets.js';
 
 export type PruneTarget = { keep: number } | { widths: WidthConfig } | { flops: number };
@@ -126,7 +126,7 @@ export interface PrunedProvenance {
 
 /** Checks everything that can be checked without computing, so bad input writes nothing. */
 export function checkRequest(req: Pick<PruneRequest, 'parentDir' | 'criterion' | 'target' | 'outDir'>): { parent: ParentModel; widths: WidthConfig } {
-  if (!CRITERIA[req.criterion]) throw new UserError(`--criterion: unknown criterion '${req.criterion}' (known: ${criterionNames().join(', ')})`);
+  checkCriterion(req.criterion);
   const parent = readParent(req.parentDir);
   const widths = targetWidths(parent, req.target);
   checkOutDir(req.outDir);

@@ -8,7 +8,7 @@ import { DATA_SHAPES } from '../../training/data/load.js';
 import { startBackend } from '../../training/trial.js';
 import { runTrial } from '../../training/trial.js';
 import { planEarlyPruning, trainWithPruning, type PruneAt } from '../../pruning/during-training.js';
-import { COMBINES, CRITERIA, criterionNames, type Combine } from '../../pruning/importance.js';
+import { checkCriterion, COMBINES, criterionNames, type Combine } from '../../pruning/importance.js';
 import { checkOutDir, type PruneTarget } from '../../pruning/prune.js';
 import { formatCount } from '../../util/format.js';
 import type { EpochCurve } from '../../training/types.js';
@@ -142,7 +142,7 @@ async function trainPruned(opts: Options): Promise<void> {
   const given = [opts.keep !== undefined, opts.widths !== undefined, opts.flops !== undefined].filter(Boolean).length;
   if (given !== 1) throw new UserError('--prune-at needs exactly one target: --keep, --widths or --flops');
   if (opts.criterion === undefined) throw new UserError('--prune-at needs --criterion');
-  if (!CRITERIA[opts.criterion]) throw new UserError(`--criterion: unknown criterion '${opts.criterion}' (known: ${criterionNames().join(', ')})`);
+  checkCriterion(opts.criterion);
   if (opts.pruneEvery !== undefined && opts.pruneSteps === undefined) throw new UserError('--prune-every needs --prune-steps');
   if (opts.finetuneLr !== undefined && opts.finetuneEpochs === undefined) throw new UserError('--finetune-lr needs --finetune-epochs');
   const spec = netFromOptions(opts);
