@@ -4,15 +4,12 @@
  */
 import { channelMap } from '../nets/channels.js';
 import type { WidthConfig } from '../nets/types.js';
-import { loadData } from '../training/data/load.js';
-import type { Engine, WeightSet } from '../training/engine.js';
-import { readLayersWeights } from '../training/engines/layers-weights.js';
+import type { Engine } from '../training/engine.js';
 import type { KeptIndices } from '../training/inherit.js';
-import { loadTrained } from '../training/save.js';
 import type { TrainSettings } from '../training/types.js';
 import { chooseKept } from './choose.js';
 import { checkCriterion, CRITERIA, scoreGroups, type Combine } from './importance.js';
-import { readParent, scoringBatches } from './prune.js';
+import { loadPrepared, readParent, readParentWeights, scoringBatches } from './prune.js';
 
 /** Batches whose gradients are averaged for gradient-based criteria (as `prune --score-batches`' default). */
 export const PARENT_SCORE_BATCHES = 4;
@@ -40,19 +37,13 @@ export async function scoreParent(
   const parent = readParent(dir);
   const { spec } = parent;
   const pw = parent.metadata.widths;
-  const { model } = await loadTrained(dir);
-  let weights: WeightSet;
-  try {
-    weights = readLayersWeights(model, spec);
-  } finally {
-    model.dispose();
-  }
+  const weights = await readParentWeights(parent);
   const needsData = CRITERIA[opts.criterion].needs !== 'weights';
   const s = opts.settings;
   const net = await engine.build(spec, pw, opts.seed, { momentum: s.momentum, nesterov: s.nesterov, weightDecay: s.weightDecay });
   try {
     await net.writeWeights(weights);
-    const batches = needsData ? scoringBatches(loadData(s.data, { shape: spec.ref.input, classes: spec.ref.classes }), PARENT_SCORE_BATCHES, s.batchSize, opts.seed) : [];
+    const batches = needsData ? scoringBatches(loadPrepared(s.data, spec), PARENT_SCORE_BATCHES, s.batchSize, opts.seed) : [];
     const scored = await scoreGroups(net, channelMap(spec), opts.criterion, batches, { combine: opts.combine, seed: opts.seed });
     return {
       criterion: opts.criterion,

@@ -71,6 +71,16 @@ export function readParent(dir: string): ParentModel {
   return { dir, metadata, spec };
 }
 
+/** The parent's weights in tfjs layout (the tfjs model is read and released). */
+export async function readParentWeights(parent: ParentModel): Promise<WeightSet> {
+  const { model } = await loadTrained(parent.dir);
+  try {
+    return readLayersWeights(model, parent.spec);
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Widths of the child from the request's target, checked against the parent. */
 export function targetWidths(parent: ParentModel, target: PruneTarget): WidthConfig {
   return resolveTarget(parent.spec, parent.metadata.widths, target);
@@ -197,13 +207,7 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
   const { parent, widths } = checkRequest(req);
   const { spec } = parent;
   const pw = parent.metadata.widths;
-  const { model } = await loadTrained(parent.dir);
-  let weights: WeightSet;
-  try {
-    weights = readLayersWeights(model, spec);
-  } finally {
-    model.dispose();
-  }
+  const weights = await readParentWeights(parent);
   const criterion = CRITERIA[req.criterion];
   const needsData = criterion.needs !== 'weights' || req.settings.epochs > 0;
   const data = needsData ? loadPrepared(req.settings.data, spec) : undefined;
