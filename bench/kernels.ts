@@ -8,15 +8,11 @@ import * as tf from '@tensorflow/tfjs';
 import { configureWasmPaths } from '../src/training/backends/wasm-setup.js';
 import { registerWasmTrainingKernels } from '../src/training/backends/wasm-kernels.js';
 import { batchNormTraining, withFusedBatchNorm } from '../src/training/backends/batch-norm.js';
+import { median } from './lib/common.js';
 
 const quick = process.argv.includes('--quick');
 const BATCH = quick ? 32 : 128;
 const REPS = quick ? 3 : 7;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** Median wall time in ms of `f` (which returns tensors to dispose), after one warm-up call. */
 function timeMs(f: () => tf.TensorContainer, reps = REPS): number {

@@ -16,6 +16,7 @@ import type { EngineNet } from '../src/training/engine.js';
 import { TfjsNet } from '../src/training/engines/tfjs.js';
 import { startTorch } from '../src/training/engines/torch.js';
 import type { LoopSettings } from '../src/training/train.js';
+import { median, torchPython } from './lib/common.js';
 
 const BATCH = 128;
 const INPUT: [number, number, number] = [28, 28, 1];
@@ -37,11 +38,6 @@ const SETTINGS: LoopSettings = {
 
 const spec = buildNet({ family: 'resnet20', input: INPUT, classes: 10 });
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 const OPTIMIZER = { momentum: SETTINGS.momentum, nesterov: false, weightDecay: SETTINGS.weightDecay };
 
 /** Images per second of an engine's training steps (one call per step, as the training loop makes them). */
@@ -59,14 +55,6 @@ async function engineSpeed(net: EngineNet, warmup: number, steps: number, batchS
   }
   net.dispose();
   return batchSize / (median(times) / 1000);
-}
-
-/** The python that can import torch: PATH's python3 first, then Debian's (python3-torch lives there). */
-function torchPython(): string | undefined {
-  for (const py of ['python3', '/usr/bin/python3']) {
-    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return py;
-  }
-  return undefined;
 }
 
 function torchSpeed(py: string, keep: number): number {

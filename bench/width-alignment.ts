@@ -12,6 +12,7 @@ import { loadSpace } from '../src/space/load.js';
 import { sampleSpace } from '../src/space/sampler.js';
 import { startTorch } from '../src/training/engines/torch.js';
 import type { WidthConfig } from '../src/nets/types.js';
+import { median, torchPython } from './lib/common.js';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name);
@@ -27,18 +28,6 @@ const [h, w, c] = loaded.net.ref.input;
 function sample(quantum: number): { widths: WidthConfig; flops: number }[] {
   const file = { ...loaded.file, samplers: loaded.file.samplers.map((s) => ({ ...s, quantum })) };
   return sampleSpace(compileSpace({ ...loaded, file }), CONFIGS, 1).configs.map((s) => ({ widths: s.widths, flops: s.complexity.flops }));
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function torchPython(): string | undefined {
-  for (const py of ['python3', '/usr/bin/python3']) {
-    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return py;
-  }
-  return undefined;
 }
 
 const started = startTorch(1, { cpuOnly: true });
