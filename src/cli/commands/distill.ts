@@ -10,23 +10,20 @@ import { materialise, saveMaterialised } from '../../pruning/distill/save.js';
 import { DATASETS, loadData } from '../../training/data/load.js';
 import { startBackend } from '../../training/trial.js';
 import { evaluate } from '../../training/train.js';
-import type { DatasetName, TrainSettings } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
 import { formatCount } from '../../util/format.js';
 import { intFlag, numberFlag } from '../parse.js';
+import type { TrainingFlags } from '../training-flags.js';
 
-interface Options {
+/** The data, optimiser and engine flags mean what they mean for `train`; distill declares them with its own defaults. */
+type SharedFlags = Pick<TrainingFlags, 'data' | 'dataDir' | 'subset' | 'valFraction' | 'syntheticSamples' | 'augment' | 'steps' | 'batch' | 'lr' | 'momentum' | 'nesterov' | 'weightDecay' | 'backend' | 'threads'>;
+
+interface Options extends SharedFlags {
   parent: string;
   flops?: number;
   rate?: number;
   students: number;
   epochs: number;
-  steps?: number;
-  batch: number;
-  lr: number;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
   temperature: number;
   lambdaLogits: number;
   lambdaFeatures: number;
@@ -36,14 +33,6 @@ interface Options {
   sensitivityBatches: number;
   bnBatches: number;
   valBatches?: number;
-  data: DatasetName;
-  dataDir?: string;
-  subset?: number;
-  valFraction?: number;
-  syntheticSamples?: number;
-  augment: boolean;
-  backend: TrainSettings['backend'];
-  threads?: number;
   seed: number;
   evaluate?: boolean;
   out: string;
