@@ -3,6 +3,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openCampaign } from '../src/campaign/store.js';
+import type { TrialRecord } from '../src/campaign/types.js';
 import type { TrainSettings } from '../src/training/types.js';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
@@ -15,6 +17,16 @@ export const TINY_SPACE = {
   samplers: [{ select: { kinds: ['stage', 'inner'] }, keep: { min: 0.1, max: 0.4 }, distribution: 'uniform', quantum: 1 }],
   regime: { flops: { min: 0.01, max: 0.2 } },
 };
+
+/** Every trial of the campaign in `dir`, read from its store. */
+export function trials(dir: string): TrialRecord[] {
+  const reader = openCampaign(dir, { readonly: true });
+  try {
+    return reader.trials();
+  } finally {
+    reader.close();
+  }
+}
 
 export function tempDir(label: string): string {
   return mkdtempSync(join(tmpdir(), `prunespace-${label}-`));

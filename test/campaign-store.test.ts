@@ -8,7 +8,7 @@ import { prepareCampaign } from '../src/campaign/create.js';
 import { openCampaign } from '../src/campaign/store.js';
 import type { TrialRecord } from '../src/campaign/types.js';
 import { deriveSeed } from '../src/util/rng.js';
-import { tempDir, tinySettings, writeTinySpace } from './campaign-helpers.js';
+import { tempDir, tinySettings, trials, writeTinySpace } from './campaign-helpers.js';
 
 const quiet = { progress: { quiet: true } };
 
@@ -16,15 +16,6 @@ function newCampaign(label: string, samples: number, seed = 7, maxAttempts = 2, 
   const dir = tempDir(label);
   const spacePath = writeTinySpace(dir);
   return prepareCampaign({ spacePath, outDir: join(dir, 'run'), samples, seed, settings: tinySettings(), maxAttempts, saveModels }).dir;
-}
-
-function trials(dir: string): TrialRecord[] {
-  const reader = openCampaign(dir, { readonly: true });
-  try {
-    return reader.trials();
-  } finally {
-    reader.close();
-  }
 }
 
 test('candidates, trial seeds and results do not depend on the number of workers', async () => {

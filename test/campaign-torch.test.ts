@@ -4,22 +4,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCampaign } from '../src/campaign/campaign.js';
 import { prepareCampaign } from '../src/campaign/create.js';
-import { openCampaign } from '../src/campaign/store.js';
 import type { TrialRecord } from '../src/campaign/types.js';
 import { torchAddon } from '../src/training/engines/torch.js';
-import { cli, tempDir, tinyFlags, tinySettings, writeTinySpace } from './campaign-helpers.js';
+import { cli, tempDir, tinyFlags, tinySettings, trials, writeTinySpace } from './campaign-helpers.js';
 
 const { addon, problem } = torchAddon();
 const skip = addon ? false : `torch addon not built: ${problem}`;
-
-function trials(dir: string): TrialRecord[] {
-  const reader = openCampaign(dir, { readonly: true });
-  try {
-    return reader.trials();
-  } finally {
-    reader.close();
-  }
-}
 
 test('a torch campaign gives the same results on one worker thread and on two', { skip }, async () => {
   const make = (label: string) => {
