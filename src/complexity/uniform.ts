@@ -1,17 +1,6 @@
-/** Uniform pruning: one keep ratio for every channel group, and the widest such widths under a FLOPs limit. */
+/** Uniform pruning under a FLOPs limit: the widest configuration that one keep ratio for every channel group gives. */
+import { uniformWidths } from '../nets/resolve.js';
 import type { WidthConfig } from '../nets/types.js';
-
-/**
- * Every group keeps `ratio` x its width, rounded half up to a multiple of its quantum (default 1), at least one
- * quantum (or the whole group where it is narrower), at most the whole group.
- */
-export function uniformWidths(bases: WidthConfig, ratio: number, quanta?: readonly number[]): WidthConfig {
-  return bases.map((b, g) => {
-    const q = quanta?.[g] ?? 1;
-    const w = q * Math.floor((ratio * b) / q + 0.5 + 1e-9);
-    return Math.min(b, Math.max(Math.min(q, b), w));
-  });
-}
 
 /** A uniform configuration: the smallest ratio that gives these widths (1 for the full widths), and their FLOPs. */
 export interface UniformPoint {

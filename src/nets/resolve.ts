@@ -18,11 +18,23 @@ export function baseWidths(spec: NetSpec): WidthConfig {
   return spec.groups.map((g) => g.base);
 }
 
+/**
+ * Every group keeps `ratio` x its width, rounded half up to a multiple of its quantum (default 1), at least one
+ * quantum (or the whole group where it is narrower), at most the whole group.
+ */
+export function uniformWidths(bases: WidthConfig, ratio: number, quanta?: readonly number[]): WidthConfig {
+  return bases.map((b, g) => {
+    const q = quanta?.[g] ?? 1;
+    // The epsilon keeps 0.5 x 25 = 12.5 from rounding down through floating-point error.
+    const w = q * Math.floor((ratio * b) / q + 0.5 + 1e-9);
+    return Math.min(b, Math.max(Math.min(q, b), w));
+  });
+}
+
 /** Every prunable group keeps round-half-up(ratio x width) channels, at least 1. */
 export function keepWidths(spec: NetSpec, ratio: number): WidthConfig {
   if (!(ratio > 0 && ratio <= 1)) throw new UserError(`--keep must be in (0, 1], got ${ratio}`);
-  // The epsilon keeps 0.5 x 25 = 12.5 from rounding down through floating-point error.
-  return spec.groups.map((g) => Math.max(1, Math.floor(ratio * g.base + 0.5 + 1e-9)));
+  return uniformWidths(baseWidths(spec), ratio);
 }
 
 export function checkWidths(spec: NetSpec, widths: WidthConfig): void {

@@ -1,6 +1,7 @@
 /** The widths a pruned child gets from a parent: a keep ratio, explicit widths, or the widest uniform ratio under a FLOPs target. */
 import { complexity } from '../complexity/count.js';
-import { uniformWidths, widestUniform } from '../complexity/uniform.js';
+import { widestUniform } from '../complexity/uniform.js';
+import { uniformWidths } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
 
