@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { compareWithReference, type ReferenceComparison } from '../../analysis/reference.js';
 import { describeInit } from '../../analysis/campaign.js';
+import { populationTrials } from '../../analysis/population.js';
 import { openCampaign } from '../../campaign/store.js';
 import { formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
@@ -43,8 +44,8 @@ async function queueLines(config: CampaignConfig, flags: StatusFlags): Promise<s
 
 /** The best candidates (the uniform reference's seeds are what they are compared with, not candidates). */
 function best(trials: TrialRecord[], n: number): TrialRecord[] {
-  return trials
-    .filter((t) => t.state === 'complete' && t.valError !== null && t.role !== 'reference')
+  return populationTrials(trials)
+    .filter((t) => t.state === 'complete' && t.valError !== null)
     .sort((a, b) => a.valError! - b.valError! || a.index - b.index)
     .slice(0, n);
 }
