@@ -10,7 +10,7 @@ import { CurvePointRecorder } from '../training/curve-points.js';
 import type { PreparedData } from '../training/data/types.js';
 import type { Engine, EngineNet } from '../training/engine.js';
 import { keepAll, sliceWeights, type KeptIndices } from '../training/inherit.js';
-import { evaluate, train, type StepProgress } from '../training/train.js';
+import { evaluate, runLength, train, type StepProgress } from '../training/train.js';
 import type { EpochCurve, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { checkCriterion, CRITERIA, type Combine } from './importance.js';
@@ -82,12 +82,6 @@ export interface EarlyPruneResult {
   testErrorBeforeFinetune?: number;
 }
 
-/** Epochs the loop will run: the epoch count, or fewer where a step budget ends the run first (as train.ts counts). */
-export function runEpochs(settings: TrainSettings, trainImages: number): number {
-  const perEpoch = Math.floor(trainImages / Math.min(settings.batchSize, trainImages));
-  return Math.ceil(Math.min(settings.epochs * perEpoch, settings.steps ?? Infinity) / perEpoch);
-}
-
 /**
  * Checks a request against the epochs the run has (every problem a UserError naming the flag) and resolves its
  * widths: the final widths are exactly what one-shot pruning of the full-width net to the same target gives.
@@ -129,7 +123,7 @@ export async function trainWithPruning(
   const { spec, settings, seed } = req;
   const log = on.log ?? (() => {});
   const data: PreparedData = loadPrepared(settings.data, spec);
-  const epochs = runEpochs(settings, data.train.indices.length);
+  const { epochs } = runLength(settings, data.train.indices.length);
   const plan = planEarlyPruning(req, epochs);
   const optimizer = { momentum: settings.momentum, nesterov: settings.nesterov, weightDecay: settings.weightDecay };
   const evalBatch = 2 * settings.batchSize;

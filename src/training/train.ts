@@ -65,6 +65,17 @@ export function learningRate(step: number, totalSteps: number, warmupSteps: numb
   return 0.5 * peak * (1 + Math.cos((Math.PI * Math.min(step - warmupSteps, span)) / span));
 }
 
+/**
+ * How long a run on `trainImages` images is: the last incomplete batch of an epoch is dropped, and the run ends at
+ * whichever of its epochs or its step budget comes first.
+ */
+export function runLength(s: Pick<LoopSettings, 'batchSize' | 'epochs' | 'steps'>, trainImages: number): { batchSize: number; stepsPerEpoch: number; totalSteps: number; epochs: number } {
+  const batchSize = Math.min(s.batchSize, trainImages);
+  const stepsPerEpoch = Math.floor(trainImages / batchSize);
+  const totalSteps = Math.min(s.epochs * stepsPerEpoch, s.steps ?? Infinity);
+  return { batchSize, stepsPerEpoch, totalSteps, epochs: Math.ceil(totalSteps / stepsPerEpoch) };
+}
+
 /** Mean cross-entropy (no smoothing) and error rate of the net on a split, in inference mode. */
 export async function evaluate(
   net: EngineNet,
@@ -100,10 +111,7 @@ export async function train(
   hooks?: TrainHooks,
 ): Promise<TrainOutcome> {
   const nTrain = data.train.indices.length;
-  const batchSize = Math.min(s.batchSize, nTrain);
-  const stepsPerEpoch = Math.floor(nTrain / batchSize);
-  const totalSteps = Math.min(s.epochs * stepsPerEpoch, s.steps ?? Infinity);
-  const epochs = Math.ceil(totalSteps / stepsPerEpoch);
+  const { batchSize, stepsPerEpoch, totalSteps, epochs } = runLength(s, nTrain);
   const warmupSteps = Math.min(Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps);
   const evalBatch = s.evalBatchSize ?? 2 * s.batchSize;
   const lut = normaliser(data);
