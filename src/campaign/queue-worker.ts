@@ -15,6 +15,7 @@ import { resolveCampaignBackend } from './backend.js';
 import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor } from './executor.js';
 import { parseJob, resolveRequest, type TrialJob } from './job.js';
 import { CAMPAIGNS_KEY, QUEUE_NAME, QUEUE_PREFIX, cancelKey, connectQueue, parseQueueUrl, type CampaignEntry, type JobProgress, type JobResult } from './queue.js';
+import { isEngineName } from '../training/engine-names.js';
 
 export interface WorkerOptions {
   url: string;
@@ -47,7 +48,7 @@ export function checkCampaign(entry: CampaignEntry, dataDir?: string, runsDir = 
   if (entry.backend === 'tensorflow' && resolveCampaignBackend('auto').backend !== 'tensorflow') {
     return `campaign ${entry.name} trains on tensorflow, which is not installed on this host`;
   }
-  if (!['wasm', 'cpu', ...NATIVE_BACKENDS].includes(entry.backend)) return `campaign ${entry.name} trains on engine '${entry.backend}', which this prunespace does not know`;
+  if (!isEngineName(entry.backend)) return `campaign ${entry.name} trains on engine '${entry.backend}', which this prunespace does not know`;
   if (entry.dataset === 'synthetic') return null;
   try {
     const hints = DATA_SHAPES[entry.dataset as keyof typeof DATA_SHAPES];
