@@ -15,8 +15,11 @@ import type { Engine, EngineBatch, EngineNet, ForwardOutputs, LossSpec, Optimize
 import { buildModel } from '../model.js';
 import { readLayersWeights } from './layers-weights.js';
 
-/** Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root). */
-const ADDON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
+/**
+ * Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root);
+ * PRUNESPACE_TORCH_ADDON names another build (an empty or missing path leaves this host without torch).
+ */
+const ADDON = process.env.PRUNESPACE_TORCH_ADDON ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
 const INSTALL_HINT = 'install libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>) and run npm install again';
 export const TORCH_MISSING = `the torch addon is not built; ${INSTALL_HINT}`;
 
@@ -100,7 +103,7 @@ let loaded: { addon?: Addon; problem?: string } | undefined;
 
 function loadAddon(): { addon?: Addon; problem?: string } {
   if (loaded) return loaded;
-  if (!existsSync(ADDON)) return (loaded = { problem: TORCH_MISSING });
+  if (!ADDON || !existsSync(ADDON)) return (loaded = { problem: TORCH_MISSING });
   try {
     loaded = { addon: createRequire(import.meta.url)(ADDON) as Addon };
   } catch (e) {
@@ -116,7 +119,7 @@ export function torchAddon(): { addon?: Addon; problem?: string } {
 
 /** Whether the addon file exists (the coordinator decides a campaign's engine without loading it). */
 export function torchAddonBuilt(): boolean {
-  return existsSync(ADDON);
+  return !!ADDON && existsSync(ADDON);
 }
 
 /** Loads the addon and picks the device: the first visible CUDA GPU where there is one, else the CPU. */
