@@ -116,7 +116,7 @@ for (const size of BATCHES) {
   rows.push([`train images/s, batch ${size}: torch engine / PyTorch`, `${Math.round(ours)} / ${theirs}`, ratio.trim()]);
 }
 
-// 3. Campaign throughput: K trials at once on GPU 0 (or K CPU workers), a tiny synthetic campaign of 2K trials.
+// 3. Campaign throughput: K trials at once on GPU 0, a tiny synthetic campaign of 2K trials.
 for (const k of TRIALS_AT_ONCE) {
   const dir = mkdtempSync(join(tmpdir(), 'prunespace-gpu-check-'));
   const space = join(dir, 'space.json');
@@ -126,7 +126,8 @@ for (const k of TRIALS_AT_ONCE) {
     regime: { flops: { min: 0.05, max: 1 } },
   }));
   const trials = 2 * k;
-  const pool = CPU ? ['--workers', String(k)] : ['--gpus', new Array(k).fill('0').join(',')];
+  // K processes on GPU 0 (`--gpus 0,0,...`); without a GPU the same processes train on the CPU.
+  const pool = ['--gpus', new Array(k).fill('0').join(',')];
   const t = performance.now();
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'search', space, '--out', join(dir, 'run'), '--samples', String(trials),
     '--no-reference', '--data', 'synthetic', '--synthetic-samples', CPU ? '128' : '2048', '--epochs', '1', '--batch', '128', '--backend', 'torch', ...pool],
