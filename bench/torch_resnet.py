@@ -1,6 +1,6 @@
 """PyTorch reference for bench/train-speed.ts: trains the same CIFAR ResNet (zero-pad shortcuts, given widths)
 on random 28x28x1 batches and prints images per second as JSON. Usage:
-  python3 bench/torch_resnet.py --depth 20 --widths 16,32,64,16,... --batch 128 --steps 10 --threads 1
+  python3 bench/torch_resnet.py --depth 20 --widths 16,32,64,16,... --batch 128 --steps 10 --threads 1 [--device cuda]
 """
 import argparse
 import json
@@ -73,15 +73,19 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     h, w, c = (int(v) for v in a.input.split("x"))
-    model = ResNet(a.depth, [int(v) for v in a.widths.split(",")], c, a.classes)
+    dev = torch.device(a.device)
+    model = ResNet(a.depth, [int(v) for v in a.widths.split(",")], c, a.classes).to(dev)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(a.batch, c, h, w)
-    y = torch.randint(0, a.classes, (a.batch,))
+    x = torch.randn(a.batch, c, h, w, device=dev)
+    y = torch.randint(0, a.classes, (a.batch,), device=dev)
+    # CUDA runs asynchronously: a step is timed up to its completion.
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model.train()
     times = []
     for step in range(a.warmup + a.steps):
@@ -90,6 +94,7 @@ def main():
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        sync()
         if step >= a.warmup:
             times.append(time.perf_counter() - t0)
     times.sort()

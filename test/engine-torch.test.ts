@@ -71,7 +71,7 @@ test('trainable parameters equal the complexity count for several width configur
   for (const family of familyNames()) {
     const spec = buildNet({ family });
     for (const widths of [baseWidths(spec), keepWidths(spec, 0.5), randomWidths(spec, 1), randomWidths(spec, 2)]) {
-      const net = new TorchNet(addon!, spec, widths, 'cpu', 1, OPT);
+      const net = new TorchNet(addon!, spec, widths, 'cpu', OPT);
       assert.equal(net.trainableParams(), complexity(spec, widths).params, `${family} at ${widths.join(',')}`);
       net.dispose();
     }

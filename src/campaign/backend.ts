@@ -3,8 +3,9 @@ import { createRequire } from 'node:module';
 import { TORCH_MISSING, torchAddonBuilt } from '../training/engines/torch.js';
 import { UserError } from '../util/errors.js';
 import type { TrainSettings } from '../training/types.js';
+import type { EngineName } from '../training/engine-names.js';
 
-export type ConcreteBackend = 'torch' | 'tensorflow' | 'wasm' | 'cpu';
+export type ConcreteBackend = EngineName;
 
 function installed(pkg: string): boolean {
   try {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { EpochCurve } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor, type TrialOutcome } from './executor.js';
-import { exportTrials } from './export.js';
+import { TrialsExport } from './export.js';
 import { makeJob, resolveRequest } from './job.js';
 import { CampaignLock } from './lock.js';
 import { prepareInit } from './parent.js';
@@ -147,8 +147,9 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     let fatal: unknown = null;
     const inFlight = new Map<number, Running>();
 
+    const exporter = new TrialsExport(dir, config);
     const exportNow = () => {
-      exportTrials(dir, config, s.trials());
+      exporter.write(s);
       lastExport = performance.now();
     };
     const summary = (interrupted: boolean, csv: string, jsonl: string, ms: number): RunSummary => ({
@@ -167,7 +168,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     exportNow();
     if (queue.length === 0 && adopted.length === 0) {
       p.stop();
-      const { csv, jsonl } = exportTrials(dir, config, s.trials());
+      const { csv, jsonl } = exporter.write(s);
       return summary(false, csv, jsonl, 0);
     }
 
@@ -304,7 +305,7 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
 
     const tEnd = performance.now();
     if (!stopping && queue.length === 0) await exec.retire?.();
-    const { csv, jsonl } = exportTrials(dir, config, s.trials());
+    const { csv, jsonl } = exporter.write(s);
     coordinatorMs += performance.now() - tEnd;
     p.stop();
     if (fatal) throw fatal;

@@ -73,7 +73,7 @@ export const executors: Record<ExecutorKind, ExecutorFactory> = {
 };
 
 /** Engines that are not safe in worker threads (native libraries): their trials run in child processes. */
-export const NATIVE_BACKENDS: ReadonlySet<string> = new Set(['tensorflow', 'torch']);
+export { NATIVE_ENGINES as NATIVE_BACKENDS } from '../training/engine-names.js';
 
 /** The abort reason as one line. */
 export function abortReason(signal: AbortSignal): string {

@@ -2,9 +2,10 @@
  * Flat exports of a campaign's trials: trials.csv (one column per channel group) and trials.jsonl. Both list the uniform
  * reference's seeds too, with role 'reference': leave them out of any statistic of the sampled population.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import type { CampaignReader } from './store.js';
 import type { CampaignConfig, TrialRecord } from './types.js';
 
 /** The CSV row of one trial: widths spread into one column per group, named by the group. */
@@ -40,15 +41,89 @@ function writeAtomically(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** Rewrites runs/NAME/trials.csv and trials.jsonl from the store's records; readers never see half a file. */
+const CSV_CAST = { number: (x: number) => String(x) };
+
+function csvColumns(groups: string[]): string[] {
+  return Object.keys(trialRow(groups, emptyTrial(groups.length)));
+}
+
+/** Rewrites runs/NAME/trials.csv and trials.jsonl from the given records; readers never see half a file. */
 export function exportTrials(dir: string, config: CampaignConfig, trials: TrialRecord[]): { csv: string; jsonl: string } {
   const csv = join(dir, 'trials.csv');
   const jsonl = join(dir, 'trials.jsonl');
   const rows = trials.map((t) => trialRow(config.groups, t));
-  const columns = rows.length ? Object.keys(rows[0]) : Object.keys(trialRow(config.groups, emptyTrial(config.groups.length)));
-  writeAtomically(csv, stringify(rows, { header: true, columns, cast: { number: (x) => String(x) } }));
+  writeAtomically(csv, stringify(rows, { header: true, columns: csvColumns(config.groups), cast: CSV_CAST }));
   writeAtomically(jsonl, trials.map((t) => JSON.stringify(t)).join('\n') + (trials.length ? '\n' : ''));
   return { csv, jsonl };
+}
+
+interface Line {
+  version: string;
+  csv: string;
+  json: string;
+}
+
+/**
+ * The same two files, kept by a running coordinator: each export reads only the trials whose row changed since the
+ * last (by the store's fingerprints), re-serialises only those, and rewrites each file from the first changed trial
+ * on (a kernel copy of the unchanged prefix, then the rest), still by rename, so an export costs about the trials at
+ * and after the running ones, not every trial's curves. The files are byte for byte what exportTrials writes.
+ */
+export class TrialsExport {
+  private readonly lines = new Map<number, Line>();
+  /** What the files hold now, in index order (null before the first write). */
+  private written: Line[] | null = null;
+  private readonly columns: string[];
+  private readonly header: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly config: CampaignConfig,
+  ) {
+    this.columns = csvColumns(config.groups);
+    this.header = stringify([], { header: true, columns: this.columns });
+  }
+
+  write(store: CampaignReader): { csv: string; jsonl: string } {
+    const csv = join(this.dir, 'trials.csv');
+    const jsonl = join(this.dir, 'trials.jsonl');
+    const versions = store.trialVersions();
+    for (const index of this.lines.keys()) if (!versions.has(index)) this.lines.delete(index);
+    const changed = [...versions].filter(([index, v]) => this.lines.get(index)?.version !== v).map(([index]) => index);
+    for (const t of store.trialsAt(changed)) {
+      this.lines.set(t.index, {
+        version: versions.get(t.index)!,
+        csv: stringify([trialRow(this.config.groups, t)], { columns: this.columns, cast: CSV_CAST }),
+        json: JSON.stringify(t) + '\n',
+      });
+    }
+    const ordered = [...this.lines.keys()].sort((a, b) => a - b).map((i) => this.lines.get(i)!);
+    const before = this.written && existsSync(csv) && existsSync(jsonl) ? this.written : [];
+    let same = 0;
+    while (same < ordered.length && same < before.length && ordered[same] === before[same]) same++;
+    if (!(same === ordered.length && same === before.length && this.written)) {
+      const rest = ordered.slice(same);
+      const kept = before.slice(0, same);
+      const bytes = (key: 'csv' | 'json') => kept.reduce((n, l) => n + Buffer.byteLength(l[key]), 0);
+      rewriteFrom(csv, same ? Buffer.byteLength(this.header) + bytes('csv') : 0, (same ? '' : this.header) + rest.map((l) => l.csv).join(''));
+      rewriteFrom(jsonl, same ? bytes('json') : 0, rest.map((l) => l.json).join(''));
+      this.written = ordered;
+    }
+    return { csv, jsonl };
+  }
+}
+
+/** The file's first `keep` bytes followed by `tail`, swapped in by rename (readers never see half a file). */
+function rewriteFrom(path: string, keep: number, tail: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  if (keep > 0) {
+    copyFileSync(path, tmp);
+    truncateSync(tmp, keep);
+    appendFileSync(tmp, tail);
+  } else {
+    writeFileSync(tmp, tail);
+  }
+  renameSync(tmp, path);
 }
 
 function emptyTrial(groups: number): TrialRecord {

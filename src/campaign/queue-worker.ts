@@ -3,7 +3,7 @@
  * coordinator's pool (threads for wasm/cpu, child processes for native engines), so BullMQ's event loop only
  * moves jobs and renews locks. Before taking work it checks it can serve the campaigns in the queue.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,11 @@ import { resolveCampaignBackend } from './backend.js';
 import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor } from './executor.js';
 import { parseJob, resolveRequest, type TrialJob } from './job.js';
 import { CAMPAIGNS_KEY, QUEUE_NAME, QUEUE_PREFIX, cancelKey, connectQueue, parseQueueUrl, type CampaignEntry, type JobProgress, type JobResult } from './queue.js';
+import { isEngineName } from '../training/engine-names.js';
+import { torchAddon } from '../training/engines/torch.js';
+
+/** A job this host cannot run waits this long before a worker takes it again (this one or another). */
+const HAND_BACK_MS = 1000;
 
 export interface WorkerOptions {
   url: string;
@@ -47,7 +52,11 @@ export function checkCampaign(entry: CampaignEntry, dataDir?: string, runsDir = 
   if (entry.backend === 'tensorflow' && resolveCampaignBackend('auto').backend !== 'tensorflow') {
     return `campaign ${entry.name} trains on tensorflow, which is not installed on this host`;
   }
-  if (!['wasm', 'cpu', ...NATIVE_BACKENDS].includes(entry.backend)) return `campaign ${entry.name} trains on engine '${entry.backend}', which this prunespace does not know`;
+  if (entry.backend === 'torch') {
+    const { problem } = torchAddon();
+    if (problem) return `campaign ${entry.name} trains on torch, which this host cannot run (${problem})`;
+  }
+  if (!isEngineName(entry.backend)) return `campaign ${entry.name} trains on engine '${entry.backend}', which this prunespace does not know`;
   if (entry.dataset === 'synthetic') return null;
   try {
     const hints = DATA_SHAPES[entry.dataset as keyof typeof DATA_SHAPES];
@@ -98,7 +107,8 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
   };
   let slot = 0;
 
-  const processor = async (bullJob: Job): Promise<JobResult> => {
+  const handedBack = new Set<string>();
+  const processor = async (bullJob: Job, token?: string): Promise<JobResult> => {
     let job: TrialJob;
     try {
       job = parseJob(bullJob.data);
@@ -111,7 +121,14 @@ export async function runWorker(o: WorkerOptions, stop: Promise<void>): Promise<
       checked.set(job.campaign, entry ? checkCampaign(entry, o.dataDir, o.runsDir) : null);
     }
     const why = checked.get(job.campaign);
-    if (why) throw new UnrecoverableError(`worker on ${host}: ${why}`);
+    if (why) {
+      // A host reason, not the trial's: the job goes back to the queue for a worker that can run it, and the
+      // campaign goes on (its trial is neither failed nor counted as an attempt).
+      if (!handedBack.has(job.campaign)) o.log(`worker on ${host}: ${why}; its trials are left to other workers`);
+      handedBack.add(job.campaign);
+      await bullJob.moveToDelayed(Date.now() + HAND_BACK_MS, token);
+      throw new DelayedError();
+    }
     const worker = `${host}/${process.pid}/slot${slot++ % slots}`;
     const request = resolveRequest(job, { dataDir: o.dataDir, modelsDir: join(o.modelsDir, job.name), runDir: join(o.runsDir ?? 'runs', job.name) });
     const curves: EpochCurve[] = [];

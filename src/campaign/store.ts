@@ -250,6 +250,32 @@ export class CampaignReader {
     return opts.role === undefined ? records : records.filter((t) => t.role === opts.role);
   }
 
+  /**
+   * A cheap fingerprint of every trial's row, curves unparsed: a trial whose fingerprint is unchanged has the same
+   * record (every write to a trial moves its state, attempts, times, worker or curves).
+   */
+  trialVersions(): Map<number, string> {
+    const rows = this.db
+      .prepare(
+        `SELECT idx, state || '|' || attempts || '|' || COALESCE(started_at, '') || '|' || COALESCE(finished_at, '') || '|' ||
+           COALESCE(heartbeat_at, '') || '|' || COALESCE(worker, '') || '|' || octet_length(curves) AS v FROM trials`,
+      )
+      .all() as Array<{ idx: number; v: string }>;
+    return new Map(rows.map((r) => [r.idx, r.v]));
+  }
+
+  /** The records of the given trials, in index order. */
+  trialsAt(indices: number[]): TrialRecord[] {
+    const out: TrialRecord[] = [];
+    // In chunks: SQLite caps the number of bound parameters.
+    for (let i = 0; i < indices.length; i += 500) {
+      const chunk = indices.slice(i, i + 500);
+      const sql = `SELECT * FROM trials WHERE idx IN (${chunk.map(() => '?').join(',')}) ORDER BY idx`;
+      out.push(...(this.db.prepare(sql).all(...chunk) as TrialRow[]).map(toRecord));
+    }
+    return out.sort((a, b) => a.index - b.index);
+  }
+
   counts(): StateCounts {
     const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM trials GROUP BY state').all() as Array<{ state: TrialState | 'pending'; n: number }>;
     const counts: StateCounts = { waiting: 0, running: 0, complete: 0, failed: 0, pruned: 0, total: 0 };

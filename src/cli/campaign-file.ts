@@ -18,6 +18,7 @@ import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
 import { UserError } from '../util/errors.js';
 import type { TrainingFlags } from './training-flags.js';
+import { ENGINE_CHOICES } from '../training/engine-names.js';
 
 /** The run directory's copy of the effective campaign. */
 export const CAMPAIGN_JSON = 'campaign.json';
@@ -69,7 +70,7 @@ export const campaignSchema = z
       .optional(),
     launch: z
       .object({
-        backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+        backend: z.enum(ENGINE_CHOICES).default('auto'),
         workers: int(1).optional(),
         gpus: z.array(z.string().regex(/^\d+$/, 'expected a GPU id such as "0"')).nonempty().optional(),
         maxAttempts: int(1).default(2),

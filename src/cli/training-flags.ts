@@ -4,6 +4,7 @@ import { DATASETS } from '../training/data/load.js';
 import type { DatasetName, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { intFlag, numberFlag } from './parse.js';
+import { ENGINE_CHOICES } from '../training/engine-names.js';
 
 export interface TrainingFlags {
   data: DatasetName;
@@ -62,7 +63,7 @@ export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fall
     .option('--weight-decay <w>', 'L2 weight decay on conv and linear kernels', numberFlag('--weight-decay', { min: 0 }), 5e-4)
     .option('--warmup <epochs>', 'linear learning-rate warmup, in epochs', numberFlag('--warmup', { min: 0 }), 0)
     .option('--label-smoothing <s>', 'label smoothing', numberFlag('--label-smoothing', { min: 0, max: 0.99 }), 0)
-    .addOption(new Option('--backend <name>', 'auto: torch (CUDA, then CPU), else tensorflow, else wasm, else cpu').choices(['auto', 'torch', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'auto: torch (CUDA, then CPU), else tensorflow, else wasm, else cpu').choices(ENGINE_CHOICES).default('auto'))
     .option('--threads <n>', 'torch: intra-op threads per trial (default 1: one trial per core)', intFlag('--threads', { min: 1 }));
 }
 

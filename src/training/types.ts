@@ -1,5 +1,6 @@
 /** The contract between campaigns and the training engine: plain data in, plain data out. */
 import type { NetRef, WidthConfig } from '../nets/types.js';
+import type { EngineChoice } from './engine-names.js';
 
 export type DatasetName = 'fashion-mnist' | 'cifar10' | 'cifar100' | 'synthetic';
 
@@ -31,7 +32,7 @@ export interface TrainSettings {
   weightDecay: number;
   warmupEpochs: number;
   labelSmoothing: number;
-  backend: 'auto' | 'torch' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: EngineChoice;
   /** Intra-op threads of the torch engine (default 1: one worker per core). */
   threads?: number;
 }

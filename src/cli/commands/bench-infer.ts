@@ -5,6 +5,7 @@ import { benchInfer, readSaved, type InferTiming } from '../../training/infer-be
 import type { TrainSettings } from '../../training/types.js';
 import { formatCount } from '../../util/format.js';
 import { intFlag, numberFlag } from '../parse.js';
+import { ENGINE_CHOICES } from '../../training/engine-names.js';
 
 interface Options {
   backend: TrainSettings['backend'];
@@ -24,7 +25,7 @@ export function registerBenchInfer(program: Command): void {
     .command('bench-infer')
     .description('Inference latency (batch 1) and throughput of saved models on one engine; the first model is the reference')
     .argument('<model-dirs...>', 'models saved by prunespace (the original first, then pruned ones)')
-    .addOption(new Option('--backend <name>', 'engine: auto, torch, tensorflow, wasm or cpu').choices(['auto', 'torch', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'engine: auto, torch, tensorflow, wasm or cpu').choices(ENGINE_CHOICES).default('auto'))
     .option('--threads <n>', 'torch: intra-op threads (default 1)', intFlag('--threads', { min: 1 }))
     .option('--batch <n>', 'throughput batch size', intFlag('--batch', { min: 1 }), 64)
     .option('--repeats <n>', 'timed repeats; the median is reported', intFlag('--repeats', { min: 1 }), 7)

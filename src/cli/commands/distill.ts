@@ -14,6 +14,7 @@ import { UserError } from '../../util/errors.js';
 import { formatCount } from '../../util/format.js';
 import { intFlag, numberFlag } from '../parse.js';
 import type { TrainingFlags } from '../training-flags.js';
+import { ENGINE_CHOICES } from '../../training/engine-names.js';
 
 /** The data, optimiser and engine flags mean what they mean for `train`; distill declares them with its own defaults. */
 type SharedFlags = Pick<TrainingFlags, 'data' | 'dataDir' | 'subset' | 'valFraction' | 'syntheticSamples' | 'augment' | 'steps' | 'batch' | 'lr' | 'momentum' | 'nesterov' | 'weightDecay' | 'backend' | 'threads'>;
@@ -84,7 +85,7 @@ export function registerDistill(program: Command): void {
     .option('--val-fraction <fraction>', 'fraction of the training set held out for validation (default 0.1)', numberFlag('--val-fraction', { above: 0, max: 0.9 }))
     .option('--synthetic-samples <n>', 'synthetic data only: training images (default 1024)', intFlag('--synthetic-samples', { min: 2 }))
     .option('--no-augment', 'turn off augmentation')
-    .addOption(new Option('--backend <name>', 'auto: torch, else tensorflow, else wasm, else cpu').choices(['auto', 'torch', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'auto: torch, else tensorflow, else wasm, else cpu').choices(ENGINE_CHOICES).default('auto'))
     .option('--threads <n>', 'torch: intra-op threads', intFlag('--threads', { min: 1 }))
     .option('--seed <s>', 'seed of data order, augmentation and side batches', intFlag('--seed', { min: 0 }), 0)
     .option('--evaluate', "after saving, report the pruned model's test error (the only place labels are read, never in training)")

@@ -8,6 +8,7 @@ import { selectEngine } from '../../training/engines/select.js';
 import type { DatasetName, TrainSettings } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag, intListFlag, numberFlag } from '../parse.js';
+import { ENGINE_CHOICES } from '../../training/engine-names.js';
 
 interface Options {
   parent: string;
@@ -67,7 +68,7 @@ export function registerPrune(program: Command): void {
     .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', { min: 0, max: 0.999 }), 0.9)
     .option('--weight-decay <w>', 'L2 weight decay on conv and linear kernels', numberFlag('--weight-decay', { min: 0 }), 5e-4)
     .option('--no-augment', 'turn off augmentation while fine-tuning')
-    .addOption(new Option('--backend <name>', 'engine: auto, torch, tensorflow, wasm or cpu').choices(['auto', 'torch', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'engine: auto, torch, tensorflow, wasm or cpu').choices(ENGINE_CHOICES).default('auto'))
     .option('--threads <n>', 'torch: intra-op threads', intFlag('--threads', { min: 1 }))
     .option('--json', 'print the result as JSON on stdout (progress on stderr)')
     .addHelpText('after', `\nCriteria (a group keeps its highest scores):\n${criteriaHelp()}`)

@@ -11,12 +11,15 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveNet } from '../../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../../nets/types.js';
 import { selectBackend } from '../backends/select.js';
-import type { Engine, EngineBatch, EngineNet, ForwardOutputs, LossSpec, OptimizerSettings, StepStats, WeightSet } from '../engine.js';
+import type { Engine, EngineBatch, EngineNet, ForwardOutputs, LossSpec, OptimizerSettings, OutputLoss, StepStats, WeightSet } from '../engine.js';
 import { buildModel } from '../model.js';
 import { readLayersWeights } from './layers-weights.js';
 
-/** Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root). */
-const ADDON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
+/**
+ * Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root);
+ * PRUNESPACE_TORCH_ADDON names another build (an empty or missing path leaves this host without torch).
+ */
+const ADDON = process.env.PRUNESPACE_TORCH_ADDON ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'prunespace_torch.node');
 const INSTALL_HINT = 'install libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>) and run npm install again';
 export const TORCH_MISSING = `the torch addon is not built; ${INSTALL_HINT}`;
 
@@ -26,6 +29,7 @@ interface NativeNet {
   evaluate(x: Float32Array, labels: Int32Array, size: number): [number, number];
   forward(x: Float32Array, size: number, training: boolean, taps: string[], keepGraph: boolean): { logits: Float32Array; taps: Float32Array[] };
   backwardSeeds(dLogits: Float32Array | null, dTaps: (Float32Array | null)[]): Float32Array[];
+  dropGraph(): void;
   gradients(x: Float32Array, labels: Int32Array | null, size: number, training: boolean, smoothing: number, temperature: number): { loss: number; grads: Float32Array[] };
   hessianVector(x: Float32Array, labels: Int32Array | null, size: number, training: boolean, smoothing: number, temperature: number, v: (Float32Array | null)[]): Float32Array[];
   applyGradients(grads: (Float32Array | null)[], lr: number): void;
@@ -36,6 +40,9 @@ interface NativeNet {
 
 export interface Addon {
   Net: new (nodes: PlanNode[], opts: Record<string, unknown>) => NativeNet;
+  /** libtorch's intra-op threads: one setting for the whole process. */
+  setThreads(threads: number): void;
+  threads(): number;
   cudaDevices(): number;
   version(): string;
 }
@@ -96,7 +103,7 @@ let loaded: { addon?: Addon; problem?: string } | undefined;
 
 function loadAddon(): { addon?: Addon; problem?: string } {
   if (loaded) return loaded;
-  if (!existsSync(ADDON)) return (loaded = { problem: TORCH_MISSING });
+  if (!ADDON || !existsSync(ADDON)) return (loaded = { problem: TORCH_MISSING });
   try {
     loaded = { addon: createRequire(import.meta.url)(ADDON) as Addon };
   } catch (e) {
@@ -112,20 +119,27 @@ export function torchAddon(): { addon?: Addon; problem?: string } {
 
 /** Whether the addon file exists (the coordinator decides a campaign's engine without loading it). */
 export function torchAddonBuilt(): boolean {
-  return existsSync(ADDON);
+  return !!ADDON && existsSync(ADDON);
 }
 
 /** Loads the addon and picks the device: the first visible CUDA GPU where there is one, else the CPU. */
 export function startTorch(threads: number, opts: { cpuOnly?: boolean } = {}): TorchStart {
   const { addon, problem } = loadAddon();
   if (!addon) return { ok: false, detail: problem! };
-  const gpus = opts.cpuOnly ? 0 : addon.cudaDevices();
+  let gpus: number;
+  try {
+    // Threads are the process's setting: every net of this process runs with the last count asked for.
+    addon.setThreads(threads);
+    gpus = opts.cpuOnly ? 0 : addon.cudaDevices();
+  } catch (e) {
+    return { ok: false, detail: (e as Error).message };
+  }
   const device = gpus > 0 ? 'cuda:0' : 'cpu';
   const where = gpus > 0 ? `CUDA, ${gpus} visible GPU${gpus > 1 ? 's' : ''}` : `CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}, no CUDA GPU visible`;
-  return { ok: true, engine: torchEngine(addon, device, threads), detail: `libtorch ${addon.version()}, ${where}` };
+  return { ok: true, engine: torchEngine(addon, device), detail: `libtorch ${addon.version()}, ${where}` };
 }
 
-function torchEngine(addon: Addon, device: string, threads: number): Engine {
+function torchEngine(addon: Addon, device: string): Engine {
   return {
     name: 'torch',
     device,
@@ -139,7 +153,7 @@ function torchEngine(addon: Addon, device: string, threads: number): Engine {
       } finally {
         model.dispose();
       }
-      const net = new TorchNet(addon, spec, widths, device, threads, optimizer);
+      const net = new TorchNet(addon, spec, widths, device, optimizer);
       await net.writeWeights(init);
       return net;
     },
@@ -157,8 +171,8 @@ export class TorchNet implements EngineNet {
   private readonly index = new Map<string, number>();
   private readonly trainable: number;
 
-  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, threads: number, opt: OptimizerSettings) {
-    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, threads, device, ...opt });
+  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, opt: OptimizerSettings) {
+    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, device, ...opt });
     this.info = this.net.weightInfo();
     this.info.forEach((w, i) => this.index.set(w.name, i));
     this.trainable = this.info.filter((w) => w.trainable).length;
@@ -215,8 +229,15 @@ export class TorchNet implements EngineNet {
     }
     const taps = loss.taps ?? [];
     const r = this.net.forward(batch.x, batch.size, training, taps, true);
-    const out = loss.fn({ logits: r.logits, taps: new Map(taps.map((id, i) => [id, r.taps[i]])) });
-    for (const id of out.dTaps?.keys() ?? []) if (!taps.includes(id)) throw new Error(`dTaps names ${id}, which was not tapped`);
+    let out: ReturnType<OutputLoss>;
+    try {
+      out = loss.fn({ logits: r.logits, taps: new Map(taps.map((id, i) => [id, r.taps[i]])) });
+      for (const id of out.dTaps?.keys() ?? []) if (!taps.includes(id)) throw new Error(`dTaps names ${id}, which was not tapped`);
+    } catch (e) {
+      // The kept graph holds every activation of the batch: a loss that throws must not leave it behind.
+      this.net.dropGraph();
+      throw e;
+    }
     const grads = this.net.backwardSeeds(out.dLogits ?? null, taps.map((id) => out.dTaps?.get(id) ?? null));
     return { loss: out.loss, grads: this.grads(grads) };
   }
