@@ -3,9 +3,11 @@
 #include <napi.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -135,6 +137,8 @@ class Net : public Napi::ObjectWrap<Net> {
       momentum_ = getDouble(opts, "momentum", 0.9);
       nesterov_ = getBool(opts, "nesterov");
       weightDecay_ = getDouble(opts, "weightDecay", 0);
+      // Dropout masks from the net's own generator, so they follow the trial seed and not other nets in the process.
+      if (opts.Get("dropoutSeed").IsNumber()) dropoutGen_ = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(getDouble(opts, "dropoutSeed", 0)));
       build(nodes);
     });
   }
@@ -148,6 +152,7 @@ class Net : public Napi::ObjectWrap<Net> {
   torch::Device device_ = torch::kCPU;
   double momentum_ = 0.9, weightDecay_ = 0;
   bool nesterov_ = false;
+  std::optional<at::Generator> dropoutGen_;
   // Outputs of the last forwardGraph call (logits first, then taps), awaiting their seeds.
   std::vector<Tensor> pending_;
 
@@ -333,7 +338,15 @@ class Net : public Napi::ObjectWrap<Net> {
           break;
         case Op::Gap: y = a.mean({2, 3}); break;
         case Op::Flatten: y = a.dim() == 4 ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a; break;
-        case Op::Dropout: y = torch::dropout(a, n.rate, training); break;
+        case Op::Dropout:
+          if (training && dropoutGen_ && n.rate > 0) {
+            // Inverted dropout as torch::dropout, with the mask drawn on the CPU from the net's generator.
+            Tensor keepMask = torch::empty(a.sizes(), torch::kFloat).bernoulli_(1 - n.rate, *dropoutGen_).to(a.device());
+            y = a * keepMask / (1 - n.rate);
+          } else {
+            y = torch::dropout(a, n.rate, training);
+          }
+          break;
         case Op::Linear: {
           Tensor in = a.dim() == 4 ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a;
           y = torch::linear(in, params_[n.w].value, n.b >= 0 ? params_[n.b].value : Tensor());
