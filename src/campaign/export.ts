@@ -30,6 +30,14 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
     worker: t.worker,
     error: t.error,
   };
+  if (t.metrics) {
+    // Label-free trials: val_error is the metric named in ranked_on; the others sit beside it.
+    row.ranked_on = t.metrics.rankedOn ?? null;
+    row.val_error_labelled = t.metrics.valErrorLabelled ?? null;
+    row.val_disagreement = t.metrics.valDisagreement ?? null;
+    row.val_distill = t.metrics.valDistill ?? null;
+    row.real_widths = t.metrics.widths ? t.metrics.widths.join(' ') : null;
+  }
   groups.forEach((g, i) => (row[g] = t.widths[i]));
   return row;
 }
@@ -45,7 +53,8 @@ export function exportTrials(dir: string, config: CampaignConfig, trials: TrialR
   const csv = join(dir, 'trials.csv');
   const jsonl = join(dir, 'trials.jsonl');
   const rows = trials.map((t) => trialRow(config.groups, t));
-  const columns = rows.length ? Object.keys(rows[0]) : Object.keys(trialRow(config.groups, emptyTrial(config.groups.length)));
+  // The union of every row's columns, in first-seen order (side metrics appear only where some trial has them).
+  const columns = rows.length ? [...new Set(rows.flatMap((r) => Object.keys(r)))] : Object.keys(trialRow(config.groups, emptyTrial(config.groups.length)));
   writeAtomically(csv, stringify(rows, { header: true, columns, cast: { number: (x) => String(x) } }));
   writeAtomically(jsonl, trials.map((t) => JSON.stringify(t)).join('\n') + (trials.length ? '\n' : ''));
   return { csv, jsonl };

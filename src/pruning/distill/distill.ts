@@ -392,13 +392,38 @@ async function valDistill(
   classes: number,
   limit = Infinity,
 ): Promise<number> {
+  return (await teacherAgreement(teacher, student, data, batchSize, lut, temperature, classes, limit)).kl;
+}
+
+/**
+ * Label-free comparison of a student with its teacher over the validation split, both in inference mode: the
+ * T²-scaled KL, and the share of images whose predicted class differs from the teacher's (an error rate whose
+ * "labels" are the teacher's predictions).
+ */
+export async function teacherAgreement(
+  teacher: EngineNet,
+  student: EngineNet,
+  data: PreparedData,
+  batchSize: number,
+  lut: Float32Array,
+  temperature: number,
+  classes: number,
+  limit = Infinity,
+): Promise<{ kl: number; disagreement: number }> {
   let sum = 0;
+  let differ = 0;
   let n = 0;
+  const argmax = (z: Float32Array, r: number): number => {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (z[r * classes + k] > z[r * classes + best]) best = k;
+    return best;
+  };
   for (const batch of splitBatches(data, data.val, batchSize, lut, limit)) {
     const t = await teacher.forward(batch, { training: false });
     const st = await student.forward(batch, { training: false });
     sum += softKl(st.logits, t.logits, classes, temperature).loss * batch.size;
+    for (let r = 0; r < batch.size; r++) if (argmax(st.logits, r) !== argmax(t.logits, r)) differ++;
     n += batch.size;
   }
-  return n ? sum / n : NaN;
+  return n ? { kl: sum / n, disagreement: differ / n } : { kl: NaN, disagreement: NaN };
 }
