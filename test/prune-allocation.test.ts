@@ -139,3 +139,24 @@ test('train --prune-at with global allocation prunes iteratively, each step with
   assert.match(b.stderr, /out of reach under --min-keep/);
   assert.ok(!existsSync(bad));
 });
+
+test('measureFlow records the loss and gradient norm on the scoring batches just before and after a pruning step', async () => {
+  const { trainWithPruning } = await import('../src/pruning/during-training.js');
+  const { selectEngine } = await import('../src/training/engines/select.js');
+  const { tinySettings } = await import('./campaign-helpers.js');
+  const { engine } = await selectEngine('wasm');
+  const r = await trainWithPruning({
+    spec, target: { flops: 0.3 }, allocation: 'global', criterion: 'l2', at: 1, steps: 1, every: 1, combine: 'sum', scoreBatches: 2,
+    finetuneEpochs: 0, finetuneLr: 0.01, settings: { ...tinySettings(96, 2), backend: 'wasm' }, seed: 4, engine, measureFlow: true,
+  });
+  assert.equal(r.status, 'complete', r.error);
+  const flow = r.pruneSteps[0].flow!;
+  for (const v of Object.values(flow)) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(flow));
+  assert.notEqual(flow.lossAfter, flow.lossBefore, 'removing 70% of the FLOPs changes the loss');
+  // Without it nothing extra is computed or recorded.
+  const plain = await trainWithPruning({
+    spec, target: { flops: 0.3 }, criterion: 'l2', at: 1, steps: 1, every: 1, combine: 'sum', scoreBatches: 2,
+    finetuneEpochs: 0, finetuneLr: 0.01, settings: { ...tinySettings(96, 2), backend: 'wasm' }, seed: 4, engine,
+  });
+  assert.equal(plain.pruneSteps[0].flow, undefined);
+});

@@ -17,6 +17,7 @@ import { compileComplexity } from '../complexity/terms.js';
 import { measure, type Allocation } from './allocate.js';
 import { CRITERIA, scoringTemperature, type Combine } from './importance.js';
 import { chooseByCriterion, loadPrepared, planWidths, savePruned, scoringBatches, scoringProvenance, type PruneTarget, type WidthPlan } from './prune.js';
+import { lossAndGradNorm } from './gradients.js';
 import { removedShare, pruneEpochs, stepWidths } from './schedule.js';
 
 /** When to prune: an epoch (0 = the initialised net, k = after k epochs) or 'end' (after the last epoch). */
@@ -46,6 +47,8 @@ export interface EarlyPruneRequest {
   seed: number;
   engine: Engine;
   saveDir?: string;
+  /** Record the loss and gradient norm on the step's scoring batches just before and after each step (costs 2 passes). */
+  measureFlow?: boolean;
 }
 
 /** The checked plan: the full widths, the final widths (uniform only), and the epoch and width plan of every step. */
@@ -68,6 +71,8 @@ export interface PruneStepRecord {
   valErrorBefore: number;
   valErrorAfter: number;
   hessian?: string;
+  /** With measureFlow: training loss and ‖g‖ on the scoring batches (BN inference mode, T = 1) before and after. */
+  flow?: { lossBefore: number; lossAfter: number; gradNormBefore: number; gradNormAfter: number };
 }
 
 export interface EarlyPruneResult {
@@ -143,7 +148,7 @@ export async function trainWithPruning(
   const plan = planEarlyPruning(req, epochs);
   const optimizer = { momentum: settings.momentum, nesterov: settings.nesterov, weightDecay: settings.weightDecay };
   const evalBatch = 2 * settings.batchSize;
-  const needsBatches = CRITERIA[req.criterion].needs !== 'weights';
+  const needsBatches = CRITERIA[req.criterion].needs !== 'weights' || req.measureFlow === true;
   const records: PruneStepRecord[] = [];
   let keptOriginal = keepAll(plan.fullWidths);
   let lastVal = Number.NaN;
@@ -156,6 +161,7 @@ export async function trainWithPruning(
       // Step 0 draws the same batches `prune` would, so pruning at initialisation equals pruning a saved initial net.
       const batches = needsBatches ? scoringBatches(data, req.scoreBatches, settings.batchSize, seed, k) : [];
       const before = epoch === 0 ? (await evaluate(net, data, data.val, evalBatch)).error : lastVal;
+      const flowBefore = req.measureFlow ? await lossAndGradNorm(net, batches) : undefined;
       const { kept, widths, hessian } = await chooseByCriterion(net, plan.steps[k], req.criterion, batches, {
         combine: req.combine,
         seed,
@@ -175,8 +181,14 @@ export async function trainWithPruning(
       current = next;
       keptOriginal = kept.map((list, g) => list.map((i) => keptOriginal[g][i]));
       const after = (await evaluate(next, data, data.val, evalBatch)).error;
+      const flowAfter = flowBefore ? await lossAndGradNorm(next, batches) : undefined;
       const c = complexity(spec, widths);
-      records.push({ epoch, widths, kept: keptOriginal, flops: c.flops, params: c.params, valErrorBefore: before, valErrorAfter: after, ...(hessian ? { hessian } : {}) });
+      records.push({
+        epoch, widths, kept: keptOriginal, flops: c.flops, params: c.params, valErrorBefore: before, valErrorAfter: after, ...(hessian ? { hessian } : {}),
+        ...(flowBefore && flowAfter
+          ? { flow: { lossBefore: flowBefore.loss, lossAfter: flowAfter.loss, gradNormBefore: flowBefore.gradNorm, gradNormAfter: flowAfter.gradNorm } }
+          : {}),
+      });
       log(`pruned at epoch ${epoch} (step ${k + 1}/${plan.epochs.length}) by ${req.criterion}: widths ${widths.join(',')}, ${c.flops.toLocaleString('en-US')} FLOPs; val err ${pct(before)} -> ${pct(after)}`);
       return next;
     };

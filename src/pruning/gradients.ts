@@ -51,6 +51,24 @@ export async function batchGradients(net: EngineNet, batches: EngineBatch[], opt
   return out;
 }
 
+/**
+ * The loss and the norm of its gradient over the batches (size-weighted means, BN in inference mode, T = 1): what the
+ * gradient-flow view predicts pruning changes, to first order (loss) and second order (gradient norm).
+ */
+export async function lossAndGradNorm(net: EngineNet, batches: EngineBatch[]): Promise<{ loss: number; gradNorm: number }> {
+  if (batches.length === 0) throw new Error('gradients need at least one batch');
+  const total = batches.reduce((s, b) => s + b.size, 0);
+  let loss = 0;
+  let acc: WeightSet | undefined;
+  for (const b of batches) {
+    const r = await net.gradients(b, crossEntropy(1), { training: false });
+    loss += (r.loss * b.size) / total;
+    acc ??= zerosLike(r.grads);
+    axpy(acc, r.grads, b.size / total);
+  }
+  return { loss, gradNorm: norm(acc!) };
+}
+
 /** The loss gradient averaged over the batches, each weighted by its size (flowandprune's cal_grad). */
 export async function meanGradient(net: EngineNet, batches: EngineBatch[], opts: GradientOptions = {}): Promise<WeightSet> {
   if (batches.length === 0) throw new Error('gradients need at least one batch');
