@@ -71,7 +71,7 @@ export interface PruneStepRecord {
   valErrorBefore: number;
   valErrorAfter: number;
   hessian?: string;
-  /** With measureFlow: training loss and ‖g‖ on the scoring batches (BN inference mode, T = 1) before and after. */
+  /** With measureFlow: training loss and ‖g‖ on the scoring batches (BN on batch statistics, T = 1) before and after. */
   flow?: { lossBefore: number; lossAfter: number; gradNormBefore: number; gradNormAfter: number };
 }
 

@@ -52,8 +52,9 @@ export async function batchGradients(net: EngineNet, batches: EngineBatch[], opt
 }
 
 /**
- * The loss and the norm of its gradient over the batches (size-weighted means, BN in inference mode, T = 1): what the
- * gradient-flow view predicts pruning changes, to first order (loss) and second order (gradient norm).
+ * The loss and the norm of its gradient over the batches (size-weighted means, T = 1, BN on batch statistics: the loss
+ * SGD descends; at initialisation the running statistics are not yet estimates): what the gradient-flow view predicts
+ * pruning changes, to first order (loss) and second order (gradient norm). Running statistics do not move.
  */
 export async function lossAndGradNorm(net: EngineNet, batches: EngineBatch[]): Promise<{ loss: number; gradNorm: number }> {
   if (batches.length === 0) throw new Error('gradients need at least one batch');
@@ -61,7 +62,7 @@ export async function lossAndGradNorm(net: EngineNet, batches: EngineBatch[]): P
   let loss = 0;
   let acc: WeightSet | undefined;
   for (const b of batches) {
-    const r = await net.gradients(b, crossEntropy(1), { training: false });
+    const r = await net.gradients(b, crossEntropy(1), { training: true });
     loss += (r.loss * b.size) / total;
     acc ??= zerosLike(r.grads);
     axpy(acc, r.grads, b.size / total);
