@@ -102,7 +102,7 @@ export const campaignSchema = z
 export type CampaignFile = z.output<typeof campaignSchema>;
 
 /** The options `search` runs with: exactly the keys its flags produce, plus the refinement rules of a campaign file. */
-export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
+export interface SearchOptions extends Omit<TrainingFlags, 'epochs'>, DistillTrialOptions {
   samples: number;
   seed: number;
   out: string;
@@ -126,17 +126,8 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
   parentEpochs?: number;
   train?: 'supervised' | 'distill';
   students?: number;
-  /** --train distill: what trials rank on, and distill's settings. */
+  /** --train distill: what trials rank on (distill's settings come from DistillTrialOptions; `temperature` is also inherit's scoring T). */
   rankOn?: RankOn;
-  lambdaLogits?: number;
-  lambdaFeatures?: number;
-  lambdaMutual?: number;
-  lambdaSparsity?: number | 'auto';
-  /** distill: the logit and mutual terms' temperature; inherit: the scoring loss's. */
-  temperature?: number;
-  reselectEvery?: number;
-  sensitivityBatches?: number;
-  bnBatches?: number;
   /** --init inherit: how the parent is scored. */
   scoreBatches?: number;
   bnTrain?: boolean;

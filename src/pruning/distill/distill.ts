@@ -275,7 +275,7 @@ export async function distill(
           zero: bns.map((g, k) => channelNorms(weights, g, widths[k]).filter((x) => x === 0).length),
           projectedFlops: selections[i].flops,
           lambdaS: lambdaS[i],
-          valDistill: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches),
+          valDistill: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl,
         });
       }
       const curve = { epoch, students: report, seconds: (performance.now() - started) / 1000 };
@@ -300,7 +300,7 @@ export async function distill(
       await recalibrateBn(students[i], spec, sideBatches(s.bnBatches));
       const weights = await students[i].readWeights();
       const kept = keptChannels(weights, bns, widths, removable, couplings);
-      finals.push({ weights, kept, projected, val: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches) });
+      finals.push({ weights, kept, projected, val: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl });
     }
     const best = finals.reduce((bi, f, i) => (f.val < finals[bi].val ? i : bi), 0);
     const f = finals[best];
@@ -379,20 +379,6 @@ function pseudoLabelLoss(logits: Float32Array, classesOf: Int32Array, classes: n
     for (let k = 0; k < classes; k++) dLogits[r * classes + k] = (p[r * classes + k] - (k === classesOf[r] ? 1 : 0)) / batch;
   }
   return { loss, dLogits };
-}
-
-/** T²-scaled KL from the teacher to a student over the validation split, both in inference mode. */
-async function valDistill(
-  teacher: EngineNet,
-  student: EngineNet,
-  data: PreparedData,
-  batchSize: number,
-  lut: Float32Array,
-  temperature: number,
-  classes: number,
-  limit = Infinity,
-): Promise<number> {
-  return (await teacherAgreement(teacher, student, data, batchSize, lut, temperature, classes, limit)).kl;
 }
 
 /**
