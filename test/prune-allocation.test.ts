@@ -123,10 +123,11 @@ test('prune --allocation global meets its FLOPs target and records the allocatio
 
 test('train --prune-at with global allocation prunes iteratively, each step within its budget, the last within 1% of the target', () => {
   const out = join(root, 'early');
-  const r = cli(['train', ...tiny, '--epochs', '3', '--prune-at', '1', '--prune-steps', '2', '--criterion', 'l2', '--allocation', 'global', '--params', '0.3', '--save', out]);
+  const r = cli(['train', ...tiny, '--epochs', '3', '--prune-at', '1', '--prune-steps', '2', '--criterion', 'l2', '--allocation', 'global', '--params', '0.3', '--measure-flow', '--save', out]);
   assert.equal(r.code, 0, r.stderr);
   const meta = JSON.parse(readFileSync(join(out, 'prunespace.json'), 'utf8'));
-  const steps = meta.pruned.during.steps as { widths: number[]; params: number }[];
+  const steps = meta.pruned.during.steps as { widths: number[]; params: number; flow: Record<string, number> }[];
+  for (const s of steps) assert.ok(Number.isFinite(s.flow.gradNormBefore) && Number.isFinite(s.flow.lossAfter), '--measure-flow records each step');
   const fullParams = complexity(spec, full).params;
   assert.equal(steps.length, 2);
   assert.ok(steps[0].params > steps[1].params);

@@ -36,6 +36,7 @@ interface Options extends TrainingFlags {
   allocation?: Allocation;
   minKeep?: number;
   temperature?: number;
+  measureFlow?: boolean;
   pruneSteps?: number;
   pruneEvery?: number;
   finetuneEpochs?: number;
@@ -53,7 +54,7 @@ function pruneAtFlag(value: string): PruneAt {
 const PRUNE_ONLY: [keyof Options, string][] = [
   ['criterion', '--criterion'], ['flops', '--flops'], ['pruneSteps', '--prune-steps'], ['pruneEvery', '--prune-every'],
   ['finetuneEpochs', '--finetune-epochs'], ['finetuneLr', '--finetune-lr'], ['scoreBatches', '--score-batches'], ['combine', '--combine'],
-  ['params', '--params'], ['allocation', '--allocation'], ['minKeep', '--min-keep'], ['temperature', '--temperature'],
+  ['params', '--params'], ['allocation', '--allocation'], ['minKeep', '--min-keep'], ['temperature', '--temperature'], ['measureFlow', '--measure-flow'],
 ];
 
 const DEFAULT_EPOCHS = 10;
@@ -91,6 +92,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--allocation <how>', 'with --prune-at: uniform (default; one keep ratio everywhere) or global (channels of all groups ranked together by score / group mean |score|)').choices([...ALLOCATIONS]))
     .option('--min-keep <share>', `with --allocation global: every group keeps at least this share of its channels (default ${DEFAULT_MIN_KEEP})`, numberFlag('--min-keep', { above: 0, max: 1 }))
     .option('--temperature <T>', 'with --prune-at: logit temperature of the scoring loss (default 200 for grasp, 1 otherwise)', numberFlag('--temperature', { above: 0 }))
+    .option('--measure-flow', 'with --prune-at: record the loss and gradient norm on the scoring batches just before and after each step (prunespace.json, --json)')
     .option('--prune-steps <S>', 'with --prune-at: prune in S steps towards the target, most of it first (cubic schedule; default 1: one-shot)', intFlag('--prune-steps', { min: 1 }))
     .option('--prune-every <P>', 'with --prune-steps: epochs between steps (default 1)', intFlag('--prune-every', { min: 1 }))
     .option('--finetune-epochs <n>', 'with --prune-at end: fine-tuning epochs after pruning (own cosine schedule; default 0)', intFlag('--finetune-epochs', { min: 0 }))
@@ -164,6 +166,7 @@ async function trainPruned(opts: Options): Promise<void> {
     ...(opts.allocation !== undefined ? { allocation: opts.allocation } : {}),
     ...(opts.minKeep !== undefined ? { minKeep: opts.minKeep } : {}),
     ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
+    ...(opts.measureFlow ? { measureFlow: true } : {}),
     criterion: opts.criterion,
     at: opts.pruneAt!,
     steps: opts.pruneSteps ?? 1,
