@@ -179,6 +179,10 @@ class Net : public Napi::ObjectWrap<Net> {
       opts.momentum = optNumber(o, "momentum", 0.9, a);
       opts.nesterov = optBool(o, "nesterov", a);
       opts.weightDecay = optNumber(o, "weightDecay", 0, a);
+      if (o.Get("dropoutSeed").IsNumber()) {
+        opts.seededDropout = true;
+        opts.dropoutSeed = static_cast<uint64_t>(optNumber(o, "dropoutSeed", 0, a));
+      }
       std::vector<prunespace::PlanNode> plan;
       for (uint32_t i = 0; i < nodes.Length(); i++) plan.push_back(planNode(nodes.Get(i), i));
       exec_.reset(new prunespace::Executor(plan, opts));

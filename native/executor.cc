@@ -5,11 +5,13 @@
 
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
 #include <unordered_map>
 
 namespace prunespace {
@@ -138,6 +140,7 @@ struct Executor::Impl {
   torch::Device device = torch::kCPU;
   double momentum = 0.9, weightDecay = 0;
   bool nesterov = false;
+  std::optional<at::Generator> dropoutGen;
   // Outputs of the last forward(..., keepGraph) (logits first, then taps), awaiting their seeds.
   std::vector<Tensor> pending;
 
@@ -392,7 +395,15 @@ struct Executor::Impl {
           break;
         case Op::Gap: y = a.mean({2, 3}); break;
         case Op::Flatten: y = a.dim() == 4 ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a; break;
-        case Op::Dropout: y = torch::dropout(a, p.rate, training); break;
+        case Op::Dropout:
+          if (training && dropoutGen && p.rate > 0) {
+            // Inverted dropout as torch::dropout, with the mask drawn on the CPU from the net's generator.
+            Tensor keepMask = torch::empty(a.sizes(), torch::kFloat).bernoulli_(1 - p.rate, *dropoutGen).to(a.device());
+            y = a * keepMask / (1 - p.rate);
+          } else {
+            y = torch::dropout(a, p.rate, training);
+          }
+          break;
         case Op::Linear: {
           Tensor in = a.dim() == 4 ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a;
           y = torch::linear(in, params[n.w].value, n.b >= 0 ? params[n.b].value : Tensor());
@@ -482,6 +493,7 @@ Executor::Executor(const std::vector<PlanNode>& plan, const ExecutorOptions& opt
     m.momentum = opts.momentum;
     m.nesterov = opts.nesterov;
     m.weightDecay = opts.weightDecay;
+    if (opts.seededDropout) m.dropoutGen = at::make_generator<at::CPUGeneratorImpl>(opts.dropoutSeed);
     m.build(plan);
   });
 }

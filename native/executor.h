@@ -34,6 +34,9 @@ struct ExecutorOptions {
   std::string device = "cpu";
   double momentum = 0.9, weightDecay = 0;
   bool nesterov = false;
+  // Dropout masks from the net's own generator, so they follow the trial seed and not other nets in the process.
+  bool seededDropout = false;
+  uint64_t dropoutSeed = 0;
 };
 
 /** Borrowed values (a caller's array); `present` false stands for a missing one (JavaScript null). */

@@ -167,6 +167,24 @@ test('inherit from a given parent: it is copied into the run directory and score
   assert.equal(json.init.mode, 'inherit');
 });
 
+test('inherit scoring settings: --score-batches, --temperature and --bn-train reach the parent scores and are recorded', { timeout: 120_000 }, async () => {
+  const root = tempDir('init-scoring');
+  const parent = await trainParent(join(root, 'given'), 3);
+  const out = join(root, 'run');
+  const r = cli(['search', writeTinySpace(root), '--out', out, '--samples', '1', '--workers', '1', ...tinyFlags(), '--no-reference',
+    '--init', 'inherit', '--parent', parent, '--criterion', 'snip', '--score-batches', '1', '--temperature', '3', '--bn-train']);
+  assert.equal(r.status, 0, r.stderr);
+  const s = readStore(out);
+  assert.deepEqual(s.config.init, { mode: 'inherit', parent, criterion: 'snip', combine: 'sum', scoring: { scoreBatches: 1, temperature: 3, bnTrain: true } });
+  const scores = JSON.parse(readFileSync(join(out, PARENT_DIR, SCORES_JSON), 'utf8')) as ParentScores;
+  assert.deepEqual([scores.scoreBatches, scores.temperature, scores.bnTrain], [1, 3, true]);
+  // grasp without a temperature is scored at its own T = 200.
+  const g = cli(['search', writeTinySpace(root), '--out', join(root, 'grasp'), '--samples', '1', '--workers', '1', ...tinyFlags(), '--no-reference',
+    '--init', 'inherit', '--parent', parent, '--criterion', 'grasp', '--score-batches', '1']);
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal((JSON.parse(readFileSync(join(root, 'grasp', PARENT_DIR, SCORES_JSON), 'utf8')) as ParentScores).temperature, 200);
+});
+
 /** Images of the synthetic set written as Fashion-MNIST IDX files (8x8, 10 classes); `relabel` rewrites every label. */
 function idxDir(dir: string, relabel?: (label: number, i: number) => number): string {
   mkdirSync(dir, { recursive: true });
@@ -192,7 +210,7 @@ test('distill campaign: trials distil the parent to their widths; scrambled labe
   assert.notDeepEqual(readFileSync(join(real, 'train-labels-idx1-ubyte.gz')), readFileSync(join(scrambled, 'train-labels-idx1-ubyte.gz')));
   const parent = await trainParent(join(root, 'parent'), 10, { name: 'fashion-mnist', dir: real, augment: false });
   const spacePath = writeTinySpace(root, { network: { ...TINY_SPACE.network, classes: 10 } });
-  const init: CampaignInit = { mode: 'distill', parent, students: 1 };
+  const init: CampaignInit = { mode: 'distill', parent, students: 1, rankOn: 'agreement', options: { reselectEvery: 3, bnBatches: 2, lambdaFeatures: 0.5 } };
   const run = async (name: string, dataDir: string) => {
     const settings = { ...tinySettings(), data: { name: 'fashion-mnist' as const, dir: dataDir, augment: false } };
     const { dir } = prepareCampaign({ spacePath, outDir: join(root, name), samples: 2, seed: 4, settings, maxAttempts: 1, saveModels: true, init });
@@ -206,9 +224,21 @@ test('distill campaign: trials distil the parent to their widths; scrambled labe
   assert.deepEqual(a.trials.map((t) => t.widths), b.trials.map((t) => t.widths));
   for (const [i, t] of a.trials.entries()) {
     const u = b.trials[i];
-    assert.deepEqual(a.inits.get(t.index), { mode: 'distill', parent: PARENT_DIR, students: 1 });
+    assert.deepEqual(a.inits.get(t.index), { mode: 'distill', parent: PARENT_DIR, students: 1, rankOn: 'agreement', options: init.options });
     const meta = JSON.parse(readFileSync(join(a.dir, 'models', `trial-${t.index}`, 'prunespace.json'), 'utf8'));
     assert.equal(meta.method, 'distill');
+    // The campaign's distillation settings reached the trial.
+    assert.equal(meta.settings.reselectEvery, 3);
+    assert.equal(meta.settings.bnBatches, 2);
+    assert.equal(meta.settings.weights.features, 0.5);
+    // Ranked on teacher agreement, no label read: the same with scrambled labels, while the labelled error (a side metric) differs.
+    assert.equal(t.metrics?.rankedOn, 'agreement');
+    assert.equal(t.valError, t.metrics?.valDisagreement);
+    assert.equal(t.valError, u.valError);
+    assert.ok(typeof t.metrics?.valErrorLabelled === 'number' && typeof u.metrics?.valErrorLabelled === 'number');
+    assert.ok(typeof t.metrics?.valDistill === 'number' && t.metrics.valDistill >= 0);
+    // The store keeps the real widths of the saved subnetwork beside the sampled ones.
+    assert.deepEqual(t.metrics?.widths, meta.widths);
     // The sampled widths are the sparsity target; a channel a zero-pad shortcut still feeds stays, so a group may keep more.
     meta.widths.forEach((w: number, g: number) => assert.ok(w >= t.widths[g], `group ${g}: ${w} for target ${t.widths[g]}`));
     assert.ok(meta.widths.reduce((a: number, b: number) => a + b, 0) < t.widths.reduce((a, b) => a + b, 0) * 1.5, 'close to the target');
@@ -217,6 +247,10 @@ test('distill campaign: trials distil the parent to their widths; scrambled labe
     assert.deepEqual(readFileSync(join(a.dir, 'models', `trial-${t.index}`, 'weights.bin')), readFileSync(join(b.dir, 'models', `trial-${u.index}`, 'weights.bin')));
     assert.ok(t.valError !== null && t.valError >= 0 && t.valError <= 1, 'validation error is still evaluated');
   }
+  assert.notDeepEqual(a.trials.map((t) => t.metrics?.valErrorLabelled), b.trials.map((t) => t.metrics?.valErrorLabelled), 'labelled errors read the scrambled labels');
+  // trials.csv names what val_error holds and keeps the labelled error beside it.
+  const csv = readFileSync(join(a.dir, 'trials.csv'), 'utf8').split('\n')[0];
+  for (const column of ['ranked_on', 'val_error_labelled', 'val_disagreement', 'val_distill', 'real_widths']) assert.ok(csv.split(',').includes(column), column);
 });
 
 test('bad init input: one line, exit code 2, nothing written', { timeout: 180_000 }, async () => {
@@ -249,6 +283,13 @@ test('bad init input: one line, exit code 2, nothing written', { timeout: 180_00
   bad(['--init', 'inherit', '--parent', otherNet, '--parent-epochs', '2'], /--parent-epochs .* applies to --init inherit without --parent/);
   bad(['--train', 'distill', '--init', 'inherit', '--parent', otherNet], /leave out --init inherit/);
   bad(['--train', 'distill', '--parent', narrow], /--parent .*narrow: group stage1 has 3 channels, the space samples up to 6/);
+  bad(['--rank-on', 'agreement'], /--rank-on \(train\.rankOn\) applies to --train distill only/);
+  bad(['--lambda-logits', '2'], /--lambda-logits \(train\.lambdaLogits\) applies to --train distill only/);
+  bad(['--init', 'inherit', '--parent', otherNet, '--reselect-every', '5'], /--reselect-every .* applies to --train distill only/);
+  bad(['--score-batches', '2'], /--score-batches \(init\.scoreBatches\) applies to --init inherit only/);
+  bad(['--temperature', '2'], /--temperature applies to --init inherit \(scoring\) or --train distill/);
+  bad(['--init', 'inherit', '--temperature', '0'], /--temperature/);
+  bad(['--train', 'distill', '--parent', otherNet, '--rank-on', 'votes'], /--rank-on/);
 });
 
 test('campaign files: an init section and train.mode, validated in one line, stored, and diffed against a later request', { timeout: 120_000 }, async () => {

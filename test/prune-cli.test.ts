@@ -70,7 +70,7 @@ test('bad input: one line, exit code 2, nothing written', () => {
     [['--parent', parent, '--criterion', 'l1', '--widths', '1,2,3'], /has 12 channel groups, got 3 widths/],
     [['--parent', parent, '--criterion', 'l1', '--widths', '9,16,32,8,8,8,16,16,16,32,32,32'], /group 0 \(stage1\) must keep 1\.\.8 channels/],
     [['--parent', parent, '--criterion', 'l1', '--flops', '10'], /below the .* of one channel per group/],
-    [['--parent', parent, '--criterion', 'l1'], /exactly one of --keep, --widths or --flops/],
+    [['--parent', parent, '--criterion', 'l1'], /exactly one of --keep, --widths, --flops or --params/],
     [['--parent', parent, '--criterion', 'l1', '--keep', '0.5', '--flops', '0.5'], /exactly one of/],
   ];
   for (const [args, message] of cases) {

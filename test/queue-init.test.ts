@@ -46,7 +46,10 @@ test('distill over the queue: a worker without the parent refuses the campaign; 
     assert.equal(trials.filter((t) => t.state === 'complete').length, 3, stderr);
     for (const t of trials) {
       assert.match(t.worker!, new RegExp(`/${good.child.pid}/`));
-      assert.deepEqual(inits.get(t.index), { mode: 'distill', parent: 'parent', students: 1 });
+      // A new campaign names what its trials rank on: label-free agreement by default; the queue carries it.
+      assert.deepEqual(inits.get(t.index), { mode: 'distill', parent: 'parent', students: 1, rankOn: 'agreement' });
+      assert.equal(t.metrics?.rankedOn, 'agreement');
+      assert.equal(t.valError, t.metrics?.valDisagreement);
       // The worker ran the distillation: its saved model says so, at the sampled widths.
       const meta = JSON.parse(readFileSync(join(models, 'run', `trial-${t.index}`, 'prunespace.json'), 'utf8'));
       assert.equal(meta.method, 'distill');

@@ -6,6 +6,14 @@
  *
  *   node --import tsx analysis/distill-fmnist/run.ts [--subset 0.05] [--val-fraction 0.02] [--parent-epochs 3] [--epochs 1] \
  *        [--seeds 1,2,3] [--targets 0.5,0.3] [--candidates 4 (0: no campaign)] [--work runs/distill-fmnist] [--results DIR] [--summary-only]
+ *        [--at-distilled-widths] [--ablations] [--reselect-every 5] [--sensitivity-batches 2] [--bn-batches 8] [--val-batches 8]
+ *
+ * --at-distilled-widths adds L1 + fine-tuning and training from scratch at each distilled model's own widths (so the
+ * allocation is not confounded); --ablations adds distillation with one student (no mutual learning), without the
+ * feature loss, and without dynamic re-selection (channels chosen once, at the start). The setup the seed describes
+ * (see README.md, "As the paper ran it") is
+ *   --subset 1 --parent-epochs 15 --epochs 15 --seeds 1,2,3,4,5 --targets 0.4,0.25 --candidates 0 --at-distilled-widths
+ *   --ablations --reselect-every 100 --sensitivity-batches 4 --bn-batches 16 --val-batches 0 --results analysis/distill-fmnist/faithful
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,8 +36,20 @@ const { values } = parseArgs({
     work: { type: 'string', default: 'runs/distill-fmnist' },
     results: { type: 'string', default: here },
     'summary-only': { type: 'boolean', default: false },
+    'at-distilled-widths': { type: 'boolean', default: false },
+    ablations: { type: 'boolean', default: false },
+    'reselect-every': { type: 'string', default: '5' },
+    'sensitivity-batches': { type: 'string', default: '2' },
+    'bn-batches': { type: 'string', default: '8' },
+    /** 0: the whole validation split. */
+    'val-batches': { type: 'string', default: '8' },
   },
 });
+// The distillation settings every distill run shares (the first results used the defaults above).
+const distillFlags = [
+  '--reselect-every', values['reselect-every']!, '--sensitivity-batches', values['sensitivity-batches']!, '--bn-batches', values['bn-batches']!,
+  ...(values['val-batches'] !== '0' ? ['--val-batches', values['val-batches']!] : []),
+];
 const subset = values.subset!;
 const parentEpochs = Number(values['parent-epochs']);
 const epochs = Number(values.epochs);
@@ -96,14 +116,36 @@ for (const target of values['summary-only'] ? [] : targets) {
     // The parent: the original network trained with labels, once (seed 0); the seeds vary what follows it.
     const parentDir = join(work, 'parent');
     const parent = trainRow('parent', 'parent', 1, 0, baseWidths(spec), parentEpochs, 0, 0, parentDir);
-    // Label-free distillation pruning of the parent (training reads no label; --evaluate reads test labels once).
-    const dKey = `distill/${target}/s${seed}`;
-    if (!done.has(dKey)) {
-      const out = join(work, `distill-${target}-s${seed}`);
-      const r = cli(['distill', '--parent', parentDir, '--flops', String(target), '--epochs', String(epochs), ...withVal, '--seed', String(seed), '--reselect-every', '5', '--sensitivity-batches', '2', '--bn-batches', '8', '--val-batches', '8', '--evaluate', '--out', out]);
+    // Label-free distillation pruning of the parent (training reads no label; --evaluate reads test labels once), and its ablations.
+    const variants: [string, string, string[]][] = [['distill', 'distill (no labels)', []]];
+    if (values.ablations) {
+      variants.push(
+        ['distill-1student', 'distill, one student (no mutual learning)', ['--students', '1']],
+        ['distill-nofeatures', 'distill, no feature loss', ['--lambda-features', '0']],
+        // Re-selection never comes: the channels chosen at the first step stay the sparsity target.
+        ['distill-noreselect', 'distill, no dynamic re-selection', ['--reselect-every', '1000000000']],
+      );
+    }
+    for (const [name, method, extra] of variants) {
+      const dKey = `${name}/${target}/s${seed}`;
+      if (done.has(dKey)) continue;
+      const out = join(work, `${name}-${target}-s${seed}`);
+      const r = cli(['distill', '--parent', parentDir, '--flops', String(target), '--epochs', String(epochs), ...withVal, '--seed', String(seed), ...distillFlags, ...extra, '--evaluate', '--out', out]);
       const m = r.stdout.match(/test error ([\d.]+)%/);
       const md = meta(out);
-      record({ key: dKey, method: 'distill (no labels)', target, seed, testError: Number(m![1]) / 100, flops: md.complexity.flops, seconds: r.seconds + parent.seconds, epochs: epochs + parentEpochs, widths: md.widths });
+      record({ key: dKey, method, target, seed, testError: Number(m![1]) / 100, flops: md.complexity.flops, seconds: r.seconds + parent.seconds, epochs: epochs + parentEpochs, widths: md.widths });
+    }
+    const distilled = done.get(`distill/${target}/s${seed}`)!;
+    if (values['at-distilled-widths']) {
+      // The distilled widths with labels: L1 pruning to exactly those widths plus fine-tuning, and those widths from scratch.
+      const lKey = `l1-finetune-distilled-widths/${target}/s${seed}`;
+      if (!done.has(lKey)) {
+        const out = join(work, `l1dw-${target}-s${seed}`);
+        const r = cli(['prune', '--parent', parentDir, '--criterion', 'l1', '--widths', distilled.widths.join(','), '--epochs', String(epochs), ...data, '--seed', String(seed), '--json', '--out', out]);
+        const j = JSON.parse(r.stdout);
+        record({ key: lKey, method: 'L1 + fine-tune at distilled widths (labels)', target, seed, testError: j.metrics.testError, flops: j.complexity.flops, seconds: r.seconds + parent.seconds, epochs: epochs + parentEpochs, widths: j.widths });
+      }
+      trainRow(`scratch-distilled-widths/${target}/s${seed}`, 'distilled widths, scratch', target, seed, distilled.widths, parentEpochs + epochs);
     }
     // L1 filter pruning at the widest uniform keep ratio under the target, then fine-tuning with labels.
     const pKey = `l1-finetune/${target}/s${seed}`;

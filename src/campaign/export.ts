@@ -31,6 +31,14 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
     worker: t.worker,
     error: t.error,
   };
+  if (t.metrics) {
+    // Label-free trials: val_error is the metric named in ranked_on; the others sit beside it.
+    row.ranked_on = t.metrics.rankedOn ?? null;
+    row.val_error_labelled = t.metrics.valErrorLabelled ?? null;
+    row.val_disagreement = t.metrics.valDisagreement ?? null;
+    row.val_distill = t.metrics.valDistill ?? null;
+    row.real_widths = t.metrics.widths ? t.metrics.widths.join(' ') : null;
+  }
   groups.forEach((g, i) => (row[g] = t.widths[i]));
   return row;
 }
@@ -43,8 +51,11 @@ function writeAtomically(path: string, text: string): void {
 
 const CSV_CAST = { number: (x: number) => String(x) };
 
-function csvColumns(groups: string[]): string[] {
-  return Object.keys(trialRow(groups, emptyTrial(groups.length)));
+/** Fixed for a campaign (the incremental export appends rows under one header); distill campaigns add their side metrics. */
+function csvColumns(config: CampaignConfig): string[] {
+  const empty = emptyTrial(config.groups.length);
+  if (config.init?.mode === 'distill') empty.metrics = {};
+  return Object.keys(trialRow(config.groups, empty));
 }
 
 /** Rewrites runs/NAME/trials.csv and trials.jsonl from the given records; readers never see half a file. */
@@ -52,7 +63,7 @@ export function exportTrials(dir: string, config: CampaignConfig, trials: TrialR
   const csv = join(dir, 'trials.csv');
   const jsonl = join(dir, 'trials.jsonl');
   const rows = trials.map((t) => trialRow(config.groups, t));
-  writeAtomically(csv, stringify(rows, { header: true, columns: csvColumns(config.groups), cast: CSV_CAST }));
+  writeAtomically(csv, stringify(rows, { header: true, columns: csvColumns(config), cast: CSV_CAST }));
   writeAtomically(jsonl, trials.map((t) => JSON.stringify(t)).join('\n') + (trials.length ? '\n' : ''));
   return { csv, jsonl };
 }
@@ -80,7 +91,7 @@ export class TrialsExport {
     private readonly dir: string,
     private readonly config: CampaignConfig,
   ) {
-    this.columns = csvColumns(config.groups);
+    this.columns = csvColumns(config);
     this.header = stringify([], { header: true, columns: this.columns });
   }
 

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { TrainSettings, TrialInit, TrialRequest } from '../training/types.js';
+import { RANK_ON, type DistillTrialOptions, type RankOn, type TrainSettings, type TrialInit, type TrialRequest } from '../training/types.js';
 import type { Attempt } from './store.js';
 import type { CampaignConfig, TrialRole } from './types.js';
 
@@ -18,7 +18,7 @@ export const JOB_VERSION = 2;
  */
 export type JobInit =
   | { mode: 'inherit'; parent: string; criterion: string; kept: number[][] }
-  | { mode: 'distill'; parent: string; students: number };
+  | { mode: 'distill'; parent: string; students: number; options?: DistillTrialOptions; rankOn?: RankOn };
 
 export interface TrialJob {
   v: typeof JOB_VERSION;
@@ -108,7 +108,22 @@ const insideRun = z.string().regex(/^(?!\.\.?(\/|$))[\w.-]+(\/(?!\.\.?(\/|$))[\w
 
 const initSchema = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('inherit'), parent: insideRun, criterion: z.string().min(1), kept: z.array(z.array(z.number().int().min(0)).min(1)) }).strict(),
-  z.object({ mode: z.literal('distill'), parent: insideRun, students: z.number().int().min(1) }).strict(),
+  z.object({
+    mode: z.literal('distill'),
+    parent: insideRun,
+    students: z.number().int().min(1),
+    options: z.object({
+      lambdaLogits: z.number().min(0).optional(),
+      lambdaFeatures: z.number().min(0).optional(),
+      lambdaMutual: z.number().min(0).optional(),
+      lambdaSparsity: z.union([z.number().min(0), z.literal('auto')]).optional(),
+      temperature: z.number().gt(0).optional(),
+      reselectEvery: z.number().int().min(1).optional(),
+      sensitivityBatches: z.number().int().min(1).optional(),
+      bnBatches: z.number().int().min(1).optional(),
+    }).strict().optional(),
+    rankOn: z.enum(RANK_ON as [RankOn, ...RankOn[]]).optional(),
+  }).strict(),
 ]);
 
 const jobSchema = z.object({

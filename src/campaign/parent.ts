@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { buildNet } from '../nets/registry.js';
 import { baseWidths } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
-import { checkCriterion } from '../pruning/importance.js';
-import { keptFor, scoreParent, type ParentScores } from '../pruning/parent-scores.js';
+import { checkCriterion, scoringTemperature } from '../pruning/importance.js';
+import { keptFor, PARENT_SCORE_BATCHES, scoreParent, type ParentScores } from '../pruning/parent-scores.js';
 import { readParent } from '../pruning/prune.js';
 import type { CompiledSpace } from '../space/compile.js';
 import { METADATA_JSON, MODEL_JSON, WEIGHTS_BIN } from '../training/save.js';
@@ -31,7 +31,10 @@ export const PARENT_DRAFT = 'parent.draft';
  */
 export function checkCampaignInit(init: CampaignInit, space: CompiledSpace): void {
   if (init.mode === 'scratch') return;
-  if (init.mode === 'inherit') checkCriterion(init.criterion);
+  if (init.mode === 'inherit') {
+    checkCriterion(init.criterion);
+    scoringTemperature(init.criterion, init.scoring?.temperature);
+  }
   if (init.mode === 'distill' && !(Number.isInteger(init.students) && init.students >= 1)) throw new UserError(`--students expects an integer >= 1, got ${init.students}`);
   if (init.parent === undefined) return;
   const parent = readParent(init.parent);
@@ -100,11 +103,25 @@ export async function prepareInit(dir: string, config: CampaignConfig, log: (l: 
   }
   if (init.mode === 'distill') {
     readParent(parentDir);
-    return { initFor: () => ({ mode: 'distill', parent: PARENT_DIR, students: init.students }) };
+    return {
+      initFor: () => ({
+        mode: 'distill', parent: PARENT_DIR, students: init.students,
+        ...(init.options ? { options: init.options } : {}), ...(init.rankOn ? { rankOn: init.rankOn } : {}),
+      }),
+    };
   }
   const scores = await parentScores(dir, config, init);
   const spec = buildNet(config.net);
   return { initFor: (widths) => ({ mode: 'inherit', parent: PARENT_DIR, criterion: init.criterion, kept: keptFor(spec, scores, widths) }) };
+}
+
+/** The parent-scoring settings of an inherit init, defaults filled in (prune's: 4 batches, the criterion's T, BN in inference mode). */
+function scoringOf(init: Extract<CampaignInit, { mode: 'inherit' }>): { batches: number; temperature: number; bnTrain: boolean } {
+  return {
+    batches: init.scoring?.scoreBatches ?? PARENT_SCORE_BATCHES,
+    temperature: scoringTemperature(init.criterion, init.scoring?.temperature),
+    bnTrain: init.scoring?.bnTrain ?? false,
+  };
 }
 
 /** The cached scores of the run directory's parent, computed (once) where absent. */
@@ -112,8 +129,12 @@ async function parentScores(dir: string, config: CampaignConfig, init: Extract<C
   const path = join(dir, PARENT_DIR, SCORES_JSON);
   if (existsSync(path)) {
     const cached = JSON.parse(readFileSync(path, 'utf8')) as ParentScores;
-    if (cached.criterion === init.criterion && cached.combine === init.combine) return cached;
-    throw new UserError(`${path} holds ${cached.criterion} (${cached.combine}) scores, the campaign asks for ${init.criterion} (${init.combine}); remove the file to rescore`);
+    const want = scoringOf(init);
+    // Weight-only criteria read no batches; scores cached before temperatures were recorded were taken at T = 1.
+    const same = cached.criterion === init.criterion && cached.combine === init.combine &&
+      (cached.scoreBatches === 0 || ((cached.temperature ?? 1) === want.temperature && (cached.bnTrain ?? false) === want.bnTrain));
+    if (same) return cached;
+    throw new UserError(`${path} holds ${cached.criterion} (${cached.combine}) scores of other settings than the campaign asks for (${init.criterion}, ${init.combine}); remove the file to rescore`);
   }
   const backend = await startBackend(config.backend as CampaignConfig['settings']['backend'], config.settings.threads);
   const scores = await scoreParent(join(dir, PARENT_DIR), backend.selected.engine, {
@@ -121,6 +142,7 @@ async function parentScores(dir: string, config: CampaignConfig, init: Extract<C
     combine: init.combine,
     settings: config.settings,
     seed: deriveSeed(config.seed, 'parent-scores'),
+    ...scoringOf(init),
   });
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, JSON.stringify(scores) + '\n');

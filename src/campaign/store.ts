@@ -5,7 +5,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Complexity } from '../complexity/count.js';
 import type { WidthConfig } from '../nets/types.js';
-import type { EpochCurve, TrialResult } from '../training/types.js';
+import type { EpochCurve, TrialMetrics, TrialResult } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import type { CampaignConfig, RoundRecord, TrialRecord, TrialRole, TrialState } from './types.js';
 
@@ -76,6 +76,12 @@ CREATE TABLE refused (
  * dispatched. Its own table, created where missing, so stores of scratch campaigns need no migration.
  */
 const TRIAL_INITS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_inits (idx INTEGER PRIMARY KEY, init TEXT NOT NULL)';
+
+/**
+ * Each trial's side metrics (TrialMetrics as JSON: a label-free trial's labelled error, teacher agreement and real
+ * widths), written with its result. Its own table, created where missing, as trial_inits.
+ */
+const TRIAL_METRICS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_metrics (idx INTEGER PRIMARY KEY, metrics TEXT NOT NULL)';
 
 const SCHEMA = `
 CREATE TABLE campaign (
@@ -246,6 +252,11 @@ export class CampaignReader {
     if (opts.state !== undefined) (where.push('state = ?'), args.push(opts.state));
     const sql = `SELECT * FROM trials ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY idx`;
     const records = (this.db.prepare(sql).all(...args) as TrialRow[]).map(toRecord);
+    const metrics = this.trialMetrics();
+    for (const t of records) {
+      const m = metrics.get(t.index);
+      if (m) t.metrics = m;
+    }
     // Filtered here rather than in SQL: a store before version 3, read without migrating, has no role column.
     return opts.role === undefined ? records : records.filter((t) => t.role === opts.role);
   }
@@ -289,6 +300,13 @@ export class CampaignReader {
     if (!has) return new Map();
     const rows = this.db.prepare('SELECT idx, init FROM trial_inits ORDER BY idx').all() as Array<{ idx: number; init: string }>;
     return new Map(rows.map((r) => [r.idx, JSON.parse(r.init) as unknown]));
+  }
+
+  private trialMetrics(): Map<number, TrialMetrics> {
+    const has = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trial_metrics'`).get();
+    if (!has) return new Map();
+    const rows = this.db.prepare('SELECT idx, metrics FROM trial_metrics').all() as Array<{ idx: number; metrics: string }>;
+    return new Map(rows.map((r) => [r.idx, JSON.parse(r.metrics) as TrialMetrics]));
   }
 
   /** Writes refused because they came from a stale attempt, oldest first. */
@@ -457,6 +475,10 @@ export class CampaignStore extends CampaignReader {
       error: result.status === 'failed' ? (result.error ?? 'failed without a reason') : null,
       now: new Date().toISOString(),
     });
+    if (r.changes > 0 && result.metrics) {
+      this.db.exec(TRIAL_METRICS_TABLE);
+      this.db.prepare('INSERT OR REPLACE INTO trial_metrics (idx, metrics) VALUES (?, ?)').run(a.index, JSON.stringify(result.metrics));
+    }
     return r.changes > 0 || this.refuse(a, 'result');
   }
 

@@ -1,6 +1,6 @@
 /** Plain records a campaign store holds; analysis reads these and never imports training code. */
 import type { NetRef, WidthConfig } from '../nets/types.js';
-import type { EpochCurve, TrainSettings } from '../training/types.js';
+import type { DistillTrialOptions, EpochCurve, RankOn, TrainSettings, TrialMetrics } from '../training/types.js';
 import type { Complexity } from '../complexity/count.js';
 
 /** The store's trial states; store.ts writes down which changes between them are legal. */
@@ -37,6 +37,8 @@ export interface TrialRecord {
   /** ISO times of the last attempt's start and end. */
   startedAt: string | null;
   finishedAt: string | null;
+  /** Side metrics beyond valError (label-free trials: which metric valError is, the labelled error, real widths). */
+  metrics?: TrialMetrics;
 }
 
 /** One sample-train-analyse-refine round: its own space file (copied into the run directory) and sample. */
@@ -103,6 +105,13 @@ export interface ReferencePlan {
 export type CampaignInit =
   | { mode: 'scratch' }
   /** Each trial keeps the parent's top channels by `criterion` and fine-tunes from them; no `parent`: trained by the campaign. */
-  | { mode: 'inherit'; parent?: string; parentEpochs?: number; criterion: string; combine: 'sum' | 'mean' | 'max' }
-  /** Each trial distils the parent towards its widths without labels. */
-  | { mode: 'distill'; parent: string; students: number };
+  | { mode: 'inherit'; parent?: string; parentEpochs?: number; criterion: string; combine: 'sum' | 'mean' | 'max'; scoring?: ParentScoring }
+  /** Each trial distils the parent towards its widths without labels; `options` as distill's flags, `rankOn` what valError holds. */
+  | { mode: 'distill'; parent: string; students: number; options?: DistillTrialOptions; rankOn?: RankOn };
+
+/** How an inheriting campaign scores its parent once, as `prune`'s flags; absent fields take prune's defaults. */
+export interface ParentScoring {
+  scoreBatches?: number;
+  temperature?: number;
+  bnTrain?: boolean;
+}

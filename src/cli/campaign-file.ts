@@ -13,6 +13,7 @@ import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
 import { DEFAULT_REFERENCE_SEEDS } from '../campaign/create.js';
 import type { CampaignInit } from '../campaign/types.js';
 import { checkCriterion, COMBINES, criterionNames, type Combine } from '../pruning/importance.js';
+import { RANK_ON, type DistillTrialOptions, type RankOn } from '../training/types.js';
 import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
@@ -55,6 +56,16 @@ export const campaignSchema = z
         /** supervised: trained with labels from the trial's init; distill: the parent distilled to the widths, no labels. */
         mode: z.enum(['supervised', 'distill']).default('supervised'),
         students: int(1).optional(),
+        /** distill: what valError holds and the population ranks on, and distill's settings under its flag names. */
+        rankOn: z.enum(RANK_ON as [RankOn, ...RankOn[]]).optional(),
+        lambdaLogits: z.number().min(0).optional(),
+        lambdaFeatures: z.number().min(0).optional(),
+        lambdaMutual: z.number().min(0).optional(),
+        lambdaSparsity: z.union([z.number().min(0), z.literal('auto')]).optional(),
+        temperature: z.number().gt(0).optional(),
+        reselectEvery: int(1).optional(),
+        sensitivityBatches: int(1).optional(),
+        bnBatches: int(1).optional(),
       })
       .strict(),
     /** How trials start; a parent path is relative to this file. */
@@ -65,6 +76,10 @@ export const campaignSchema = z
         criterion: z.enum(criterionNames() as [string, ...string[]]).optional(),
         combine: z.enum(COMBINES as [Combine, ...Combine[]]).optional(),
         parentEpochs: int(1).optional(),
+        /** How the parent is scored, as prune's flags. */
+        scoreBatches: int(1).optional(),
+        temperature: z.number().gt(0).optional(),
+        bnTrain: z.boolean().optional(),
       })
       .strict()
       .optional(),
@@ -88,7 +103,7 @@ export const campaignSchema = z
 export type CampaignFile = z.output<typeof campaignSchema>;
 
 /** The options `search` runs with: exactly the keys its flags produce, plus the refinement rules of a campaign file. */
-export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
+export interface SearchOptions extends Omit<TrainingFlags, 'epochs'>, DistillTrialOptions {
   samples: number;
   seed: number;
   out: string;
@@ -112,7 +127,19 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
   parentEpochs?: number;
   train?: 'supervised' | 'distill';
   students?: number;
+  /** --train distill: what trials rank on (distill's settings come from DistillTrialOptions; `temperature` is also inherit's scoring T). */
+  rankOn?: RankOn;
+  /** --init inherit: how the parent is scored. */
+  scoreBatches?: number;
+  bnTrain?: boolean;
 }
+
+/** The search options that are distill's settings, with the flag each comes from. */
+const DISTILL_OPTIONS: [keyof DistillTrialOptions & keyof SearchOptions, string][] = [
+  ['lambdaLogits', '--lambda-logits'], ['lambdaFeatures', '--lambda-features'], ['lambdaMutual', '--lambda-mutual'],
+  ['lambdaSparsity', '--lambda-sparsity'], ['reselectEvery', '--reselect-every'], ['sensitivityBatches', '--sensitivity-batches'],
+  ['bnBatches', '--bn-batches'],
+];
 
 /** The default importance measure of --init inherit: the L1 filter norm (Li et al. 2017). */
 export const DEFAULT_CRITERION = 'l1';
@@ -121,9 +148,15 @@ export const DEFAULT_CRITERION = 'l1';
  * The campaign's init from the init flags (or a campaign file's init section and train.mode), with every
  * combination that makes no sense refused in one line. A parent path becomes absolute.
  */
-export function campaignInit(o: Pick<SearchOptions, 'init' | 'parent' | 'criterion' | 'combine' | 'parentEpochs' | 'train' | 'students'>): CampaignInit {
+export function campaignInit(o: Partial<SearchOptions>): CampaignInit {
   const inherit = o.init === 'inherit';
   const distill = o.train === 'distill';
+  for (const [key, flag] of DISTILL_OPTIONS) if (o[key] !== undefined && !distill) throw new UserError(`${flag} (train.${key}) applies to --train distill only`);
+  if (o.rankOn !== undefined && !distill) throw new UserError('--rank-on (train.rankOn) applies to --train distill only');
+  if (o.scoreBatches !== undefined && !inherit) throw new UserError('--score-batches (init.scoreBatches) applies to --init inherit only');
+  if (o.bnTrain && !inherit) throw new UserError('--bn-train (init.bnTrain) applies to --init inherit only');
+  if (o.temperature !== undefined && !inherit && !distill) throw new UserError('--temperature applies to --init inherit (scoring) or --train distill (the logit terms) only');
+  if (o.temperature !== undefined && !(o.temperature > 0)) throw new UserError(`--temperature must be > 0, got ${o.temperature}`);
   if (o.criterion !== undefined && !inherit) throw new UserError('--criterion (init.criterion) applies to --init inherit only');
   if (o.criterion !== undefined) checkCriterion(o.criterion);
   if (o.combine !== undefined && !inherit) throw new UserError('--combine (init.combine) applies to --init inherit only');
@@ -135,15 +168,28 @@ export function campaignInit(o: Pick<SearchOptions, 'init' | 'parent' | 'criteri
     if (inherit) throw new UserError('--train distill starts every trial from the parent itself; leave out --init inherit');
     if (o.parent === undefined) throw new UserError('--train distill needs --parent DIR (init.parent): the trained network to distil');
     if (o.students !== undefined && !(Number.isInteger(o.students) && o.students >= 1)) throw new UserError(`--students expects an integer >= 1, got ${o.students}`);
-    return { mode: 'distill', parent: resolve(o.parent), students: o.students ?? 2 };
+    const options: DistillTrialOptions = {};
+    for (const [key] of DISTILL_OPTIONS) if (o[key] !== undefined) (options as Record<string, unknown>)[key] = o[key];
+    if (o.temperature !== undefined) options.temperature = o.temperature;
+    return {
+      mode: 'distill', parent: resolve(o.parent), students: o.students ?? 2,
+      ...(Object.keys(options).length ? { options } : {}),
+      rankOn: o.rankOn ?? 'agreement',
+    };
   }
   if (inherit) {
+    const scoring = {
+      ...(o.scoreBatches !== undefined ? { scoreBatches: o.scoreBatches } : {}),
+      ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
+      ...(o.bnTrain ? { bnTrain: true } : {}),
+    };
     return {
       mode: 'inherit',
       ...(o.parent !== undefined ? { parent: resolve(o.parent) } : {}),
       ...(o.parentEpochs !== undefined ? { parentEpochs: o.parentEpochs } : {}),
       criterion: o.criterion ?? DEFAULT_CRITERION,
       combine: o.combine ?? 'sum',
+      ...(Object.keys(scoring).length ? { scoring } : {}),
     };
   }
   if (o.parent !== undefined) throw new UserError('--parent (init.parent) needs --init inherit or --train distill');
@@ -221,6 +267,7 @@ export function loadCampaignFile(path: string): LoadedCampaignFile {
 /** The flag values a campaign file stands for. */
 function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
   const t = c.train;
+  if (t.temperature !== undefined && t.mode !== 'distill') throw new UserError("train.temperature applies to train.mode distill only (init.temperature is the parent scoring's)");
   return {
     samples: c.samples,
     seed: c.seed,
@@ -256,6 +303,12 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     ...(c.init?.parentEpochs !== undefined ? { parentEpochs: c.init.parentEpochs } : {}),
     ...(t.mode !== 'supervised' ? { train: t.mode } : {}),
     ...(t.students !== undefined ? { students: t.students } : {}),
+    ...(t.rankOn !== undefined ? { rankOn: t.rankOn } : {}),
+    ...Object.fromEntries(DISTILL_OPTIONS.filter(([k]) => t[k] !== undefined).map(([k]) => [k, t[k]])),
+    ...(t.temperature !== undefined ? { temperature: t.temperature } : {}),
+    ...(c.init?.scoreBatches !== undefined ? { scoreBatches: c.init.scoreBatches } : {}),
+    ...(c.init?.temperature !== undefined ? { temperature: c.init.temperature } : {}),
+    ...(c.init?.bnTrain !== undefined ? { bnTrain: c.init.bnTrain } : {}),
   };
 }
 

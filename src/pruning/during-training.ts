@@ -13,9 +13,12 @@ import { keepAll, sliceWeights, type KeptIndices } from '../training/inherit.js'
 import { evaluate, runLength, train, type StepProgress } from '../training/train.js';
 import type { EpochCurve, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
-import { checkCriterion, CRITERIA, type Combine } from './importance.js';
-import { chooseByCriterion, loadPrepared, resolveTarget, savePruned, scoringBatches, type PruneTarget } from './prune.js';
-import { pruneEpochs, stepWidths } from './schedule.js';
+import { compileComplexity } from '../complexity/terms.js';
+import { measure, type Allocation } from './allocate.js';
+import { CRITERIA, scoringTemperature, type Combine } from './importance.js';
+import { chooseByCriterion, loadPrepared, planWidths, savePruned, scoringBatches, scoringProvenance, type PruneTarget, type WidthPlan } from './prune.js';
+import { lossAndGradNorm } from './gradients.js';
+import { removedShare, pruneEpochs, stepWidths } from './schedule.js';
 
 /** When to prune: an epoch (0 = the initialised net, k = after k epochs) or 'end' (after the last epoch). */
 export type PruneAt = number | 'end';
@@ -24,6 +27,9 @@ export interface EarlyPruneRequest {
   spec: NetSpec;
   /** The final widths, resolved from the full width as one-shot `prune` resolves them. */
   target: PruneTarget;
+  /** uniform (default): widths fixed in advance; global: each step's widths decided by the measure under a budget. */
+  allocation?: Allocation;
+  minKeep?: number;
   criterion: string;
   at: PruneAt;
   /** Pruning steps (1: one-shot) and epochs between them. */
@@ -41,14 +47,17 @@ export interface EarlyPruneRequest {
   seed: number;
   engine: Engine;
   saveDir?: string;
+  /** Record the loss and gradient norm on the step's scoring batches just before and after each step (costs 2 passes). */
+  measureFlow?: boolean;
 }
 
-/** The checked plan: the full and final widths, and the epoch and widths of every step. */
+/** The checked plan: the full widths, the final widths (uniform only), and the epoch and width plan of every step. */
 export interface EarlyPrunePlan {
   fullWidths: WidthConfig;
-  targetWidths: WidthConfig;
+  /** Known in advance under uniform allocation; under global the last step's budget decides them. */
+  targetWidths?: WidthConfig;
   epochs: number[];
-  widths: WidthConfig[];
+  steps: WidthPlan[];
 }
 
 /** One pruning step as recorded: kept indices are into the original (full-width) net's channels. */
@@ -62,6 +71,8 @@ export interface PruneStepRecord {
   valErrorBefore: number;
   valErrorAfter: number;
   hessian?: string;
+  /** With measureFlow: training loss and ‖g‖ on the scoring batches (BN on batch statistics, T = 1) before and after. */
+  flow?: { lossBefore: number; lossAfter: number; gradNormBefore: number; gradNormAfter: number };
 }
 
 export interface EarlyPruneResult {
@@ -87,7 +98,7 @@ export interface EarlyPruneResult {
  * widths: the final widths are exactly what one-shot pruning of the full-width net to the same target gives.
  */
 export function planEarlyPruning(req: Omit<EarlyPruneRequest, 'engine' | 'settings' | 'seed' | 'combine' | 'scoreBatches' | 'finetuneLr'>, epochs: number): EarlyPrunePlan {
-  checkCriterion(req.criterion);
+  scoringTemperature(req.criterion, req.temperature);
   if (!(Number.isInteger(req.steps) && req.steps >= 1)) throw new UserError(`--prune-steps must be an integer >= 1, got ${req.steps}`);
   if (!(Number.isInteger(req.every) && req.every >= 1)) throw new UserError(`--prune-every must be an integer >= 1, got ${req.every}`);
   const at = req.at === 'end' ? epochs : req.at;
@@ -102,8 +113,18 @@ export function planEarlyPruning(req: Omit<EarlyPruneRequest, 'engine' | 'settin
     throw new UserError(`--finetune-epochs applies only when the last pruning step is after the last epoch (--prune-at end); it is at epoch ${last} of ${epochs}`);
   }
   const fullWidths = baseWidths(req.spec);
-  const targetWidths = resolveTarget(req.spec, fullWidths, req.target);
-  return { fullWidths, targetWidths, epochs: prunedAt, widths: stepWidths(fullWidths, targetWidths, req.steps) };
+  const plan = planWidths(req.spec, fullWidths, req.target, req.allocation, req.minKeep);
+  if ('widths' in plan) {
+    return { fullWidths, targetWidths: plan.widths, epochs: prunedAt, steps: stepWidths(fullWidths, plan.widths, req.steps).map((widths) => ({ widths })) };
+  }
+  // Global: step k's budget removes the cubic schedule's share of what the whole run removes, measured in the budget's own unit.
+  const { budget, floor } = plan.global;
+  const full = measure(compileComplexity(req.spec), fullWidths, budget.metric);
+  const steps = Array.from({ length: req.steps }, (_, i): WidthPlan => {
+    const limit = i === req.steps - 1 ? budget.limit : full - (full - budget.limit) * removedShare(i + 1, req.steps);
+    return { global: { budget: { metric: budget.metric, limit: budget.metric === 'channels' ? Math.round(limit) : limit }, floor } };
+  });
+  return { fullWidths, epochs: prunedAt, steps };
 }
 
 const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
@@ -127,7 +148,7 @@ export async function trainWithPruning(
   const plan = planEarlyPruning(req, epochs);
   const optimizer = { momentum: settings.momentum, nesterov: settings.nesterov, weightDecay: settings.weightDecay };
   const evalBatch = 2 * settings.batchSize;
-  const needsBatches = CRITERIA[req.criterion].needs !== 'weights';
+  const needsBatches = CRITERIA[req.criterion].needs !== 'weights' || req.measureFlow === true;
   const records: PruneStepRecord[] = [];
   let keptOriginal = keepAll(plan.fullWidths);
   let lastVal = Number.NaN;
@@ -137,11 +158,11 @@ export async function trainWithPruning(
     const afterEpoch = async (epoch: number, net: EngineNet): Promise<EngineNet | undefined> => {
       const k = plan.epochs.indexOf(epoch);
       if (k < 0) return undefined;
-      const widths = plan.widths[k];
       // Step 0 draws the same batches `prune` would, so pruning at initialisation equals pruning a saved initial net.
       const batches = needsBatches ? scoringBatches(data, req.scoreBatches, settings.batchSize, seed, k) : [];
       const before = epoch === 0 ? (await evaluate(net, data, data.val, evalBatch)).error : lastVal;
-      const { kept, hessian } = await chooseByCriterion(net, widths, req.criterion, batches, {
+      const flowBefore = req.measureFlow ? await lossAndGradNorm(net, batches) : undefined;
+      const { kept, widths, hessian } = await chooseByCriterion(net, plan.steps[k], req.criterion, batches, {
         combine: req.combine,
         seed,
         ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
@@ -160,8 +181,14 @@ export async function trainWithPruning(
       current = next;
       keptOriginal = kept.map((list, g) => list.map((i) => keptOriginal[g][i]));
       const after = (await evaluate(next, data, data.val, evalBatch)).error;
+      const flowAfter = flowBefore ? await lossAndGradNorm(next, batches) : undefined;
       const c = complexity(spec, widths);
-      records.push({ epoch, widths, kept: keptOriginal, flops: c.flops, params: c.params, valErrorBefore: before, valErrorAfter: after, ...(hessian ? { hessian } : {}) });
+      records.push({
+        epoch, widths, kept: keptOriginal, flops: c.flops, params: c.params, valErrorBefore: before, valErrorAfter: after, ...(hessian ? { hessian } : {}),
+        ...(flowBefore && flowAfter
+          ? { flow: { lossBefore: flowBefore.loss, lossAfter: flowAfter.loss, gradNormBefore: flowBefore.gradNorm, gradNormAfter: flowAfter.gradNorm } }
+          : {}),
+      });
       log(`pruned at epoch ${epoch} (step ${k + 1}/${plan.epochs.length}) by ${req.criterion}: widths ${widths.join(',')}, ${c.flops.toLocaleString('en-US')} FLOPs; val err ${pct(before)} -> ${pct(after)}`);
       return next;
     };
@@ -216,17 +243,13 @@ export async function trainWithPruning(
       });
     }
     if (result.status === 'complete' && req.saveDir) {
-      const criterion = CRITERIA[req.criterion];
       await savePruned(
         net,
         req.saveDir,
         {
           parent: 'this run (pruned during training)',
           parentWidths: plan.fullWidths,
-          criterion: req.criterion,
-          combine: req.combine,
-          scoreBatches: criterion.needs === 'weights' ? 0 : req.scoreBatches,
-          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+          ...scoringProvenance(req),
           ...(records.find((r) => r.hessian) ? { hessian: records.find((r) => r.hessian)!.hessian } : {}),
           kept: keptOriginal,
           fineTuneEpochs: req.finetuneEpochs,

@@ -5,7 +5,10 @@
 import type { EngineBatch, EngineNet, LossSpec, WeightSet } from '../training/engine.js';
 
 export interface GradientOptions {
-  /** Logit temperature T: the loss is cross-entropy of logits / T (flowandprune: 1 for gradients, 200 for GraSP's H·g). */
+  /**
+   * Logit temperature T: the loss is cross-entropy of logits / T. Default 1; each criterion names its own (see
+   * Criterion.temperature: flowandprune uses 200 for GraSP's H·g only, 1 for gradient-norm preservation and the rest).
+   */
   temperature?: number;
   /** BN in training mode (batch statistics) or inference mode (running statistics). flowandprune scores in eval mode. */
   training?: boolean;
@@ -34,6 +37,37 @@ function norm(w: WeightSet): number {
   let s = 0;
   for (const t of w.values()) for (const v of t.data) s += v * v;
   return Math.sqrt(s);
+}
+
+/** Each batch's loss gradient with its share of all samples, for measures that square per batch before averaging. */
+export async function batchGradients(net: EngineNet, batches: EngineBatch[], opts: GradientOptions = {}): Promise<{ grads: WeightSet; share: number }[]> {
+  if (batches.length === 0) throw new Error('gradients need at least one batch');
+  const total = batches.reduce((s, b) => s + b.size, 0);
+  const out: { grads: WeightSet; share: number }[] = [];
+  for (const b of batches) {
+    const { grads } = await net.gradients(b, crossEntropy(opts.temperature), { training: opts.training ?? false });
+    out.push({ grads, share: b.size / total });
+  }
+  return out;
+}
+
+/**
+ * The loss and the norm of its gradient over the batches (size-weighted means, T = 1, BN on batch statistics: the loss
+ * SGD descends; at initialisation the running statistics are not yet estimates): what the gradient-flow view predicts
+ * pruning changes, to first order (loss) and second order (gradient norm). Running statistics do not move.
+ */
+export async function lossAndGradNorm(net: EngineNet, batches: EngineBatch[]): Promise<{ loss: number; gradNorm: number }> {
+  if (batches.length === 0) throw new Error('gradients need at least one batch');
+  const total = batches.reduce((s, b) => s + b.size, 0);
+  let loss = 0;
+  let acc: WeightSet | undefined;
+  for (const b of batches) {
+    const r = await net.gradients(b, crossEntropy(1), { training: true });
+    loss += (r.loss * b.size) / total;
+    acc ??= zerosLike(r.grads);
+    axpy(acc, r.grads, b.size / total);
+  }
+  return { loss, gradNorm: norm(acc!) };
 }
 
 /** The loss gradient averaged over the batches, each weighted by its size (flowandprune's cal_grad). */

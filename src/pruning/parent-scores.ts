@@ -8,7 +8,7 @@ import type { Engine } from '../training/engine.js';
 import type { KeptIndices } from '../training/inherit.js';
 import type { TrainSettings } from '../training/types.js';
 import { chooseKept } from './choose.js';
-import { checkCriterion, CRITERIA, scoreGroups, type Combine } from './importance.js';
+import { CRITERIA, scoreGroups, scoringTemperature, type Combine } from './importance.js';
 import { loadPrepared, readParent, readParentWeights, scoringBatches } from './prune.js';
 
 /** Batches whose gradients are averaged for gradient-based criteria (as `prune --score-batches`' default). */
@@ -23,6 +23,9 @@ export interface ParentScores {
   scores: number[][];
   /** Batches averaged for the gradient (0: the criterion reads weights only). */
   scoreBatches: number;
+  /** Logit temperature and BN mode of the scoring loss (gradient-based criteria; absent in older caches: 1, inference). */
+  temperature?: number;
+  bnTrain?: boolean;
   seed: number;
   hessian?: string;
 }
@@ -31,9 +34,9 @@ export interface ParentScores {
 export async function scoreParent(
   dir: string,
   engine: Engine,
-  opts: { criterion: string; combine: Combine; settings: TrainSettings; seed: number },
+  opts: { criterion: string; combine: Combine; settings: TrainSettings; seed: number; batches?: number; temperature?: number; bnTrain?: boolean },
 ): Promise<ParentScores> {
-  checkCriterion(opts.criterion);
+  const temperature = scoringTemperature(opts.criterion, opts.temperature);
   const parent = readParent(dir);
   const { spec } = parent;
   const pw = parent.metadata.widths;
@@ -43,14 +46,16 @@ export async function scoreParent(
   const net = await engine.build(spec, pw, opts.seed, { momentum: s.momentum, nesterov: s.nesterov, weightDecay: s.weightDecay });
   try {
     await net.writeWeights(weights);
-    const batches = needsData ? scoringBatches(loadPrepared(s.data, spec), PARENT_SCORE_BATCHES, s.batchSize, opts.seed) : [];
-    const scored = await scoreGroups(net, channelMap(spec), opts.criterion, batches, { combine: opts.combine, seed: opts.seed });
+    const batches = needsData ? scoringBatches(loadPrepared(s.data, spec), opts.batches ?? PARENT_SCORE_BATCHES, s.batchSize, opts.seed) : [];
+    const bnTrain = opts.bnTrain ?? false;
+    const scored = await scoreGroups(net, channelMap(spec), opts.criterion, batches, { combine: opts.combine, seed: opts.seed, temperature, training: bnTrain });
     return {
       criterion: opts.criterion,
       combine: opts.combine,
       parentWidths: pw,
       scores: scored.scores.map((g) => Array.from(g)),
       scoreBatches: needsData ? batches.length : 0,
+      ...(needsData ? { temperature, bnTrain } : {}),
       seed: opts.seed,
       ...(scored.hessian ? { hessian: scored.hessian } : {}),
     };

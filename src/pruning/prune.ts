@@ -21,16 +21,40 @@ import { evaluate, train } from '../training/train.js';
 import type { DataSettings, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { makeRng } from '../util/rng.js';
+import { allocateGlobal, DEFAULT_MIN_KEEP, globalPlan, type Allocation, type GlobalPlan } from './allocate.js';
 import { chooseKept } from './choose.js';
-import { checkCriterion, CRITERIA, scoreGroups, type Combine } from './importance.js';
-import { checkChildWidths, keepFromParent, widthsForFlops } from './targets.js';
+import { checkCriterion, CRITERIA, scoreGroups, scoringTemperature, type Combine } from './importance.js';
+import { checkChildWidths, keepFromParent, widthsForMetric } from './targets.js';
 
-export type PruneTarget = { keep: number } | { widths: WidthConfig } | { flops: number };
+export type PruneTarget = { keep: number } | { widths: WidthConfig } | { flops: number } | { params: number };
+
+/** How the child's widths are decided: fixed in advance (uniform), or by the measure under a budget (global). */
+export type WidthPlan = { widths: WidthConfig } | { global: GlobalPlan };
+
+/** One line of what a width plan aims at: its widths, or its global budget and floor. */
+export function describeStep(plan: WidthPlan): string {
+  if ('widths' in plan) return `widths ${plan.widths.join(',')}`;
+  const { budget, floor } = plan.global;
+  return `global allocation to ${Math.round(budget.limit).toLocaleString('en-US')} ${budget.metric === 'flops' ? 'FLOPs' : budget.metric} (every group keeps at least ${floor.join(',')})`;
+}
+
+/**
+ * The width plan for pruning a net at `fullWidths` to a target: uniform resolves the widths now, global checks the
+ * budget against the --min-keep floor and leaves the widths to the scores.
+ */
+export function planWidths(spec: NetSpec, fullWidths: WidthConfig, target: PruneTarget, allocation: Allocation = 'uniform', minKeep = DEFAULT_MIN_KEEP): WidthPlan {
+  if (allocation === 'global') return { global: globalPlan(spec, fullWidths, target, minKeep) };
+  return { widths: resolveTarget(spec, fullWidths, target) };
+}
 
 export interface PruneRequest {
   parentDir: string;
   criterion: string;
   target: PruneTarget;
+  /** uniform (default): one keep ratio in every group; global: the measure decides each group's width. */
+  allocation?: Allocation;
+  /** Global allocation: share of every group's width always kept (default 5%). */
+  minKeep?: number;
   outDir: string;
   combine: Combine;
   /** Batches whose gradients are averaged for gradient-based criteria. */
@@ -93,7 +117,8 @@ export function resolveTarget(spec: NetSpec, parentWidths: WidthConfig, target: 
     checkChildWidths(spec, parentWidths, target.widths);
     return target.widths;
   }
-  return widthsForFlops(spec, parentWidths, target.flops).widths;
+  if ('params' in target) return widthsForMetric(spec, parentWidths, target.params, 'params').widths;
+  return widthsForMetric(spec, parentWidths, target.flops, 'flops').widths;
 }
 
 /** The output directory must be new or empty, so a run never mixes with or overwrites an earlier one. */
@@ -127,6 +152,9 @@ export interface PrunedProvenance {
   parentComplexity: Complexity;
   criterion: string;
   combine: Combine;
+  /** uniform or global (with the budget and floor it met); absent in models saved before allocation was a choice. */
+  allocation?: Allocation;
+  minKeep?: number;
   scoreBatches: number;
   temperature?: number;
   hessian?: string;
@@ -135,12 +163,14 @@ export interface PrunedProvenance {
 }
 
 /** Checks everything that can be checked without computing, so bad input writes nothing. */
-export function checkRequest(req: Pick<PruneRequest, 'parentDir' | 'criterion' | 'target' | 'outDir'>): { parent: ParentModel; widths: WidthConfig } {
-  checkCriterion(req.criterion);
+export function checkRequest(
+  req: Pick<PruneRequest, 'parentDir' | 'criterion' | 'target' | 'outDir' | 'allocation' | 'minKeep' | 'temperature'>,
+): { parent: ParentModel; plan: WidthPlan } {
+  scoringTemperature(req.criterion, req.temperature);
   const parent = readParent(req.parentDir);
-  const widths = targetWidths(parent, req.target);
+  const plan = planWidths(parent.spec, parent.metadata.widths, req.target, req.allocation, req.minKeep);
   checkOutDir(req.outDir);
-  return { parent, widths };
+  return { parent, plan };
 }
 
 /** How a net is scored for pruning: the request fields that scoring reads. */
@@ -154,16 +184,17 @@ export interface ScoringOptions {
 }
 
 /**
- * Scores the net's channels by the criterion and chooses which of them each group keeps to reach `widths` (indices
- * into the net's own channels). The one scoring step `prune` and pruning during training share.
+ * Scores the net's channels by the criterion, decides the widths (given, or by global allocation from the scores) and
+ * chooses which channels each group keeps (indices into the net's own channels). The one scoring step `prune` and
+ * pruning during training share.
  */
 export async function chooseByCriterion(
   net: EngineNet,
-  widths: WidthConfig,
+  plan: WidthPlan,
   criterion: string,
   batches: EngineBatch[],
   opts: Omit<ScoringOptions, 'criterion'>,
-): Promise<{ kept: KeptIndices; hessian?: string }> {
+): Promise<{ kept: KeptIndices; widths: WidthConfig; hessian?: string }> {
   const map = channelMap(net.spec);
   const scored = await scoreGroups(net, map, criterion, batches, {
     combine: opts.combine,
@@ -172,8 +203,25 @@ export async function chooseByCriterion(
     ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
   });
   if (scored.hessian) opts.log?.(`H·g by ${scored.hessian}`);
+  const widths = 'widths' in plan ? plan.widths : allocateGlobal(net.spec, net.widths, scored.scores, plan.global);
   const kept = chooseKept(map, scored.scores, net.widths, widths);
-  return { kept, ...(scored.hessian ? { hessian: scored.hessian } : {}) };
+  return { kept, widths, ...(scored.hessian ? { hessian: scored.hessian } : {}) };
+}
+
+/** The provenance fields every pruned model records about how it was scored and how its widths were decided. */
+export function scoringProvenance(
+  req: { criterion: string; combine: Combine; scoreBatches: number; temperature?: number; allocation?: Allocation; minKeep?: number },
+): Pick<PrunedProvenance, 'criterion' | 'combine' | 'allocation' | 'minKeep' | 'scoreBatches' | 'temperature'> {
+  const weightsOnly = CRITERIA[req.criterion].needs === 'weights';
+  const allocation = req.allocation ?? 'uniform';
+  return {
+    criterion: req.criterion,
+    combine: req.combine,
+    allocation,
+    ...(allocation === 'global' ? { minKeep: req.minKeep ?? DEFAULT_MIN_KEEP } : {}),
+    scoreBatches: weightsOnly ? 0 : req.scoreBatches,
+    ...(weightsOnly ? {} : { temperature: scoringTemperature(req.criterion, req.temperature) }),
+  };
 }
 
 /**
@@ -204,7 +252,7 @@ export async function savePruned(
 }
 
 export async function prune(req: PruneRequest, log: (line: string) => void = () => {}): Promise<PruneResult> {
-  const { parent, widths } = checkRequest(req);
+  const { parent, plan } = checkRequest(req);
   const { spec } = parent;
   const pw = parent.metadata.widths;
   const weights = await readParentWeights(parent);
@@ -214,12 +262,14 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
   const optimizer = { momentum: req.settings.momentum, nesterov: req.settings.nesterov, weightDecay: req.settings.weightDecay };
   const parentNet = await req.engine.build(spec, pw, req.seed, optimizer);
   let kept: KeptIndices;
+  let widths: WidthConfig;
   let hessian: string | undefined;
   const metrics: Record<string, number | string | undefined> = { engine: req.engineName };
   try {
     await parentNet.writeWeights(weights);
     const batches = data ? scoringBatches(data, req.scoreBatches, req.settings.batchSize, req.seed) : [];
-    ({ kept, hessian } = await chooseByCriterion(parentNet, widths, req.criterion, batches, { ...req, log }));
+    ({ kept, widths, hessian } = await chooseByCriterion(parentNet, plan, req.criterion, batches, { ...req, log }));
+    if ('global' in plan) log(`global allocation by ${req.criterion}: widths ${widths.join(',')}`);
     if (data) {
       const e = await evaluate(parentNet, data, data.test, 2 * req.settings.batchSize);
       metrics.parentTestError = e.error;
@@ -247,10 +297,7 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
     const saved = await savePruned(net, req.outDir, {
       parent: parent.dir,
       parentWidths: pw,
-      criterion: req.criterion,
-      combine: req.combine,
-      scoreBatches: criterion.needs === 'weights' ? 0 : req.scoreBatches,
-      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...scoringProvenance(req),
       ...(hessian ? { hessian } : {}),
       kept,
       fineTuneEpochs: req.settings.epochs,

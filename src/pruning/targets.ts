@@ -1,4 +1,4 @@
-/** The widths a pruned child gets from a parent: a keep ratio, explicit widths, or the widest uniform ratio under a FLOPs target. */
+/** The widths a pruned child gets from a parent: a keep ratio, explicit widths, or the widest uniform ratio under a FLOPs or params target. */
 import { complexity } from '../complexity/count.js';
 import { widestUniform } from '../complexity/uniform.js';
 import { uniformWidths } from '../nets/resolve.js';
@@ -24,17 +24,28 @@ export function checkChildWidths(spec: NetSpec, parentWidths: WidthConfig, width
 }
 
 /**
- * The widest uniform keep ratio whose FLOPs are at most `target` (a fraction of the parent's FLOPs when <= 1, else an
- * absolute count). A target below the FLOPs of one channel per group cannot be reached.
+ * The widest uniform keep ratio whose FLOPs (or params) are at most `target` (a fraction of the parent's when <= 1,
+ * else an absolute count). A target below the count of one channel per group cannot be reached.
  */
-export function widthsForFlops(spec: NetSpec, parentWidths: WidthConfig, target: number): { widths: WidthConfig; flops: number } {
-  const parentFlops = complexity(spec, parentWidths).flops;
-  const limit = target <= 1 ? target * parentFlops : target;
-  if (!(limit > 0)) throw new UserError(`--flops must be positive, got ${target}`);
-  const widest = widestUniform(parentWidths, (w) => complexity(spec, w).flops, limit);
+export function widthsForMetric(
+  spec: NetSpec,
+  parentWidths: WidthConfig,
+  target: number,
+  metric: 'flops' | 'params',
+): { widths: WidthConfig; flops: number; params: number } {
+  const full = complexity(spec, parentWidths)[metric];
+  const limit = target <= 1 ? target * full : target;
+  if (!(limit > 0)) throw new UserError(`--${metric} must be positive, got ${target}`);
+  const widest = widestUniform(parentWidths, (w) => complexity(spec, w)[metric], limit);
   if (!widest) {
-    const floor = complexity(spec, parentWidths.map(() => 1)).flops;
-    throw new UserError(`--flops ${target}: ${Math.round(limit).toLocaleString('en-US')} FLOPs is below the ${floor.toLocaleString('en-US')} of one channel per group`);
+    const floor = complexity(spec, parentWidths.map(() => 1))[metric];
+    throw new UserError(`--${metric} ${target}: ${Math.round(limit).toLocaleString('en-US')} ${metric === 'flops' ? 'FLOPs' : 'params'} is below the ${floor.toLocaleString('en-US')} of one channel per group`);
   }
-  return { widths: widest.widths, flops: widest.flops };
+  const c = complexity(spec, widest.widths);
+  return { widths: widest.widths, flops: c.flops, params: c.params };
+}
+
+/** The widest uniform keep ratio under a FLOPs target (see widthsForMetric). */
+export function widthsForFlops(spec: NetSpec, parentWidths: WidthConfig, target: number): { widths: WidthConfig; flops: number } {
+  return widthsForMetric(spec, parentWidths, target, 'flops');
 }

@@ -78,7 +78,8 @@ function layerFor(node: NetNode, widths: WidthConfig, seed: number, inChannels: 
     case 'flatten':
       return tf.layers.flatten({ name });
     case 'dropout':
-      // Unseeded on purpose: a seeded tfjs dropout draws the same mask at every step.
+      // Unseeded here: a fixed seed would draw the same mask at every step; the tfjs engine re-seeds it before each
+      // training pass from the net's seed (engines/tfjs.ts).
       return tf.layers.dropout({ name, rate: node.rate });
     case 'linear':
       // PyTorch's default for linear layers: uniform with variance 1/(3 fan_in).

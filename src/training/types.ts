@@ -58,7 +58,41 @@ export type TrialInit =
    * sampled configuration is the sparsity target). Run by src/pruning/distill/trial.ts: training never imports
    * pruning, so executors dispatch on this mode.
    */
-  | { mode: 'distill'; parent: string; students?: number };
+  | { mode: 'distill'; parent: string; students?: number; options?: DistillTrialOptions; rankOn?: RankOn };
+
+/** A label-free trial's distillation settings, named as `distill`'s flags; absent ones take distill's defaults. */
+export interface DistillTrialOptions {
+  lambdaLogits?: number;
+  lambdaFeatures?: number;
+  lambdaMutual?: number;
+  lambdaSparsity?: number | 'auto';
+  temperature?: number;
+  reselectEvery?: number;
+  sensitivityBatches?: number;
+  bnBatches?: number;
+}
+
+/**
+ * What a label-free campaign's trials report as their validation error, the value the population is ranked,
+ * analysed and refined on: 'agreement' (default: the share of validation images whose class differs from the
+ * teacher's, no label read), 'distill-loss' (the T²-scaled KL to the teacher), or 'labels' (labelled error).
+ */
+export type RankOn = 'agreement' | 'distill-loss' | 'labels';
+export const RANK_ON: readonly RankOn[] = ['agreement', 'distill-loss', 'labels'];
+
+/** Side metrics of a trial beyond its ranked validation error (label-free trials: the other metrics and the real widths). */
+export interface TrialMetrics {
+  /** Which metric `valError` holds. */
+  rankedOn?: RankOn;
+  /** Labelled validation error, where valError holds a label-free metric. */
+  valErrorLabelled?: number;
+  /** Share of validation images whose predicted class differs from the teacher's. */
+  valDisagreement?: number;
+  /** T²-scaled KL from the teacher over the validation split. */
+  valDistill?: number;
+  /** The widths the trained subnetwork really has (a label-free trial's may differ from the sampled target). */
+  widths?: WidthConfig;
+}
 
 export interface EpochCurve {
   epoch: number;
@@ -97,4 +131,5 @@ export interface TrialResult {
   imagesPerSecond?: number;
   /** Backend that actually ran: 'torch' | 'tensorflow' | 'wasm' | 'cpu'. */
   backend: string;
+  metrics?: TrialMetrics;
 }

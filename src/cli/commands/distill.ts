@@ -39,7 +39,7 @@ interface Options extends SharedFlags {
   out: string;
 }
 
-const sparsityFlag = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : numberFlag('--lambda-sparsity', { min: 0 })(value));
+export const sparsityFlag = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : numberFlag('--lambda-sparsity', { min: 0 })(value));
 
 /** The output directory must not hold anything yet: a run never overwrites earlier results. */
 function checkOut(out: string): void {

@@ -1,8 +1,9 @@
 /** `prunespace prune`: scores a saved model's channels, keeps the best per group, inherits weights, fine-tunes, saves. */
 import { Option, type Command } from 'commander';
 import { formatCount } from '../../util/format.js';
+import { ALLOCATIONS, DEFAULT_MIN_KEEP, type Allocation } from '../../pruning/allocate.js';
 import { COMBINES, CRITERIA, criterionNames, type Combine } from '../../pruning/importance.js';
-import { checkRequest, prune, type PruneTarget } from '../../pruning/prune.js';
+import { checkRequest, describeStep, prune, type PruneTarget } from '../../pruning/prune.js';
 import { DATASETS } from '../../training/data/load.js';
 import { selectEngine } from '../../training/engines/select.js';
 import type { DatasetName, TrainSettings } from '../../training/types.js';
@@ -16,6 +17,9 @@ interface Options {
   keep?: number;
   widths?: number[];
   flops?: number;
+  params?: number;
+  allocation: Allocation;
+  minKeep?: number;
   epochs: number;
   out: string;
   combine: Combine;
@@ -43,6 +47,17 @@ function criteriaHelp(): string {
     .join('\n');
 }
 
+/** The one target among --keep, --widths, --flops and --params; none or several is a UserError with `message`. */
+export function pruneTarget(o: { keep?: number; widths?: number[]; flops?: number; params?: number }, message: string): PruneTarget {
+  const given: PruneTarget[] = [];
+  if (o.keep !== undefined) given.push({ keep: o.keep });
+  if (o.widths !== undefined) given.push({ widths: o.widths });
+  if (o.flops !== undefined) given.push({ flops: o.flops });
+  if (o.params !== undefined) given.push({ params: o.params });
+  if (given.length !== 1) throw new UserError(message);
+  return given[0];
+}
+
 export function registerPrune(program: Command): void {
   program
     .command('prune')
@@ -51,12 +66,15 @@ export function registerPrune(program: Command): void {
     .requiredOption('--criterion <name>', `importance measure (${criterionNames().join(', ')})`)
     .option('--keep <ratio>', "every group keeps round-half-up(ratio x the parent's width) channels", numberFlag('--keep', { above: 0, max: 1 }))
     .option('--widths <w1,w2,...>', 'kept channels per group, in group order', intListFlag('--widths'))
-    .option('--flops <F>', "FLOPs target: a fraction of the parent's (<= 1) or an absolute count; the widest uniform keep ratio under it", numberFlag('--flops', { above: 0 }))
+    .option('--flops <F>', "FLOPs target: a fraction of the parent's (<= 1) or an absolute count; uniform: the widest uniform keep ratio under it", numberFlag('--flops', { above: 0 }))
+    .option('--params <P>', "params target: a fraction of the parent's (<= 1) or an absolute count, as --flops", numberFlag('--params', { above: 0 }))
+    .addOption(new Option('--allocation <how>', 'uniform: every group keeps the same ratio; global: channels of all groups ranked together by score / group mean |score|, widths decided by the ranking').choices([...ALLOCATIONS]).default('uniform'))
+    .option('--min-keep <share>', `global allocation: every group keeps at least this share of its channels (default ${DEFAULT_MIN_KEEP})`, numberFlag('--min-keep', { above: 0, max: 1 }))
     .requiredOption('--out <dir>', 'where to save the pruned model (must be new or empty)')
     .option('--epochs <n>', 'fine-tuning epochs after pruning (0: none)', intFlag('--epochs', { min: 0 }), 0)
     .addOption(new Option('--combine <how>', 'how the scores of a group\'s coupled convs combine (each normalised by its mean |score|)').choices([...COMBINES]).default('sum'))
     .option('--score-batches <n>', 'batches whose gradients are averaged for gradient-based criteria', intFlag('--score-batches', { min: 1 }), 4)
-    .option('--temperature <T>', 'logit temperature of the scoring loss (the paper uses 200 for grasp)', numberFlag('--temperature', { above: 0 }))
+    .option('--temperature <T>', 'logit temperature of the scoring loss (default: 200 for grasp, 1 for every other criterion, as the paper\'s code)', numberFlag('--temperature', { above: 0 }))
     .option('--bn-train', 'score with BN in training mode (batch statistics); default inference mode, as the paper\'s code', false)
     .option('--seed <s>', 'seed of scoring batches, the random criterion and fine-tuning', intFlag('--seed', { min: 0 }), 0)
     .addOption(new Option('--data <name>', "data for scoring, fine-tuning and evaluation (default: the parent's)").choices([...DATASETS]))
@@ -73,12 +91,14 @@ export function registerPrune(program: Command): void {
     .option('--json', 'print the result as JSON on stdout (progress on stderr)')
     .addHelpText('after', `\nCriteria (a group keeps its highest scores):\n${criteriaHelp()}`)
     .action(async (opts: Options) => {
-      const given = [opts.keep !== undefined, opts.widths !== undefined, opts.flops !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new UserError('give exactly one of --keep, --widths or --flops');
-      const target: PruneTarget =
-        opts.keep !== undefined ? { keep: opts.keep } : opts.widths !== undefined ? { widths: opts.widths } : { flops: opts.flops! };
+      const target = pruneTarget(opts, 'give exactly one of --keep, --widths, --flops or --params');
+      if (opts.minKeep !== undefined && opts.allocation !== 'global') throw new UserError('--min-keep applies to --allocation global only');
+      const allocation = { allocation: opts.allocation, ...(opts.minKeep !== undefined ? { minKeep: opts.minKeep } : {}) };
       // Everything checkable is checked before any computing, so bad input writes nothing.
-      const { parent, widths } = checkRequest({ parentDir: opts.parent, criterion: opts.criterion, target, outDir: opts.out });
+      const { parent, plan } = checkRequest({
+        parentDir: opts.parent, criterion: opts.criterion, target, outDir: opts.out, ...allocation,
+        ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
+      });
       const saved = (parent.metadata.settings ?? {}) as Partial<TrainSettings>;
       let data: TrainSettings['data'] | undefined = opts.data ? { name: opts.data } : saved.data ? { ...saved.data } : undefined;
       const needsData = CRITERIA[opts.criterion].needs !== 'weights' || opts.epochs > 0;
@@ -104,12 +124,13 @@ export function registerPrune(program: Command): void {
       const say = (line: string): void => void (opts.json ? process.stderr : process.stdout).write(line + '\n');
       const { engine, reason } = await selectEngine(opts.backend, opts.threads !== undefined ? { threads: opts.threads } : {});
       say(`engine: ${reason}`);
-      say(`parent: ${parent.spec.ref.family} widths ${parent.metadata.widths.join(',')}; child widths ${widths.join(',')}`);
+      say(`parent: ${parent.spec.ref.family} widths ${parent.metadata.widths.join(',')}; child ${describeStep(plan)}`);
       const r = await prune(
         {
           parentDir: opts.parent,
           criterion: opts.criterion,
           target,
+          ...allocation,
           outDir: opts.out,
           combine: opts.combine,
           scoreBatches: opts.scoreBatches,

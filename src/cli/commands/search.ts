@@ -5,7 +5,9 @@ import { DEFAULT_REFERENCE_SEEDS, discardNewCampaign, prepareCampaign } from '..
 import type { RunOptions, RunSummary } from '../../campaign/campaign.js';
 import type { CampaignConfig } from '../../campaign/types.js';
 import { UserError, isUserError } from '../../util/errors.js';
-import { intFlag } from '../parse.js';
+import { intFlag, numberFlag } from '../parse.js';
+import { sparsityFlag } from './distill.js';
+import { RANK_ON } from '../../training/types.js';
 import { addTrainingFlags, trainSettings } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
 import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, discardStoredCampaign, resolveSearch, storeCampaign } from '../campaign-file.js';
@@ -103,7 +105,19 @@ export function registerSearch(program: Command): void {
     .addOption(new Option('--combine <how>', "--init inherit: how a group's coupled convs' scores combine (default sum)").choices([...COMBINES]))
     .option('--parent-epochs <n>', '--init inherit without --parent: epochs of the parent the campaign trains (default --epochs)', intFlag('--parent-epochs', { min: 1 }))
     .addOption(new Option('--train <mode>', 'supervised (default) or distill: each trial distils --parent towards its sampled widths without labels (labels only evaluate: the validation error reported)').choices(['supervised', 'distill']))
-    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }));
+    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }))
+    .addOption(new Option('--rank-on <metric>', '--train distill: what each trial\'s validation error is, and so what the population is ranked, analysed and refined on: ' +
+      'agreement (default; share of validation images whose class differs from the parent\'s, no labels), distill-loss (KL to the parent), labels (labelled error)').choices([...RANK_ON]))
+    .option('--lambda-logits <x>', '--train distill: as distill (default 1)', numberFlag('--lambda-logits', { min: 0 }))
+    .option('--lambda-features <x>', '--train distill: as distill (default 1)', numberFlag('--lambda-features', { min: 0 }))
+    .option('--lambda-mutual <x>', '--train distill: as distill (default 1)', numberFlag('--lambda-mutual', { min: 0 }))
+    .option('--lambda-sparsity <x|auto>', '--train distill: as distill (default auto)', sparsityFlag)
+    .option('--reselect-every <steps>', '--train distill: as distill (default 100)', intFlag('--reselect-every', { min: 1 }))
+    .option('--sensitivity-batches <n>', '--train distill: as distill (default 4)', intFlag('--sensitivity-batches', { min: 1 }))
+    .option('--bn-batches <n>', '--train distill: as distill (default 16)', intFlag('--bn-batches', { min: 1 }))
+    .option('--temperature <T>', '--train distill: the logit terms\' temperature (default 4); --init inherit: the scoring loss\'s (default 200 for grasp, 1 otherwise)', numberFlag('--temperature', { above: 0 }))
+    .option('--score-batches <n>', '--init inherit: batches whose gradients score the parent (default 4)', intFlag('--score-batches', { min: 1 }))
+    .option('--bn-train', '--init inherit: score the parent with BN in training mode (default inference mode)');
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);

@@ -8,8 +8,10 @@ import { DATA_SHAPES } from '../../training/data/load.js';
 import { startBackend } from '../../training/trial.js';
 import { runTrial } from '../../training/trial.js';
 import { planEarlyPruning, trainWithPruning, type PruneAt } from '../../pruning/during-training.js';
+import { ALLOCATIONS, DEFAULT_MIN_KEEP, type Allocation } from '../../pruning/allocate.js';
 import { checkCriterion, COMBINES, criterionNames, type Combine } from '../../pruning/importance.js';
-import { checkOutDir, type PruneTarget } from '../../pruning/prune.js';
+import { checkOutDir, describeStep } from '../../pruning/prune.js';
+import { pruneTarget } from './prune.js';
 import { formatCount } from '../../util/format.js';
 import type { EpochCurve } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
@@ -30,6 +32,11 @@ interface Options extends TrainingFlags {
   pruneAt?: PruneAt;
   criterion?: string;
   flops?: number;
+  params?: number;
+  allocation?: Allocation;
+  minKeep?: number;
+  temperature?: number;
+  measureFlow?: boolean;
   pruneSteps?: number;
   pruneEvery?: number;
   finetuneEpochs?: number;
@@ -47,6 +54,7 @@ function pruneAtFlag(value: string): PruneAt {
 const PRUNE_ONLY: [keyof Options, string][] = [
   ['criterion', '--criterion'], ['flops', '--flops'], ['pruneSteps', '--prune-steps'], ['pruneEvery', '--prune-every'],
   ['finetuneEpochs', '--finetune-epochs'], ['finetuneLr', '--finetune-lr'], ['scoreBatches', '--score-batches'], ['combine', '--combine'],
+  ['params', '--params'], ['allocation', '--allocation'], ['minKeep', '--min-keep'], ['temperature', '--temperature'], ['measureFlow', '--measure-flow'],
 ];
 
 const DEFAULT_EPOCHS = 10;
@@ -80,13 +88,18 @@ export function registerTrain(program: Command): void {
     .option('--prune-at <E|end>', 'prune during training: train at full width, prune at epoch E (0: at initialisation; end: after the last epoch) to the --keep, --widths or --flops target, and train on', pruneAtFlag)
     .option('--criterion <name>', `with --prune-at: importance measure (${criterionNames().join(', ')})`)
     .option('--flops <F>', "with --prune-at: FLOPs target, a fraction of the full width's (<= 1) or an absolute count; the widest uniform keep ratio under it", numberFlag('--flops', { above: 0 }))
+    .option('--params <P>', "with --prune-at: params target, a fraction of the full width's (<= 1) or an absolute count", numberFlag('--params', { above: 0 }))
+    .addOption(new Option('--allocation <how>', 'with --prune-at: uniform (default; one keep ratio everywhere) or global (channels of all groups ranked together by score / group mean |score|)').choices([...ALLOCATIONS]))
+    .option('--min-keep <share>', `with --allocation global: every group keeps at least this share of its channels (default ${DEFAULT_MIN_KEEP})`, numberFlag('--min-keep', { above: 0, max: 1 }))
+    .option('--temperature <T>', 'with --prune-at: logit temperature of the scoring loss (default 200 for grasp, 1 otherwise)', numberFlag('--temperature', { above: 0 }))
+    .option('--measure-flow', 'with --prune-at: record the loss and gradient norm on the scoring batches just before and after each step (prunespace.json, --json)')
     .option('--prune-steps <S>', 'with --prune-at: prune in S steps towards the target, most of it first (cubic schedule; default 1: one-shot)', intFlag('--prune-steps', { min: 1 }))
     .option('--prune-every <P>', 'with --prune-steps: epochs between steps (default 1)', intFlag('--prune-every', { min: 1 }))
     .option('--finetune-epochs <n>', 'with --prune-at end: fine-tuning epochs after pruning (own cosine schedule; default 0)', intFlag('--finetune-epochs', { min: 0 }))
     .option('--finetune-lr <x>', 'with --finetune-epochs: peak fine-tuning learning rate (default 0.01)', numberFlag('--finetune-lr', { above: 0 }))
     .option('--score-batches <n>', 'with --prune-at: batches whose gradients are averaged for gradient-based criteria (default 4)', intFlag('--score-batches', { min: 1 }))
     .addOption(new Option('--combine <how>', "with --prune-at: how a group's coupled convs' scores combine (default sum)").choices([...COMBINES]))
-    .addHelpText('after', '\nWith --prune-at, --keep, --widths or --flops name the widths the run ends with; it starts at full width.')
+    .addHelpText('after', '\nWith --prune-at, --keep, --widths, --flops or --params name the widths or budget the run ends with; it starts at full width.')
     .action(async (opts: Options) => {
       if (opts.pruneAt !== undefined) return trainPruned(opts);
       for (const [key, flag] of PRUNE_ONLY) if (opts[key] !== undefined) throw new UserError(`${flag} needs --prune-at`);
@@ -139,18 +152,21 @@ function netFromOptions(opts: Options): NetSpec {
 
 /** `train --prune-at`: the pruning-during-training path (src/pruning/during-training.ts). */
 async function trainPruned(opts: Options): Promise<void> {
-  const given = [opts.keep !== undefined, opts.widths !== undefined, opts.flops !== undefined].filter(Boolean).length;
-  if (given !== 1) throw new UserError('--prune-at needs exactly one target: --keep, --widths or --flops');
+  const target = pruneTarget(opts, '--prune-at needs exactly one target: --keep, --widths, --flops or --params');
+  if (opts.minKeep !== undefined && opts.allocation !== 'global') throw new UserError('--min-keep applies to --allocation global only');
   if (opts.criterion === undefined) throw new UserError('--prune-at needs --criterion');
   checkCriterion(opts.criterion);
   if (opts.pruneEvery !== undefined && opts.pruneSteps === undefined) throw new UserError('--prune-every needs --prune-steps');
   if (opts.finetuneLr !== undefined && opts.finetuneEpochs === undefined) throw new UserError('--finetune-lr needs --finetune-epochs');
   const spec = netFromOptions(opts);
-  const target: PruneTarget = opts.keep !== undefined ? { keep: opts.keep } : opts.widths !== undefined ? { widths: opts.widths } : { flops: opts.flops! };
   const settings = trainSettings(opts, DEFAULT_EPOCHS);
   const request = {
     spec,
     target,
+    ...(opts.allocation !== undefined ? { allocation: opts.allocation } : {}),
+    ...(opts.minKeep !== undefined ? { minKeep: opts.minKeep } : {}),
+    ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
+    ...(opts.measureFlow ? { measureFlow: true } : {}),
     criterion: opts.criterion,
     at: opts.pruneAt!,
     steps: opts.pruneSteps ?? 1,
@@ -171,7 +187,7 @@ async function trainPruned(opts: Options): Promise<void> {
   say(`backend: ${backend.reason}`);
   const full = complexity(spec, plan.fullWidths);
   say(`net: ${spec.ref.family} ${spec.ref.input.join('x')} ${spec.ref.classes} classes, widths ${plan.fullWidths.join(',')}; ${full.flops.toLocaleString('en-US')} FLOPs, ${full.params.toLocaleString('en-US')} params`);
-  say(`prune by ${opts.criterion} at epoch(s) ${plan.epochs.join(',')} to widths ${plan.targetWidths.join(',')}`);
+  say(`prune by ${opts.criterion} at epoch(s) ${plan.epochs.join(',')} to ${describeStep(plan.steps[plan.steps.length - 1])}`);
   const result = await trainWithPruning(
     {
       ...request,

@@ -275,7 +275,7 @@ export async function distill(
           zero: bns.map((g, k) => channelNorms(weights, g, widths[k]).filter((x) => x === 0).length),
           projectedFlops: selections[i].flops,
           lambdaS: lambdaS[i],
-          valDistill: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches),
+          valDistill: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl,
         });
       }
       const curve = { epoch, students: report, seconds: (performance.now() - started) / 1000 };
@@ -300,7 +300,7 @@ export async function distill(
       await recalibrateBn(students[i], spec, sideBatches(s.bnBatches));
       const weights = await students[i].readWeights();
       const kept = keptChannels(weights, bns, widths, removable, couplings);
-      finals.push({ weights, kept, projected, val: await valDistill(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches) });
+      finals.push({ weights, kept, projected, val: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl });
     }
     const best = finals.reduce((bi, f, i) => (f.val < finals[bi].val ? i : bi), 0);
     const f = finals[best];
@@ -381,8 +381,12 @@ function pseudoLabelLoss(logits: Float32Array, classesOf: Int32Array, classes: n
   return { loss, dLogits };
 }
 
-/** T²-scaled KL from the teacher to a student over the validation split, both in inference mode. */
-async function valDistill(
+/**
+ * Label-free comparison of a student with its teacher over the validation split, both in inference mode: the
+ * T²-scaled KL, and the share of images whose predicted class differs from the teacher's (an error rate whose
+ * "labels" are the teacher's predictions).
+ */
+export async function teacherAgreement(
   teacher: EngineNet,
   student: EngineNet,
   data: PreparedData,
@@ -391,14 +395,21 @@ async function valDistill(
   temperature: number,
   classes: number,
   limit = Infinity,
-): Promise<number> {
+): Promise<{ kl: number; disagreement: number }> {
   let sum = 0;
+  let differ = 0;
   let n = 0;
+  const argmax = (z: Float32Array, r: number): number => {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (z[r * classes + k] > z[r * classes + best]) best = k;
+    return best;
+  };
   for (const batch of splitBatches(data, data.val, batchSize, lut, limit)) {
     const t = await teacher.forward(batch, { training: false });
     const st = await student.forward(batch, { training: false });
     sum += softKl(st.logits, t.logits, classes, temperature).loss * batch.size;
+    for (let r = 0; r < batch.size; r++) if (argmax(st.logits, r) !== argmax(t.logits, r)) differ++;
     n += batch.size;
   }
-  return n ? sum / n : NaN;
+  return n ? { kl: sum / n, disagreement: differ / n } : { kl: NaN, disagreement: NaN };
 }

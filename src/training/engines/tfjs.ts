@@ -8,6 +8,7 @@ import { selectBackend, type SelectedBackend } from '../backends/select.js';
 import type { Engine, EngineBatch, EngineNet, ForwardOutputs, LossSpec, OptimizerSettings, StepStats, WeightSet } from '../engine.js';
 import { buildModel, decayedWeights } from '../model.js';
 import { engineVariables, readLayersWeights, writeLayersWeights } from './layers-weights.js';
+import { deriveSeed } from '../../util/rng.js';
 
 type Outputs = { logits: tf.Tensor2D; taps: Map<string, tf.Tensor> };
 
@@ -32,6 +33,10 @@ export class TfjsNet implements EngineNet {
   private readonly tapModels = new Map<string, tf.LayersModel>();
   private readonly shape: [number, number, number];
   private readonly classes: number;
+  /** Dropout layers, re-seeded before every training-mode pass so masks follow the net's seed, never Math.random. */
+  private readonly dropouts: tf.layers.Layer[];
+  private readonly dropoutSeed: number;
+  private dropoutPasses = 0;
 
   constructor(
     readonly spec: NetSpec,
@@ -47,6 +52,19 @@ export class TfjsNet implements EngineNet {
     this.movingStats = [...engineVariables(this.model, spec).entries()].filter(([n]) => /\/moving_(mean|variance)$/.test(n)).map(([, v]) => v);
     this.shape = [...spec.ref.input];
     this.classes = spec.ref.classes;
+    this.dropouts = this.model.layers.filter((l) => l.getClassName() === 'Dropout');
+    this.dropoutSeed = deriveSeed(seed, 'dropout');
+  }
+
+  /**
+   * A fixed seed would draw the same mask at every step, so each training-mode pass gets the next seed of the net's
+   * own sequence: masks depend on the net's seed and its pass count only, not on other nets in the process.
+   */
+  private reseedDropout(training: boolean): void {
+    if (!training || this.dropouts.length === 0) return;
+    const pass = this.dropoutPasses++;
+    // tfjs's Dropout reads its `seed` field at each call; it is not part of the public typings.
+    this.dropouts.forEach((l, i) => ((l as unknown as { seed?: number }).seed = deriveSeed(this.dropoutSeed, `${pass}/${i}`)));
   }
 
   private input(batch: EngineBatch): tf.Tensor4D {
@@ -55,6 +73,7 @@ export class TfjsNet implements EngineNet {
 
   /** Runs the model returning the logits and the requested node outputs (a multi-output model sharing the layers). */
   private run(x: tf.Tensor4D, training: boolean, taps: string[] = []): Outputs {
+    this.reseedDropout(training);
     if (taps.length === 0) return { logits: this.model.apply(x, { training }) as tf.Tensor2D, taps: new Map() };
     const key = taps.join('\n');
     let m = this.tapModels.get(key);
@@ -107,6 +126,7 @@ export class TfjsNet implements EngineNet {
       const x = this.input(batch);
       let wrongCount: tf.Scalar | undefined;
       const { value, grads } = tf.variableGrads(() => {
+        this.reseedDropout(true);
         const logits = this.model.apply(x, { training: true }) as tf.Tensor2D;
         // Kept out of the gradient scope's cleanup so the error rate costs no second forward pass.
         wrongCount = tf.keep(this.wrongCount(logits, batch.labels!));
@@ -151,6 +171,7 @@ export class TfjsNet implements EngineNet {
         let lossValue = 0;
         const { grads } = tf.variableGrads(() => {
           if (loss.kind === 'cross-entropy') {
+            this.reseedDropout(training);
             const logits = this.model.apply(x, { training }) as tf.Tensor2D;
             const l = this.crossEntropy(logits, batch.labels, loss.labelSmoothing ?? 0, loss.temperature ?? 1);
             lossValue = l.dataSync()[0];

@@ -14,6 +14,7 @@ import { selectBackend } from '../backends/select.js';
 import type { Engine, EngineBatch, EngineNet, ForwardOutputs, LossSpec, OptimizerSettings, OutputLoss, StepStats, WeightSet } from '../engine.js';
 import { buildModel } from '../model.js';
 import { readLayersWeights } from './layers-weights.js';
+import { deriveSeed } from '../../util/rng.js';
 
 /**
  * Where native/build.mjs leaves the addon (src/ and dist/ are both three levels below the package root);
@@ -153,7 +154,7 @@ function torchEngine(addon: Addon, device: string): Engine {
       } finally {
         model.dispose();
       }
-      const net = new TorchNet(addon, spec, widths, device, optimizer);
+      const net = new TorchNet(addon, spec, widths, device, optimizer, deriveSeed(seed, 'dropout'));
       await net.writeWeights(init);
       return net;
     },
@@ -171,8 +172,9 @@ export class TorchNet implements EngineNet {
   private readonly index = new Map<string, number>();
   private readonly trainable: number;
 
-  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, opt: OptimizerSettings) {
-    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, device, ...opt });
+  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, opt: OptimizerSettings, dropoutSeed?: number) {
+    // dropoutSeed seeds the net's own dropout generator (absent: libtorch's global one).
+    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, device, ...opt, ...(dropoutSeed !== undefined ? { dropoutSeed } : {}) });
     this.info = this.net.weightInfo();
     this.info.forEach((w, i) => this.index.set(w.name, i));
     this.trainable = this.info.filter((w) => w.trainable).length;
