@@ -118,6 +118,7 @@ class Net : public Napi::ObjectWrap<Net> {
                         InstanceMethod("hessianVector", &Net::HessianVector),
                         InstanceMethod("applyGradients", &Net::ApplyGradients),
                         InstanceMethod("readWeights", &Net::ReadWeights), InstanceMethod("writeWeights", &Net::WriteWeights),
+                        InstanceMethod("readMomentum", &Net::ReadMomentum), InstanceMethod("writeMomentum", &Net::WriteMomentum),
                         InstanceMethod("dispose", &Net::Dispose)});
   }
 
@@ -613,6 +614,40 @@ class Net : public Napi::ObjectWrap<Net> {
         }
         if (static_cast<int64_t>(f.ElementLength()) != target.numel()) throw std::runtime_error("weight size differs");
         target.copy_(toTorchLayout(torch::from_blob(f.Data(), shape, torch::kFloat), l));
+      }
+    });
+    return info.Env().Undefined();
+  }
+
+  // readMomentum() -> Float32Array[] in parameter order (tfjs layout); an empty array where no step made a buffer yet.
+  Napi::Value ReadMomentum(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto out = Napi::Array::New(env, params_.size());
+    guard(env, [&] {
+      for (size_t i = 0; i < params_.size(); i++) {
+        const Param& p = params_[i];
+        out.Set(i, p.momentum.defined() ? toJs(env, toTfjsLayout(p.momentum, p.layout)) : Napi::Float32Array::New(env, 0));
+      }
+    });
+    return out;
+  }
+
+  // writeMomentum(Float32Array[] in parameter order, tfjs layout): an empty array clears that buffer (as before a first step).
+  Napi::Value WriteMomentum(const Napi::CallbackInfo& info) {
+    guard(info.Env(), [&] {
+      auto data = info[0].As<Napi::Array>();
+      if (data.Length() != params_.size()) throw std::runtime_error("momentum: one array per parameter expected");
+      torch::NoGradGuard ng;
+      for (uint32_t i = 0; i < data.Length(); i++) {
+        Param& p = params_[i];
+        auto f = data.Get(i).As<Napi::Float32Array>();
+        if (f.ElementLength() == 0) {
+          p.momentum = Tensor();
+          continue;
+        }
+        if (static_cast<int64_t>(f.ElementLength()) != p.value.numel()) throw std::runtime_error("momentum size differs from its weight");
+        auto shape = tfjsShape(p.value, p.layout);
+        p.momentum = toTorchLayout(torch::from_blob(f.Data(), shape, torch::kFloat), p.layout).to(p.value.options()).clone();
       }
     });
     return info.Env().Undefined();
