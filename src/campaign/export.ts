@@ -8,7 +8,7 @@ import { stringify } from 'csv-stringify/sync';
 import type { CampaignConfig, TrialRecord } from './types.js';
 
 /** The CSV row of one trial: widths spread into one column per group, named by the group. */
-export function trialRow(groups: string[], t: TrialRecord): Record<string, string | number | null> {
+export function trialRow(groups: string[], t: TrialRecord, rungs = 0): Record<string, string | number | null> {
   const row: Record<string, string | number | null> = {
     index: t.index,
     round: t.round,
@@ -24,12 +24,18 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
     test_error: t.testError,
     train_loss: t.trainLoss,
     epochs: t.curves.length,
+    rung: t.rung,
+    images: t.rungResults.reduce((n, r) => n + r.images, 0),
+    finalist_of: t.finalistOf ?? null,
+    seed_index: t.seedIndex ?? null,
     wall_seconds: t.wallSeconds,
     images_per_second: t.imagesPerSecond,
     backend: t.backend,
     worker: t.worker,
     error: t.error,
   };
+  // Rung campaigns: each rung's validation error, blank where the trial did not train that rung.
+  for (let r = 0; r < rungs; r++) row[`val_error_r${r}`] = t.rungResults.find((x) => x.rung === r)?.valError ?? null;
   groups.forEach((g, i) => (row[g] = t.widths[i]));
   return row;
 }
@@ -44,8 +50,9 @@ function writeAtomically(path: string, text: string): void {
 export function exportTrials(dir: string, config: CampaignConfig, trials: TrialRecord[]): { csv: string; jsonl: string } {
   const csv = join(dir, 'trials.csv');
   const jsonl = join(dir, 'trials.jsonl');
-  const rows = trials.map((t) => trialRow(config.groups, t));
-  const columns = rows.length ? Object.keys(rows[0]) : Object.keys(trialRow(config.groups, emptyTrial(config.groups.length)));
+  const rungs = config.rungs?.rungs ?? 0;
+  const rows = trials.map((t) => trialRow(config.groups, t, rungs));
+  const columns = rows.length ? Object.keys(rows[0]) : Object.keys(trialRow(config.groups, emptyTrial(config.groups.length), rungs));
   writeAtomically(csv, stringify(rows, { header: true, columns, cast: { number: (x) => String(x) } }));
   writeAtomically(jsonl, trials.map((t) => JSON.stringify(t)).join('\n') + (trials.length ? '\n' : ''));
   return { csv, jsonl };
@@ -56,6 +63,6 @@ function emptyTrial(groups: number): TrialRecord {
     index: 0, round: 0, role: 'sample', widths: new Array<number>(groups).fill(0), seed: 0,
     complexity: { flops: 0, params: 0, activations: 0 }, state: 'waiting', attempts: 0,
     valError: null, testError: null, trainLoss: null, curves: [], wallSeconds: null, imagesPerSecond: null,
-    backend: null, worker: null, error: null, startedAt: null, finishedAt: null,
+    backend: null, worker: null, error: null, startedAt: null, finishedAt: null, rung: 0, rungResults: [],
   };
 }

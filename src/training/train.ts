@@ -38,6 +38,8 @@ export interface TrainOutcome {
   imagesPerSecond?: number;
   /** Training images this call consumed (its steps times the batch). */
   images: number;
+  /** Epochs trained from the start of the run when it ended (fractional where it ended mid-epoch). */
+  epochs?: number;
 }
 
 /** What the step hook sees after every optimizer step (progress lines, within-epoch curve points). */
@@ -190,6 +192,7 @@ export async function train(
     curves,
     steps: step,
     images: (step - startStep) * batchSize,
+    epochs: step / stepsPerEpoch,
     trainLoss: last?.trainLoss,
     valError: last?.valError,
     valLoss: last?.valLoss,

@@ -140,6 +140,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       trainLoss: outcome.trainLoss,
       steps: outcome.steps,
       images: outcome.images,
+      epochs: outcome.epochs,
       curves: outcome.curves,
       wallSeconds: wall(),
       imagesPerSecond: outcome.imagesPerSecond,

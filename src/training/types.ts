@@ -106,6 +106,8 @@ export interface TrialResult {
   steps?: number;
   /** Training images this result consumed (a rung: its own increment). */
   images?: number;
+  /** Epochs trained from the start of the run when it ended (fractional where it ended mid-epoch). */
+  epochs?: number;
   curves: EpochCurve[];
   /** Wall time of the whole trial, data loading and model building included. */
   wallSeconds: number;
