@@ -8,7 +8,7 @@ import { UserError, isUserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
 import { addTrainingFlags, trainSettings } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
-import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, discardStoredCampaign, resolveSearch, storeCampaign } from '../campaign-file.js';
+import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, DEFAULT_ETA, discardStoredCampaign, resolveSearch, rungsPlan, storeCampaign } from '../campaign-file.js';
 import { COMBINES, criterionNames } from '../../pruning/importance.js';
 
 
@@ -103,11 +103,18 @@ export function registerSearch(program: Command): void {
     .addOption(new Option('--combine <how>', "--init inherit: how a group's coupled convs' scores combine (default sum)").choices([...COMBINES]))
     .option('--parent-epochs <n>', '--init inherit without --parent: epochs of the parent the campaign trains (default --epochs)', intFlag('--parent-epochs', { min: 1 }))
     .addOption(new Option('--train <mode>', 'supervised (default) or distill: each trial distils --parent towards its sampled widths without labels (labels only evaluate: the validation error reported)').choices(['supervised', 'distill']))
-    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }));
+    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }))
+    .option('--rungs <r>', 'successive halving over training budget: R rungs, the top one at --epochs (the final budget), rung r at 1/eta^(R-1-r) of it; ' +
+      'each rung continues the best 1/eta of the one below from its checkpoint (default 1: flat)', intFlag('--rungs', { min: 1 }))
+    .option('--eta <e>', `--rungs: reduction factor between rungs (default ${DEFAULT_ETA})`, intFlag('--eta', { min: 2 }))
+    .addOption(new Option('--rung-mode <mode>', '--rungs: sync (default: a rung is decided once all of it is in; deterministic) or async (ASHA: promote as soon as a candidate ranks in the top 1/eta of those done)').choices(['sync', 'async']))
+    .option('--finalists <f>', 'retrain the top F candidates of the last rung from scratch at the final budget, with --finalist-seeds seeds each, as the uniform reference is (default 0)', intFlag('--finalists', { min: 0 }))
+    .option('--finalist-seeds <k>', "--finalists: seeds per finalist, paired seed for seed with the reference's (default: --reference-seeds)", intFlag('--finalist-seeds', { min: 1 }));
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
     const init = campaignInit(flags);
+    const rungs = rungsPlan(flags);
     checkAgainstStored(flags.out, campaign, (line) => process.stderr.write(`${line}\n`));
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs a native engine (--backend torch or tensorflow, or auto where one is installed), not --backend ${flags.backend}`);
@@ -125,6 +132,7 @@ export function registerSearch(program: Command): void {
       roundSamples: flags.roundSamples,
       referenceSeeds: flags.referenceSeeds,
       init,
+      rungs,
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
