@@ -108,6 +108,16 @@ test('a rung campaign: promotions, rung results, finalists and the reference are
   assert.match(status.stdout, /75\.0% of a flat campaign/);
 });
 
+test('an async (ASHA) rung campaign runs to the end: no candidate is left paused, the top rung holds at least ceil(n/eta)', async () => {
+  const dir = rungCampaign('rungs-async', { mode: 'async', finalists: 0 });
+  await runCampaign(dir, { ...quiet, workers: 2 });
+  const candidates = trials(dir).filter((t) => t.role === 'sample');
+  assert.equal(candidates.filter((t) => t.state === 'paused' || t.state === 'waiting').length, 0);
+  const top = candidates.filter((t) => t.state === 'complete');
+  assert.ok(top.length >= 3 && top.every((t) => t.rungResults.length === 2), `${top.length} reached the top rung`);
+  assert.equal(top.length + candidates.filter((t) => t.state === 'pruned').length, 6);
+});
+
 test('kill -9 in the middle of a rung: resume keeps every finished rung and retrains none of them', async () => {
   const dir = tempDir('rungs-kill9');
   const space = writeTinySpace(dir);

@@ -69,7 +69,8 @@ export function roundsOptions(config: CampaignConfig, rounds?: number, roundSamp
 export function reportSummary(summary: RunSummary): void {
   const { counts, dir } = summary;
   const lines = [
-    `${counts.complete} complete, ${counts.failed} failed, ${counts.waiting + counts.running} waiting of ${counts.total} trials`,
+    `${counts.complete} complete, ${counts.failed} failed, ${counts.waiting + counts.running} waiting` +
+      `${counts.pruned ? `, ${counts.pruned} pruned at a lower rung` : ''}${counts.paused ? `, ${counts.paused} paused between rungs` : ''} of ${counts.total} trials`,
     `results: ${dir}/campaign.db, ${summary.csv}, ${summary.jsonl}`,
   ];
   if (summary.interrupted) lines.push(`stopped early; continue with: prunespace resume ${dir}`);
