@@ -160,6 +160,8 @@ test('bad rungs input: one line naming the flag or field, exit 2, nothing writte
     [['--config', file('budget.json', { rungs: 3, eta: 2 })], /rungs.rungs, rungs.eta\): rung 0 would train no step/],
     [['--config', file('eta.json', { rungs: 2, eta: 1 })], /eta.json: rungs.eta/],
     [['--config', file('extra.json', { rungs: 2, executor: 'queue' })], /extra.json: rungs/],
+    // A label-free campaign cannot continue a trial from a checkpoint.
+    [[space, ...flags, '--rungs', '2', '--train', 'distill', '--parent', join(dir, 'no-parent')], /--train distill \(train.mode distill\) trial cannot continue/],
   ];
   for (const [i, [args, message]] of cases.entries()) {
     const out = join(dir, `run-${i}`);
@@ -169,6 +171,5 @@ test('bad rungs input: one line naming the flag or field, exit 2, nothing writte
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.equal(existsSync(out), false, 'nothing written');
   }
-  // A label-free campaign cannot continue a trial from a checkpoint.
   assert.throws(() => checkRungs(plan(), tinySettings(), { mode: 'distill', parent: '/p', students: 2 }), /--train distill \(train.mode distill\) trial cannot continue/);
 });

@@ -112,8 +112,8 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   if (!Number.isInteger(referenceSeeds) || referenceSeeds < 0) throw new UserError(`--reference-seeds must be an integer >= 0, got ${referenceSeeds}`);
   const compiled = compileSpace(loaded);
   const init: CampaignInit = req.init ?? { mode: 'scratch' };
-  checkCampaignInit(init, compiled);
   if (req.rungs) checkRungs(req.rungs, req.settings, init);
+  checkCampaignInit(init, compiled);
   const top = req.rungs ? req.rungs.rungs - 1 : 0;
   const base = {
     space,
