@@ -160,6 +160,7 @@ class Net : public Napi::ObjectWrap<Net> {
                         InstanceMethod("dropGraph", &Net::DropGraph), InstanceMethod("hessianVector", &Net::HessianVector),
                         InstanceMethod("applyGradients", &Net::ApplyGradients),
                         InstanceMethod("readWeights", &Net::ReadWeights), InstanceMethod("writeWeights", &Net::WriteWeights),
+                        InstanceMethod("readMomentum", &Net::ReadMomentum), InstanceMethod("writeMomentum", &Net::WriteMomentum),
                         InstanceMethod("dispose", &Net::Dispose)});
   }
 
@@ -326,6 +327,21 @@ class Net : public Napi::ObjectWrap<Net> {
       for (uint32_t i = 0; i < idx.Length(); i++) indices.push_back(integer(idx.Get(i), {m, "indices[]"}, 0, std::numeric_limits<int32_t>::max()));
       for (uint32_t i = 0; i < data.Length(); i++) views.push_back(floats(data.Get(i), {m, "data[]"}));
       exec().writeWeights(indices, views);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value ReadMomentum(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return listToJs(info.Env(), exec().readMomentum()); });
+  }
+
+  // writeMomentum(Float32Array[] in parameter order, tfjs layout; an empty array clears that buffer)
+  Napi::Value WriteMomentum(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto data = array(info[0], {"writeMomentum", "data"});
+      std::vector<FloatView> views;
+      for (uint32_t i = 0; i < data.Length(); i++) views.push_back(floats(data.Get(i), {"writeMomentum", "data[]"}));
+      exec().writeMomentum(views);
       return info.Env().Undefined();
     });
   }

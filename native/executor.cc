@@ -645,6 +645,35 @@ std::vector<Floats> Executor::readWeights() const {
   });
 }
 
+std::vector<Floats> Executor::readMomentum() const {
+  return guarded([&] {
+    Impl& m = live();
+    std::vector<Floats> out;
+    for (auto& p : m.params) out.push_back(p.momentum.defined() ? toFloats(toTfjsLayout(p.momentum, p.layout)) : Floats());
+    return out;
+  });
+}
+
+void Executor::writeMomentum(const std::vector<FloatView>& data) {
+  guarded([&] {
+    Impl& m = live();
+    if (data.size() != m.params.size()) throw EngineError("writeMomentum: one array per parameter expected");
+    for (size_t i = 0; i < data.size(); i++)
+      if (data[i].present && data[i].length != 0 && static_cast<int64_t>(data[i].length) != m.params[i].value.numel())
+        throw EngineError(m.params[i].name + ": momentum has " + std::to_string(data[i].length) + " values, expected " +
+                          std::to_string(m.params[i].value.numel()));
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < data.size(); i++) {
+      Param& p = m.params[i];
+      if (!data[i].present || data[i].length == 0) {
+        p.momentum = Tensor();
+        continue;
+      }
+      p.momentum = toTorchLayout(borrow(data[i], tfjsShape(p.value, p.layout)), p.layout).to(p.value.options()).clone();
+    }
+  });
+}
+
 void Executor::writeWeights(const std::vector<int64_t>& indices, const std::vector<FloatView>& data) {
   guarded([&] {
     Impl& m = live();

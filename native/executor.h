@@ -105,6 +105,10 @@ class Executor {
   std::vector<Floats> readWeights() const;
   /** indices in weightInfo order. */
   void writeWeights(const std::vector<int64_t>& indices, const std::vector<FloatView>& data);
+  /** SGD momentum buffers in parameter order (tfjs layout); empty where no step made one yet. */
+  std::vector<Floats> readMomentum() const;
+  /** One entry per parameter; an empty one clears that buffer (as before a first step). All checked before any is set. */
+  void writeMomentum(const std::vector<FloatView>& data);
   void dispose();
   bool disposed() const;
 

@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { runCampaign } from '../src/campaign/campaign.js';
 import { prepareCampaign } from '../src/campaign/create.js';
-import { makeJob, parseJob, resolveRequest, type JobInit } from '../src/campaign/job.js';
+import { JOB_VERSION, makeJob, parseJob, resolveRequest, type JobInit } from '../src/campaign/job.js';
 import { PARENT_DIR, SCORES_JSON, prepareInit } from '../src/campaign/parent.js';
 import { createRound } from '../src/campaign/rounds.js';
 import { openCampaign } from '../src/campaign/store.js';
@@ -115,7 +115,7 @@ test('inherit with a parent the campaign trains: trained and scored once, kept c
 
 test('host-neutral jobs: the parent is named inside the run directory, kept indices must fit the widths, old job versions are refused', () => {
   const widths = [2, 1];
-  const base = { v: 2, campaign: 'abcdef012345', name: 'run', round: 0, index: 0, attempt: 1, token: 't', net: { family: 'resnet20' }, widths, seed: 1, settings: { data: { name: 'synthetic' }, backend: 'wasm', epochs: 1 } };
+  const base = { v: JOB_VERSION, campaign: 'abcdef012345', name: 'run', round: 0, index: 0, attempt: 1, token: 't', net: { family: 'resnet20' }, widths, seed: 1, settings: { data: { name: 'synthetic' }, backend: 'wasm', epochs: 1 } };
   const ok = parseJob({ ...base, init: { mode: 'inherit', parent: 'parent', criterion: 'l1', kept: [[0, 3], [1]] } });
   const resolved = resolveRequest(ok, { runDir: '/srv/runs/run' }).init;
   assert.ok(resolved?.mode === 'inherit');

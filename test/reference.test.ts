@@ -101,7 +101,7 @@ test('no reference when asked for none, and a reason when no uniform configurati
   assert.ok(skipped.prepared.notes.some((n) => /no uniform reference trial/.test(n)));
 });
 
-test('a version-2 store (no role column) reads as all samples and migrates to version 3', () => {
+test('a version-2 store (no role column) reads as all samples and migrates to the current version', () => {
   const dir = join(tempDir('ref-v2'), 'run');
   mkdirSync(dir);
   const c = syntheticCampaign({ n: 4 });
@@ -122,7 +122,7 @@ test('a version-2 store (no role column) reads as all samples and migrates to ve
   assert.deepEqual(store.trials().map((t) => t.role), ['sample', 'sample', 'sample', 'sample', 'reference']);
   store.close();
   const again = new Database(storePath(dir), { readonly: true });
-  assert.equal(again.pragma('user_version', { simple: true }), 3);
+  assert.equal(again.pragma('user_version', { simple: true }), 4);
   again.close();
 });
 

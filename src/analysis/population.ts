@@ -6,9 +6,9 @@ import type { WidthConfig } from '../nets/types.js';
 export type TrialLike = Pick<TrialRecord, 'index' | 'round' | 'widths' | 'complexity' | 'state' | 'valError' | 'testError'> &
   Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed'>>;
 
-/** The sampled population: every trial but the uniform reference's seeds, which are compared with it, never pooled in. */
+/** The sampled population: every trial but the uniform reference's seeds and the finalists' re-seeds, compared with, never pooled in. */
 export function populationTrials<T extends TrialLike>(trials: readonly T[]): T[] {
-  return trials.filter((t) => t.role !== 'reference');
+  return trials.filter((t) => (t.role ?? 'sample') === 'sample');
 }
 
 /** The uniform reference's seeds. */

@@ -2,16 +2,18 @@
  * The campaign coordinator: the store's only writer. It starts attempts, hands them to an executor from the
  * registry, renews and expires leases, and records each outcome under its attempt token.
  */
+import { rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { EpochCurve } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor, type TrialOutcome } from './executor.js';
 import { TrialsExport } from './export.js';
-import { makeJob, resolveRequest } from './job.js';
+import { checkpointsDir, makeJob, resolveRequest, trainsInRungs } from './job.js';
 import { CampaignLock } from './lock.js';
 import { prepareInit } from './parent.js';
 import { CampaignProgress, type ProgressOptions } from './progress.js';
+import { rungDecisions, seedForIndex } from './rungs.js';
 import { openCampaign, type Attempt, type CampaignStore, type StateCounts } from './store.js';
 import type { CampaignConfig, TrialRecord } from './types.js';
 
@@ -123,16 +125,16 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     // Only one coordinator runs (the lock), so trials left running belong to one that died. A local pool died with
     // it: those trials wait again. A queue's workers may still hold them: they are handed back to the queue as they are.
     if (!durable) s.recoverInterrupted();
+    // Decisions a coordinator that died left unmade (a rung closed by its last result, finalists not yet created).
+    const scheduled = schedule(dir, s, config, maxAttempts);
     const adopted = durable ? s.runningAttempts() : [];
     const queue = s.runnable(maxAttempts);
-    const counts = s.counts();
     const retrying = queue.filter((t) => t.state === 'failed').length;
-    progress = new CampaignProgress(
-      { total: counts.total, complete: counts.complete, failed: counts.failed - retrying, running: 0 },
-      opts.progress,
-    );
+    const work = workCounts(s.trials());
+    progress = new CampaignProgress({ ...work, failed: work.failed - retrying, running: 0 }, opts.progress);
     const p = progress;
     p.seedBest(s.trials({ state: 'complete' }));
+    for (const line of scheduled.lines) p.log(line);
     let refused = 0;
     s.onRefused = (r) => {
       refused++;
@@ -258,13 +260,17 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
         stopping = true;
       } else if (outcome.cancelled && stopping) {
         s.release(attempt);
-      } else if (s.finish(attempt, outcome.result, outcome.worker)) {
+      } else if (s.finish(attempt, outcome.result, outcome.worker, { paused: belowTop(config, t) })) {
         trialSeconds += outcome.result.wallSeconds;
         trialsRun++;
         const willRetry = retryable(attempt.attempt, outcome.result.status);
         const record = { ...t, ...fromOutcome(outcome), attempts: attempt.attempt, state: outcome.result.status } as TrialRecord;
         p.finished(record, willRetry);
         if (willRetry) queue.push(record);
+        const next = schedule(dir, s, config, maxAttempts);
+        for (const line of next.lines) p.log(line);
+        p.addWork(next.runnable.length);
+        queue.push(...next.runnable);
         if (performance.now() - lastExport > (opts.exportEveryMs ?? 2000)) exportNow();
       }
       coordinatorMs += performance.now() - t0;
@@ -322,6 +328,66 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
     store?.close();
     lock?.release();
   }
+}
+
+/** A candidate training a rung below the top: finishing it pauses the trial for the scheduler. */
+function belowTop(config: CampaignConfig, t: TrialRecord): boolean {
+  return trainsInRungs(config, t) && t.rung < config.rungs!.rungs - 1;
+}
+
+/** Units of training for the progress line: each rung a candidate was granted is one, every other trial one. */
+function workCounts(trials: TrialRecord[]): { total: number; complete: number; failed: number } {
+  let total = 0;
+  let complete = 0;
+  let failed = 0;
+  for (const t of trials) {
+    total += t.role === 'sample' ? t.rung + 1 : 1;
+    complete += t.role === 'sample' ? t.rungResults.filter((r) => r.rung <= t.rung).length : t.state === 'complete' ? 1 : 0;
+    if (t.state === 'failed') failed++;
+  }
+  return { total, complete, failed };
+}
+
+/**
+ * Applies the rung scheduler's decisions to the store until none is left (a prune may close the next rung), removing
+ * the checkpoints of candidates that are done; returns the trials that became runnable and a line per decision.
+ */
+function schedule(dir: string, s: CampaignStore, config: CampaignConfig, maxAttempts: number): { runnable: TrialRecord[]; lines: string[] } {
+  const lines: string[] = [];
+  const runnable: number[] = [];
+  const plan = config.rungs;
+  if (!plan) return { runnable: [], lines };
+  for (;;) {
+    const trials = s.trials();
+    const d = rungDecisions(plan, trials, maxAttempts);
+    if (!d.promote.length && !d.prune.length && !d.finalists.length) break;
+    for (const i of d.prune) if (s.prune(i)) rmSync(join(dir, checkpointsDir(i)), { recursive: true, force: true });
+    for (const i of d.promote) if (s.promote(i)) runnable.push(i);
+    const rungOf = new Map(trials.map((t) => [t.index, t.rung]));
+    if (d.prune.length || d.promote.length) {
+      const at = [...new Set([...d.promote, ...d.prune].map((i) => rungOf.get(i)!))].join(', ');
+      lines.push(`rung ${at}: ${d.promote.length} candidate(s) promoted${d.promote.length ? ` (${d.promote.join(', ')})` : ''}, ${d.prune.length} pruned`);
+    }
+    if (d.finalists.length) {
+      const byIndex = new Map(trials.map((t) => [t.index, t]));
+      let index = s.nextTrialIndex();
+      const finalists = d.finalists.map((f) => {
+        const c = byIndex.get(f.finalistOf)!;
+        return {
+          index: index++, widths: c.widths, complexity: c.complexity, seed: seedForIndex(f.seedIndex, trials, config.seed),
+          role: 'finalist' as const, finalistOf: f.finalistOf, seedIndex: f.seedIndex, rung: plan.rungs - 1, round: f.round,
+        };
+      });
+      for (const round of new Set(finalists.map((f) => f.round))) s.addTrials(round, finalists.filter((f) => f.round === round));
+      runnable.push(...finalists.map((f) => f.index));
+      const of = [...new Set(d.finalists.map((f) => f.finalistOf))];
+      lines.push(`finalists: candidate(s) ${of.join(', ')} retrained from scratch with ${plan.finalistSeeds} seed(s) each at the final budget`);
+    }
+  }
+  // Candidates done with their top rung no longer need their checkpoints.
+  for (const t of s.trials({ state: 'complete', role: 'sample' })) if (trainsInRungs(config, t)) rmSync(join(dir, checkpointsDir(t.index)), { recursive: true, force: true });
+  const wanted = new Set(runnable);
+  return { runnable: s.trials().filter((t) => wanted.has(t.index) && t.state === 'waiting'), lines };
 }
 
 function fromOutcome({ result, worker }: TrialOutcome): Partial<TrialRecord> {

@@ -12,7 +12,10 @@ import { resolveCampaignBackend } from './backend.js';
 import { roundSpaceFile, sampleRoundTrials } from './rounds.js';
 import { createCampaignStore, isCampaignDir, openCampaign, type NewTrial } from './store.js';
 import { checkCampaignInit, PARENT_DIR, PARENT_DRAFT } from './parent.js';
-import type { CampaignConfig, CampaignInit, ReferencePlan, RoundRecord } from './types.js';
+import type { CampaignConfig, CampaignInit, ReferencePlan, RoundRecord, RungsPlan } from './types.js';
+import { plannedRungSizes } from './rungs.js';
+import { trainImageCount } from '../training/data/load.js';
+import { rungStopSteps, runLength } from '../training/train.js';
 import { packageVersions } from './versions.js';
 
 export interface SearchRequest {
@@ -32,6 +35,8 @@ export interface SearchRequest {
   referenceSeeds?: number;
   /** How trials start (default scratch); a given parent path should be absolute. */
   init?: CampaignInit;
+  /** Multi-fidelity rungs and finalists (absent: flat). */
+  rungs?: RungsPlan;
 }
 
 /** Reference seeds a campaign trains unless told otherwise (`search --reference-seeds`, a campaign file's reference.seeds). */
@@ -59,6 +64,7 @@ function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'crea
   // A campaign from before reference trials has none.
   const seeds = (c: { reference?: ReferencePlan }) => c.reference?.seeds ?? 0;
   if (seeds(existing) !== seeds(wanted)) return `it has ${seeds(existing)} reference seed(s), not ${seeds(wanted)}`;
+  if (!same(existing.rungs ?? null, wanted.rungs ?? null)) return `its rungs are ${JSON.stringify(existing.rungs ?? 'none')}, not ${JSON.stringify(wanted.rungs ?? 'none')}`;
   const init = (c: { init?: CampaignInit }) => c.init ?? { mode: 'scratch' };
   if (!same(init(existing), init(wanted))) return `its init is ${JSON.stringify(init(existing))}, not ${JSON.stringify(init(wanted))}`;
   const { backend: _a, ...a } = existing.settings;
@@ -67,6 +73,33 @@ function difference(existing: CampaignConfig, wanted: Omit<CampaignConfig, 'crea
     if (!same(a[key], b[key])) return `its training setting ${key} is ${JSON.stringify(a[key])}, not ${JSON.stringify(b[key])}`;
   }
   return null;
+}
+
+/**
+ * Refuses rungs the budget or the campaign cannot meet, naming the flag and the campaign file's field: every rung must
+ * train at least one step more than the one below, and a rung campaign's candidates must train by themselves.
+ */
+export function checkRungs(plan: RungsPlan, settings: TrainSettings, init: CampaignInit): void {
+  const need = (ok: boolean, what: string) => {
+    if (!ok) throw new UserError(what);
+  };
+  need(Number.isInteger(plan.rungs) && plan.rungs >= 1, `--rungs (rungs.rungs) must be an integer >= 1, got ${plan.rungs}`);
+  need(Number.isInteger(plan.eta) && plan.eta >= 2, `--eta (rungs.eta) must be an integer >= 2, got ${plan.eta}`);
+  need(plan.mode === 'sync' || plan.mode === 'async', `--rung-mode (rungs.mode) must be sync or async, got ${String(plan.mode)}`);
+  need(Number.isInteger(plan.finalists) && plan.finalists >= 0, `--finalists (rungs.finalists) must be an integer >= 0, got ${plan.finalists}`);
+  need(Number.isInteger(plan.finalistSeeds) && plan.finalistSeeds >= 1, `--finalist-seeds (rungs.finalistSeeds) must be an integer >= 1, got ${plan.finalistSeeds}`);
+  if (plan.rungs > 1 && init.mode === 'distill') {
+    throw new UserError('--rungs (rungs.rungs) > 1 needs supervised training: a --train distill (train.mode distill) trial cannot continue from a rung checkpoint');
+  }
+  const { totalSteps } = runLength(settings, trainImageCount(settings.data));
+  const stops = rungStopSteps(totalSteps, plan.rungs, plan.eta);
+  const short = stops.findIndex((stop, r) => stop <= (r > 0 ? stops[r - 1] : 0));
+  if (short >= 0) {
+    throw new UserError(
+      `--rungs ${plan.rungs} --eta ${plan.eta} (rungs.rungs, rungs.eta): rung ${short} would train no step (the final budget is ${totalSteps} steps, ` +
+        `rung stops ${stops.join(', ')}); use fewer rungs, a smaller eta, or more --epochs`,
+    );
+  }
 }
 
 export function prepareCampaign(req: SearchRequest): PreparedCampaign {
@@ -79,7 +112,9 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   if (!Number.isInteger(referenceSeeds) || referenceSeeds < 0) throw new UserError(`--reference-seeds must be an integer >= 0, got ${referenceSeeds}`);
   const compiled = compileSpace(loaded);
   const init: CampaignInit = req.init ?? { mode: 'scratch' };
+  if (req.rungs) checkRungs(req.rungs, req.settings, init);
   checkCampaignInit(init, compiled);
+  const top = req.rungs ? req.rungs.rungs - 1 : 0;
   const base = {
     space,
     spacePath: req.spacePath,
@@ -94,6 +129,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     ...(req.roundSamples !== undefined ? { roundSamples: req.roundSamples } : {}),
     reference: { seeds: referenceSeeds } as ReferencePlan,
     init,
+    ...(req.rungs ? { rungs: req.rungs } : {}),
   };
 
   if (isCampaignDir(dir)) {
@@ -114,6 +150,13 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   const notes = [`backend ${reason}`];
   if (sample.shortfall) notes.push(`sampled ${sample.configs.length} of ${req.samples} candidates: ${sample.shortfall}`);
   if (sample.configs.length === 0) throw new UserError(`${req.spacePath}: the sampler found no candidate (${sample.shortfall ?? 'empty space'})`);
+  if (req.rungs && req.rungs.finalists > 0) {
+    const last = plannedRungSizes(trials.length, req.rungs).at(-1)!;
+    if (req.rungs.finalists > last) {
+      throw new UserError(`--finalists (rungs.finalists) ${req.rungs.finalists} is more than the ${last} candidate(s) the last rung holds (${trials.length} sampled, eta ${req.rungs.eta}, ${req.rungs.rungs} rung(s))`);
+    }
+    if (req.rungs.finalistSeeds > referenceSeeds) notes.push(`finalist seed(s) ${referenceSeeds}..${req.rungs.finalistSeeds - 1} have no reference seed to pair with (--reference-seeds ${referenceSeeds})`);
+  }
 
   // The uniform reference: K seeds of one configuration, indexed after the candidates (whose indices and seeds stay
   // those of `prunespace sample`), each seed derived from the campaign seed and its index like any trial's.
@@ -127,7 +170,8 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
       base.reference = { seeds: referenceSeeds, keep: uniform.keep, widths: uniform.widths, flops: uniform.complexity.flops };
       for (let k = 0; k < referenceSeeds; k++) {
         const index = trials.length + k;
-        reference.push({ index, widths: uniform.widths, complexity: uniform.complexity, seed: deriveSeed(req.seed, index), role: 'reference' });
+        // Trained at the final budget (the top rung of a rung campaign); seed index k pairs it with each finalist's seed k.
+        reference.push({ index, widths: uniform.widths, complexity: uniform.complexity, seed: deriveSeed(req.seed, index), role: 'reference', rung: top, seedIndex: k });
       }
       notes.push(
         `plus ${referenceSeeds} uniform reference trial(s) (seeds of one network, trained first): keep ${uniform.keep.toFixed(4)} in every group, ` +
@@ -156,7 +200,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
 }
 
 /** Files a new campaign writes into its directory; the only ones `discardNewCampaign` removes. */
-const CAMPAIGN_FILES = [PARENT_DIR, PARENT_DRAFT, 'models', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
+const CAMPAIGN_FILES = [PARENT_DIR, PARENT_DRAFT, 'models', 'checkpoints', 'campaign.db', 'campaign.db-wal', 'campaign.db-shm', 'trials.csv', 'trials.jsonl', 'coordinator.lock', roundSpaceFile(0)];
 
 /**
  * Undoes a campaign created moments ago whose very first trial showed the input unusable (missing data files, say),

@@ -9,7 +9,7 @@ import type { CampaignReader } from './store.js';
 import type { CampaignConfig, TrialRecord } from './types.js';
 
 /** The CSV row of one trial: widths spread into one column per group, named by the group. */
-export function trialRow(groups: string[], t: TrialRecord): Record<string, string | number | null> {
+export function trialRow(groups: string[], t: TrialRecord, rungs = 0): Record<string, string | number | null> {
   const row: Record<string, string | number | null> = {
     index: t.index,
     round: t.round,
@@ -25,6 +25,10 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
     test_error: t.testError,
     train_loss: t.trainLoss,
     epochs: t.curves.length,
+    rung: t.rung,
+    images: t.rungResults.reduce((n, r) => n + r.images, 0),
+    finalist_of: t.finalistOf ?? null,
+    seed_index: t.seedIndex ?? null,
     wall_seconds: t.wallSeconds,
     images_per_second: t.imagesPerSecond,
     backend: t.backend,
@@ -39,6 +43,8 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
     row.val_distill = t.metrics.valDistill ?? null;
     row.real_widths = t.metrics.widths ? t.metrics.widths.join(' ') : null;
   }
+  // Rung campaigns: each rung's validation error, blank where the trial did not train that rung.
+  for (let r = 0; r < rungs; r++) row[`val_error_r${r}`] = t.rungResults.find((x) => x.rung === r)?.valError ?? null;
   groups.forEach((g, i) => (row[g] = t.widths[i]));
   return row;
 }
@@ -55,14 +61,14 @@ const CSV_CAST = { number: (x: number) => String(x) };
 function csvColumns(config: CampaignConfig): string[] {
   const empty = emptyTrial(config.groups.length);
   if (config.init?.mode === 'distill') empty.metrics = {};
-  return Object.keys(trialRow(config.groups, empty));
+  return Object.keys(trialRow(config.groups, empty, config.rungs?.rungs ?? 0));
 }
 
 /** Rewrites runs/NAME/trials.csv and trials.jsonl from the given records; readers never see half a file. */
 export function exportTrials(dir: string, config: CampaignConfig, trials: TrialRecord[]): { csv: string; jsonl: string } {
   const csv = join(dir, 'trials.csv');
   const jsonl = join(dir, 'trials.jsonl');
-  const rows = trials.map((t) => trialRow(config.groups, t));
+  const rows = trials.map((t) => trialRow(config.groups, t, config.rungs?.rungs ?? 0));
   writeAtomically(csv, stringify(rows, { header: true, columns: csvColumns(config), cast: CSV_CAST }));
   writeAtomically(jsonl, trials.map((t) => JSON.stringify(t)).join('\n') + (trials.length ? '\n' : ''));
   return { csv, jsonl };
@@ -104,7 +110,7 @@ export class TrialsExport {
     for (const t of store.trialsAt(changed)) {
       this.lines.set(t.index, {
         version: versions.get(t.index)!,
-        csv: stringify([trialRow(this.config.groups, t)], { columns: this.columns, cast: CSV_CAST }),
+        csv: stringify([trialRow(this.config.groups, t, this.config.rungs?.rungs ?? 0)], { columns: this.columns, cast: CSV_CAST }),
         json: JSON.stringify(t) + '\n',
       });
     }
@@ -142,6 +148,6 @@ function emptyTrial(groups: number): TrialRecord {
     index: 0, round: 0, role: 'sample', widths: new Array<number>(groups).fill(0), seed: 0,
     complexity: { flops: 0, params: 0, activations: 0 }, state: 'waiting', attempts: 0,
     valError: null, testError: null, trainLoss: null, curves: [], wallSeconds: null, imagesPerSecond: null,
-    backend: null, worker: null, error: null, startedAt: null, finishedAt: null,
+    backend: null, worker: null, error: null, startedAt: null, finishedAt: null, rung: 0, rungResults: [],
   };
 }

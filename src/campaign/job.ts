@@ -9,8 +9,8 @@ import { RANK_ON, type DistillTrialOptions, type RankOn, type TrainSettings, typ
 import type { Attempt } from './store.js';
 import type { CampaignConfig, TrialRole } from './types.js';
 
-/** 2: jobs may carry `init` (a worker that ignored it would train from scratch, so older workers must refuse). */
-export const JOB_VERSION = 2;
+/** 2: jobs may carry `init`; 3: jobs may carry `rung` (a worker that ignored it would train the whole run, so older workers must refuse). */
+export const JOB_VERSION = 3;
 
 /**
  * How a job's weights start, host-neutrally: the parent is named relative to the campaign's run directory (always
@@ -42,6 +42,8 @@ export interface TrialJob {
   role?: TrialRole;
   /** Absent: the seeded initialisation (scratch). */
   init?: JobInit;
+  /** A rung of a multi-fidelity campaign: its checkpoints live in the run directory, under `checkpoints` (relative). */
+  rung?: { rung: number; rungs: number; eta: number; checkpoints: string };
 }
 
 /** What a host knows about its own disks. */
@@ -64,7 +66,17 @@ export function jobId(job: Pick<TrialJob, 'campaign' | 'round' | 'index' | 'atte
   return `${job.campaign}-r${job.round}-t${job.index}-a${job.attempt}`;
 }
 
-export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number; role?: TrialRole }, a: Attempt, init?: JobInit): TrialJob {
+/** Where a trial's rung checkpoints live, relative to the run directory. */
+export function checkpointsDir(index: number): string {
+  return `checkpoints/trial-${index}`;
+}
+
+/** Whether a trial trains in rung segments: a candidate of a campaign with more than one rung. */
+export function trainsInRungs(config: CampaignConfig, trial: { role?: TrialRole }): boolean {
+  return (config.rungs?.rungs ?? 1) > 1 && (trial.role ?? 'sample') === 'sample';
+}
+
+export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number; role?: TrialRole; rung?: number }, a: Attempt, init?: JobInit): TrialJob {
   const { dir: _hostLocal, ...data } = config.settings.data;
   const settings = { ...config.settings, data, backend: config.backend as TrainSettings['backend'] };
   return {
@@ -80,8 +92,11 @@ export function makeJob(config: CampaignConfig, trial: { index: number; widths: 
     seed: trial.seed,
     settings,
     ...(config.saveModels ? { model: `trial-${trial.index}` } : {}),
-    ...(trial.role === 'reference' ? { role: 'reference' as const } : {}),
+    ...(trial.role && trial.role !== 'sample' ? { role: trial.role } : {}),
     ...(init ? { init } : {}),
+    ...(trainsInRungs(config, trial)
+      ? { rung: { rung: trial.rung ?? 0, rungs: config.rungs!.rungs, eta: config.rungs!.eta, checkpoints: checkpointsDir(trial.index) } }
+      : {}),
   };
 }
 
@@ -95,12 +110,17 @@ export function resolveRequest(job: TrialJob, host: HostDirs): TrialRequest {
     seed: job.seed,
     saveDir: job.model !== undefined && host.modelsDir !== undefined ? join(host.modelsDir, job.model) : undefined,
     ...(job.init ? { init: resolveInit(job.init, host) } : {}),
+    ...(job.rung ? { rung: { ...job.rung, checkpoints: inRunDir(job.rung.checkpoints, host, 'a rung') } } : {}),
   };
 }
 
+function inRunDir(path: string, host: HostDirs, what: string): string {
+  if (host.runDir === undefined) throw new Error(`trial job with ${what}, but this host has no run directory to find it in`);
+  return join(host.runDir, path);
+}
+
 function resolveInit(init: JobInit, host: HostDirs): TrialInit {
-  if (host.runDir === undefined) throw new Error(`trial job with a ${init.mode} init, but this host has no run directory to find its parent in`);
-  return { ...init, parent: join(host.runDir, init.parent) };
+  return { ...init, parent: inRunDir(init.parent, host, `a ${init.mode} init's parent`) };
 }
 
 /** A path inside the run directory: relative, no '..', no empty parts. */
@@ -139,8 +159,9 @@ const jobSchema = z.object({
   seed: z.number().int(),
   settings: z.object({ data: z.object({ name: z.string() }).passthrough(), backend: z.string(), epochs: z.number() }).passthrough(),
   model: z.string().regex(/^[\w.-]+$/, 'a plain folder name').optional(),
-  role: z.enum(['sample', 'reference']).optional(),
+  role: z.enum(['sample', 'reference', 'finalist']).optional(),
   init: initSchema.optional(),
+  rung: z.object({ rung: z.number().int().min(0), rungs: z.number().int().min(2), eta: z.number().int().min(2), checkpoints: insideRun }).strict().optional(),
 }).superRefine((job, ctx) => {
   // Kept indices must give exactly the job's widths, group by group.
   if (job.init?.mode !== 'inherit') return;

@@ -54,6 +54,11 @@ export class CampaignProgress {
     for (const t of trials) if (t.state === 'complete' && t.valError !== null && t.role !== 'reference') this.bestValError = Math.min(this.bestValError, t.valError);
   }
 
+  /** More training became due (a promotion, finalists). */
+  addWork(units: number): void {
+    this.counts.total += units;
+  }
+
   started(): void {
     this.counts.running++;
     this.draw();

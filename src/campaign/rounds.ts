@@ -99,7 +99,7 @@ export async function runRounds(dir: string, run: RunOptions, opts: RoundsOption
       try {
         const round = lastRound(store);
         if (round + 1 >= opts.rounds) break;
-        const unfinished = store.trials({ round }).filter((t) => t.state === 'waiting' || t.state === 'running').length;
+        const unfinished = store.trials({ round }).filter((t) => t.state === 'waiting' || t.state === 'running' || t.state === 'paused').length;
         if (unfinished) throw new Error(`round ${round} still has ${unfinished} unfinished trial(s) after the pool stopped`);
         const out = join(dir, roundSpaceFile(round + 1));
         const refined = opts.refine(dir, round, out);

@@ -7,17 +7,19 @@ import type { Complexity } from '../complexity/count.js';
 import type { WidthConfig } from '../nets/types.js';
 import type { EpochCurve, TrialMetrics, TrialResult } from '../training/types.js';
 import { UserError } from '../util/errors.js';
-import type { CampaignConfig, RoundRecord, TrialRecord, TrialRole, TrialState } from './types.js';
+import type { CampaignConfig, RoundRecord, RungResult, TrialRecord, TrialRole, TrialState } from './types.js';
 
 export const STORE_FILE = 'campaign.db';
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /*
  * The store contract (the coordinator is the only writer; anyone may read, also while it writes, thanks to WAL):
  *
- *   waiting ──start──▶ running ──finish──▶ complete | failed | pruned
+ *   waiting ──start──▶ running ──finish──▶ complete | failed | pruned | paused
  *      ▲                  │                              │
  *      └──release─────────┘         failed ──start──▶ running   (a retry, while attempts < max)
+ *
+ *   paused ──promote──▶ waiting (the next rung)        paused ──prune──▶ pruned
  *
  * - `start` issues a fresh attempt token and a lease; attempts counts started attempts.
  * - Every later write about that attempt (curves, heartbeat, finish, release) must present its token. A token that
@@ -26,6 +28,10 @@ const SCHEMA_VERSION = 3;
  * - `heartbeat` extends the lease. `expireLeases` fails running trials whose lease lapsed (their worker vanished);
  *   a failed trial with attempts left is retryable, so it runs again under a new token.
  * - `release` (Ctrl-C, a coordinator that died) returns a running trial to waiting without counting its attempt.
+ * - Rung campaigns: a candidate that finishes a rung below the top is paused with that rung's result appended to its
+ *   rung results; the scheduler (src/campaign/rungs.ts), reading the store alone, promotes it (waiting, its rung
+ *   raised by one, its attempts counted afresh: the next attempt trains the next rung from its checkpoint) or prunes
+ *   it. A failed attempt keeps the rung results already earned, and a retry trains the same rung again.
  * - complete and pruned are final. Any other change throws IllegalTransition: it is a bug, never a user error.
  * - Every write is its own transaction, so a kill -9 of the coordinator loses nothing already stored.
  */
@@ -43,7 +49,7 @@ CREATE TABLE trials (
   flops INTEGER NOT NULL,
   params INTEGER NOT NULL,
   activations INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'failed', 'pruned')),
+  state TEXT NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'failed', 'pruned', 'paused')),
   attempts INTEGER NOT NULL DEFAULT 0,
   val_error REAL,
   test_error REAL,
@@ -59,10 +65,16 @@ CREATE TABLE trials (
   token TEXT,
   lease_until INTEGER,
   heartbeat_at TEXT,
-  role TEXT NOT NULL DEFAULT 'sample' CHECK (role IN ('sample', 'reference'))
+  role TEXT NOT NULL DEFAULT 'sample' CHECK (role IN ('sample', 'reference', 'finalist')),
+  rung INTEGER NOT NULL DEFAULT 0,
+  rung_results TEXT NOT NULL DEFAULT '[]',
+  -- Curves of the rungs already finished; curves holds the current attempt's (TrialRecord.curves is both).
+  rung_curves TEXT NOT NULL DEFAULT '[]',
+  finalist_of INTEGER,
+  seed_index INTEGER
 );
 CREATE INDEX trials_state ON trials(state);
-CREATE TABLE refused (
+CREATE TABLE IF NOT EXISTS refused (
   at TEXT NOT NULL,
   idx INTEGER NOT NULL,
   token TEXT,
@@ -100,25 +112,24 @@ CREATE TABLE rounds (
 );
 ${TRIALS_TABLE}`;
 
-/** Version 1 (states pending/running/complete/failed, no tokens) becomes the current version in one transaction; pending is waiting. */
-function migrateV1(db: Database.Database): void {
-  db.transaction(() => {
-    db.exec('ALTER TABLE trials RENAME TO trials_v1; DROP INDEX IF EXISTS trials_state;');
-    db.exec(TRIALS_TABLE);
-    db.exec(`INSERT INTO trials (idx, round, widths, seed, flops, params, activations, state, attempts, val_error, test_error,
-        train_loss, curves, wall_seconds, images_per_second, backend, worker, error, started_at, finished_at)
-      SELECT idx, round, widths, seed, flops, params, activations,
-        CASE state WHEN 'pending' THEN 'waiting' ELSE state END, attempts, val_error, test_error,
-        train_loss, curves, wall_seconds, images_per_second, backend, worker, error, started_at, finished_at FROM trials_v1`);
-    db.exec('DROP TABLE trials_v1');
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  })();
-}
+/** Columns every version's trials table has, copied as they are by a migration. */
+const V1_COLUMNS = 'idx, round, widths, seed, flops, params, activations, attempts, val_error, test_error, train_loss, curves, wall_seconds, images_per_second, backend, worker, error, started_at, finished_at';
 
-/** Version 2 had no trial roles: every trial it holds is a sample. */
-function migrateV2(db: Database.Database): void {
+/**
+ * Rebuilds an older trials table as the current one in one transaction (SQLite cannot change CHECK constraints in
+ * place). Version 1's pending is waiting; version 1 had no attempt tokens, version 2 no roles; before version 4 there
+ * were no rungs (every trial rung 0, its rung results derived on reading) and reference seeds were numbered in index order.
+ */
+function migrate(db: Database.Database, version: number): void {
   db.transaction(() => {
-    db.exec(`ALTER TABLE trials ADD COLUMN role TEXT NOT NULL DEFAULT 'sample' CHECK (role IN ('sample', 'reference'))`);
+    db.exec('ALTER TABLE trials RENAME TO trials_old; DROP INDEX IF EXISTS trials_state;');
+    db.exec(TRIALS_TABLE);
+    const tokens = version >= 2 ? ', token, lease_until, heartbeat_at' : '';
+    const role = version >= 3 ? ', role' : '';
+    db.exec(`INSERT INTO trials (${V1_COLUMNS}, state${tokens}${role})
+      SELECT ${V1_COLUMNS}, CASE state WHEN 'pending' THEN 'waiting' ELSE state END${tokens}${role} FROM trials_old`);
+    db.exec('DROP TABLE trials_old');
+    db.exec(`UPDATE trials SET seed_index = (SELECT COUNT(*) FROM trials r WHERE r.role = 'reference' AND r.idx < trials.idx) WHERE role = 'reference'`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
 }
@@ -148,6 +159,23 @@ interface TrialRow {
   lease_until?: number | null;
   /** Absent in stores before version 3, read without migrating. */
   role?: TrialRole;
+  /** Absent in stores before version 4, read without migrating. */
+  rung?: number;
+  rung_results?: string;
+  rung_curves?: string;
+  finalist_of?: number | null;
+  seed_index?: number | null;
+}
+
+/**
+ * A trial's rung results. A trial stored without any (a flat campaign before version 4) but complete has one: rung 0,
+ * its final errors, its epochs; images 0, as that store never counted them.
+ */
+function rungResultsOf(r: TrialRow): RungResult[] {
+  const stored = JSON.parse(r.rung_results ?? '[]') as RungResult[];
+  if (stored.length || r.state !== 'complete' || r.val_error === null) return stored;
+  const epochs = (JSON.parse(r.curves) as EpochCurve[]).length;
+  return [{ rung: r.rung ?? 0, epochs, valError: r.val_error, testError: r.test_error, trainLoss: r.train_loss, images: 0 }];
 }
 
 function toRecord(r: TrialRow): TrialRecord {
@@ -164,7 +192,7 @@ function toRecord(r: TrialRow): TrialRecord {
     valError: r.val_error,
     testError: r.test_error,
     trainLoss: r.train_loss,
-    curves: JSON.parse(r.curves) as EpochCurve[],
+    curves: [...(JSON.parse(r.rung_curves ?? '[]') as EpochCurve[]), ...(JSON.parse(r.curves) as EpochCurve[])],
     wallSeconds: r.wall_seconds,
     imagesPerSecond: r.images_per_second,
     backend: r.backend,
@@ -172,6 +200,10 @@ function toRecord(r: TrialRow): TrialRecord {
     error: r.error,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    rung: r.rung ?? 0,
+    rungResults: rungResultsOf(r),
+    ...(r.finalist_of !== null && r.finalist_of !== undefined ? { finalistOf: r.finalist_of } : {}),
+    ...(r.seed_index !== null && r.seed_index !== undefined ? { seedIndex: r.seed_index } : {}),
   };
 }
 
@@ -183,6 +215,12 @@ export interface NewTrial {
   complexity: Complexity;
   /** Default 'sample'. */
   role?: TrialRole;
+  /** The rung it starts in (rung campaigns: the top rung for a reference seed or a finalist, trained at the final budget). */
+  rung?: number;
+  /** A finalist: the candidate it re-seeds. */
+  finalistOf?: number;
+  /** Reference and finalist seeds: seed index k pairs a finalist's seed k with the reference's. */
+  seedIndex?: number;
 }
 
 /** One started attempt of a trial: what an executor must hand back with its result. */
@@ -200,6 +238,8 @@ export interface StateCounts {
   complete: number;
   failed: number;
   pruned: number;
+  /** Finished a rung, awaiting the scheduler's decision. */
+  paused: number;
   total: number;
 }
 
@@ -251,12 +291,7 @@ export class CampaignReader {
     if (opts.round !== undefined) (where.push('round = ?'), args.push(opts.round));
     if (opts.state !== undefined) (where.push('state = ?'), args.push(opts.state));
     const sql = `SELECT * FROM trials ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY idx`;
-    const records = (this.db.prepare(sql).all(...args) as TrialRow[]).map(toRecord);
-    const metrics = this.trialMetrics();
-    for (const t of records) {
-      const m = metrics.get(t.index);
-      if (m) t.metrics = m;
-    }
+    const records = this.withSideTables((this.db.prepare(sql).all(...args) as TrialRow[]).map(toRecord));
     // Filtered here rather than in SQL: a store before version 3, read without migrating, has no role column.
     return opts.role === undefined ? records : records.filter((t) => t.role === opts.role);
   }
@@ -284,12 +319,22 @@ export class CampaignReader {
       const sql = `SELECT * FROM trials WHERE idx IN (${chunk.map(() => '?').join(',')}) ORDER BY idx`;
       out.push(...(this.db.prepare(sql).all(...chunk) as TrialRow[]).map(toRecord));
     }
-    return out.sort((a, b) => a.index - b.index);
+    return this.withSideTables(out.sort((a, b) => a.index - b.index));
+  }
+
+  /** Adds what tables beside `trials` hold about each record (side metrics). */
+  private withSideTables(records: TrialRecord[]): TrialRecord[] {
+    const metrics = this.trialMetrics();
+    for (const t of records) {
+      const m = metrics.get(t.index);
+      if (m) t.metrics = m;
+    }
+    return records;
   }
 
   counts(): StateCounts {
     const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM trials GROUP BY state').all() as Array<{ state: TrialState | 'pending'; n: number }>;
-    const counts: StateCounts = { waiting: 0, running: 0, complete: 0, failed: 0, pruned: 0, total: 0 };
+    const counts: StateCounts = { waiting: 0, running: 0, complete: 0, failed: 0, pruned: 0, paused: 0, total: 0 };
     for (const { state, n } of rows) (counts[state === 'pending' ? 'waiting' : state] += n), (counts.total += n);
     return counts;
   }
@@ -332,8 +377,8 @@ export class CampaignStore extends CampaignReader {
     super(dir, db);
     this.stmts = {
       insertTrial: db.prepare(
-        `INSERT INTO trials (idx, round, role, widths, seed, flops, params, activations, state)
-         VALUES (@index, @round, @role, @widths, @seed, @flops, @params, @activations, 'waiting')`,
+        `INSERT INTO trials (idx, round, role, widths, seed, flops, params, activations, state, rung, finalist_of, seed_index)
+         VALUES (@index, @round, @role, @widths, @seed, @flops, @params, @activations, 'waiting', @rung, @finalistOf, @seedIndex)`,
       ),
       start: db.prepare(
         `UPDATE trials SET state = 'running', attempts = attempts + 1, worker = @worker, started_at = @now, finished_at = NULL,
@@ -347,9 +392,12 @@ export class CampaignStore extends CampaignReader {
       finish: db.prepare(
         `UPDATE trials SET state = @state, val_error = @valError, test_error = @testError, train_loss = @trainLoss,
            curves = @curves, wall_seconds = @wallSeconds, images_per_second = @imagesPerSecond, backend = @backend,
-           worker = @worker, error = @error, finished_at = @now, lease_until = NULL
+           worker = @worker, error = @error, finished_at = @now, lease_until = NULL,
+           rung_results = COALESCE(@rungResults, rung_results), rung_curves = COALESCE(@rungCurves, rung_curves)
          WHERE idx = @index AND state = 'running' AND token = @token`,
       ),
+      promote: db.prepare(`UPDATE trials SET state = 'waiting', rung = rung + 1, attempts = 0 WHERE idx = ? AND state = 'paused'`),
+      prune: db.prepare(`UPDATE trials SET state = 'pruned' WHERE idx = ? AND state = 'paused'`),
       release: db.prepare(
         `UPDATE trials SET state = 'waiting', attempts = MAX(attempts - 1, 0), token = NULL, lease_until = NULL
          WHERE idx = @index AND state = 'running' AND token = @token`,
@@ -388,16 +436,7 @@ export class CampaignStore extends CampaignReader {
           round.acceptanceRate,
           round.createdAt,
         );
-      for (const t of trials) {
-        this.stmts.insertTrial.run({
-          index: t.index,
-          round: round.round,
-          role: t.role ?? 'sample',
-          widths: JSON.stringify(t.widths),
-          seed: t.seed,
-          ...t.complexity,
-        });
-      }
+      this.insertTrials(round.round, trials);
     })();
   }
 
@@ -457,9 +496,28 @@ export class CampaignStore extends CampaignReader {
     return r.changes > 0 || this.refuse(a, 'heartbeat');
   }
 
-  /** running → complete | failed | pruned, for the current attempt only; false (refused, recorded) for a stale one. */
-  finish(a: Attempt, result: TrialResult & { pruned?: boolean }, worker: string): boolean {
-    const state: TrialState = result.pruned ? 'pruned' : result.status;
+  /**
+   * running → complete | failed | paused, for the current attempt only; false (refused, recorded) for a stale one. A
+   * complete result appends the trial's rung result (its current rung); `paused` says the rung is not the top one.
+   */
+  finish(a: Attempt, result: TrialResult, worker: string, opts: { paused?: boolean } = {}): boolean {
+    const done = result.status === 'complete';
+    const state: TrialState = done ? (opts.paused ? 'paused' : 'complete') : 'failed';
+    let rungResults: string | null = null;
+    let rungCurves: string | null = null;
+    if (done) {
+      const row = this.row(a.index);
+      const earned: RungResult = {
+        rung: row.rung ?? 0,
+        epochs: result.epochs ?? result.curves.length,
+        valError: finiteOrNull(result.valError) ?? NaN,
+        testError: finiteOrNull(result.testError),
+        trainLoss: finiteOrNull(result.trainLoss),
+        images: result.images ?? 0,
+      };
+      rungResults = JSON.stringify([...(JSON.parse(row.rung_results ?? '[]') as RungResult[]).filter((x) => x.rung !== earned.rung), earned]);
+      rungCurves = JSON.stringify([...(JSON.parse(row.rung_curves ?? '[]') as EpochCurve[]), ...(result.curves ?? [])]);
+    }
     const r = this.stmts.finish.run({
       index: a.index,
       token: a.token,
@@ -467,19 +525,45 @@ export class CampaignStore extends CampaignReader {
       valError: finiteOrNull(result.valError),
       testError: finiteOrNull(result.testError),
       trainLoss: finiteOrNull(result.trainLoss),
-      curves: JSON.stringify(result.curves ?? []),
+      // A finished rung's curves move to rung_curves, so the next rung's attempts start with an empty curves column.
+      curves: done ? '[]' : JSON.stringify(result.curves ?? []),
       wallSeconds: result.wallSeconds ?? null,
       imagesPerSecond: finiteOrNull(result.imagesPerSecond),
       backend: result.backend ?? null,
       worker,
       error: result.status === 'failed' ? (result.error ?? 'failed without a reason') : null,
       now: new Date().toISOString(),
+      rungResults,
+      rungCurves,
     });
     if (r.changes > 0 && result.metrics) {
       this.db.exec(TRIAL_METRICS_TABLE);
       this.db.prepare('INSERT OR REPLACE INTO trial_metrics (idx, metrics) VALUES (?, ?)').run(a.index, JSON.stringify(result.metrics));
     }
     return r.changes > 0 || this.refuse(a, 'result');
+  }
+
+  /** paused → waiting in the next rung (the scheduler promoted it), or paused → pruned; false if it was not paused. */
+  promote(index: number): boolean {
+    return this.stmts.promote.run(index).changes > 0;
+  }
+
+  prune(index: number): boolean {
+    return this.stmts.prune.run(index).changes > 0;
+  }
+
+  /** Adds trials to an existing round (finalists, once the last rung is decided), in one transaction. */
+  addTrials(round: number, trials: NewTrial[]): void {
+    this.db.transaction(() => this.insertTrials(round, trials))();
+  }
+
+  private insertTrials(round: number, trials: NewTrial[]): void {
+    for (const t of trials) {
+      this.stmts.insertTrial.run({
+        index: t.index, round, role: t.role ?? 'sample', widths: JSON.stringify(t.widths), seed: t.seed, ...t.complexity,
+        rung: t.rung ?? 0, finalistOf: t.finalistOf ?? null, seedIndex: t.seedIndex ?? null,
+      });
+    }
   }
 
   /** running → waiting (stopped before it finished: Ctrl-C, cancel); the attempt does not count. */
@@ -545,10 +629,10 @@ function openDb(dir: string, readonly: boolean): Database.Database {
   try {
     db = new Database(path, { readonly, fileMustExist: true });
     const version = db.pragma('user_version', { simple: true }) as number;
-    // A reader copes with versions 1 and 2 as they are; the coordinator migrates them before writing.
-    if (version === 1 && !readonly) migrateV1(db);
-    else if (version === 2 && !readonly) migrateV2(db);
-    else if (version !== SCHEMA_VERSION && !((version === 1 || version === 2) && readonly)) {
+    // A reader copes with older versions as they are; the coordinator migrates them before writing.
+    const older = version >= 1 && version < SCHEMA_VERSION;
+    if (older && !readonly) migrate(db, version);
+    else if (version !== SCHEMA_VERSION && !(older && readonly)) {
       db.close();
       throw new UserError(`${path}: store schema version ${version}, this prunespace reads versions 1 to ${SCHEMA_VERSION}; use the prunespace that wrote it`);
     }

@@ -3,15 +3,44 @@ import type { NetRef, WidthConfig } from '../nets/types.js';
 import type { DistillTrialOptions, EpochCurve, RankOn, TrainSettings, TrialMetrics } from '../training/types.js';
 import type { Complexity } from '../complexity/count.js';
 
-/** The store's trial states; store.ts writes down which changes between them are legal. */
-export type TrialState = 'waiting' | 'running' | 'complete' | 'failed' | 'pruned';
+/**
+ * The store's trial states; store.ts writes down which changes between them are legal. 'paused': a rung campaign's
+ * candidate that finished a rung below the top and awaits promotion; 'pruned': one that was not promoted.
+ */
+export type TrialState = 'waiting' | 'running' | 'complete' | 'failed' | 'pruned' | 'paused';
 
 /**
- * What a trial is for: 'sample', a candidate drawn from the space (the population every statistic is about), or
- * 'reference', one seed of the uniformly pruned network at the regime's FLOPs (compared with, never pooled in).
+ * What a trial is for: 'sample', a candidate drawn from the space (the population every statistic is about),
+ * 'reference', one seed of the uniformly pruned network at the regime's FLOPs (compared with, never pooled in), or
+ * 'finalist', one seed of a top candidate of the last rung retrained from scratch at the final budget as the reference is.
  */
-export type TrialRole = 'sample' | 'reference';
-export const TRIAL_ROLES: readonly TrialRole[] = ['sample', 'reference'];
+export type TrialRole = 'sample' | 'reference' | 'finalist';
+export const TRIAL_ROLES: readonly TrialRole[] = ['sample', 'reference', 'finalist'];
+
+/** What one rung of training gave a trial (flat campaigns: one, rung 0). */
+export interface RungResult {
+  rung: number;
+  /** Epochs trained when the rung ended, counted from the start of the run (fractional where a rung ends mid-epoch). */
+  epochs: number;
+  valError: number;
+  testError: number | null;
+  trainLoss: number | null;
+  /** Training images this rung's increment consumed (0 in stores written before rungs were counted). */
+  images: number;
+}
+
+/** Multi-fidelity settings of a campaign (successive halving), as `search --rungs` or a campaign file's rungs section give them. */
+export interface RungsPlan {
+  /** Rungs R; the top rung (R-1) trains at the campaign's epochs (the final budget), rung r at 1/eta^(R-1-r) of it. */
+  rungs: number;
+  /** Reduction factor: each rung keeps the best ceil(n/eta) candidates of the one below and trains them eta times as long. */
+  eta: number;
+  /** 'sync': a rung is decided once all of it is in (deterministic); 'async' (ASHA): promote as soon as a trial ranks in the top 1/eta of those done. */
+  mode: 'sync' | 'async';
+  /** The top F candidates of the last rung, retrained from scratch with finalistSeeds seeds at the final budget (0: none). */
+  finalists: number;
+  finalistSeeds: number;
+}
 
 export interface TrialRecord {
   index: number;
@@ -39,6 +68,17 @@ export interface TrialRecord {
   finishedAt: string | null;
   /** Side metrics beyond valError (label-free trials: which metric valError is, the labelled error, real widths). */
   metrics?: TrialMetrics;
+  /**
+   * The rung the trial is in: the one its latest rung result belongs to, or, once promoted, the one it trains next
+   * (0 for flat campaigns and stores before rungs; reference seeds and finalists of a rung campaign: the top rung).
+   */
+  rung: number;
+  /** One entry per rung it finished, in rung order. */
+  rungResults: RungResult[];
+  /** A finalist: the index of the candidate trial it re-seeds. */
+  finalistOf?: number;
+  /** Reference seeds and finalists: seed index 0..K-1; finalists and the reference share the seed of each index. */
+  seedIndex?: number;
 }
 
 /** One sample-train-analyse-refine round: its own space file (copied into the run directory) and sample. */
@@ -84,6 +124,8 @@ export interface CampaignConfig {
   reference?: ReferencePlan;
   /** How each trial's weights start (absent in campaigns stored before init modes: scratch). */
   init?: CampaignInit;
+  /** Multi-fidelity rungs and finalists; absent: a flat campaign (every candidate at the final budget). */
+  rungs?: RungsPlan;
 }
 
 /** The uniformly pruned network a campaign trains beside its candidates, once per seed. */

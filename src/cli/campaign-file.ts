@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { REFINE_RULES, type RefineRule } from '../analysis/refine.js';
 import { DEFAULT_REFERENCE_SEEDS } from '../campaign/create.js';
-import type { CampaignInit } from '../campaign/types.js';
+import type { CampaignInit, RungsPlan } from '../campaign/types.js';
 import { checkCriterion, COMBINES, criterionNames, type Combine } from '../pruning/importance.js';
 import { RANK_ON, type DistillTrialOptions, type RankOn } from '../training/types.js';
 import { describeIssue, parseSpace } from '../space/load.js';
@@ -20,6 +20,9 @@ import { DATASETS } from '../training/data/load.js';
 import { UserError } from '../util/errors.js';
 import type { TrainingFlags } from './training-flags.js';
 import { ENGINE_CHOICES } from '../training/engine-names.js';
+
+/** Reduction factor of a rung campaign unless told otherwise (Hyperband's and ASHA's usual 3). */
+export const DEFAULT_ETA = 3;
 
 /** The run directory's copy of the effective campaign. */
 export const CAMPAIGN_JSON = 'campaign.json';
@@ -97,6 +100,17 @@ export const campaignSchema = z
     /** The uniform reference trained beside the candidates: `seeds` 0 trains none. */
     reference: z.object({ seeds: int(0).default(DEFAULT_REFERENCE_SEEDS) }).strict().default({ seeds: DEFAULT_REFERENCE_SEEDS }),
     analysis: z.object({ rules: z.array(z.enum(REFINE_RULES)).nonempty().optional() }).strict().default({}),
+    /** Successive halving: rungs (1: flat), eta, sync or async promotion, and the finalists re-seeded at the final budget. */
+    rungs: z
+      .object({
+        rungs: int(1).default(1),
+        eta: int(2).default(DEFAULT_ETA),
+        mode: z.enum(['sync', 'async']).default('sync'),
+        finalists: int(0).default(0),
+        finalistSeeds: int(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -132,6 +146,32 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'>, DistillTri
   /** --init inherit: how the parent is scored. */
   scoreBatches?: number;
   bnTrain?: boolean;
+  /** Rungs flags (see rungsPlan). */
+  rungs?: number;
+  eta?: number;
+  rungMode?: 'sync' | 'async';
+  finalists?: number;
+  finalistSeeds?: number;
+}
+
+/** The campaign's rungs plan from the rungs flags (or a campaign file's rungs section); absent for a flat campaign without finalists. */
+export function rungsPlan(o: Pick<SearchOptions, 'rungs' | 'eta' | 'rungMode' | 'finalists' | 'finalistSeeds' | 'referenceSeeds'>): RungsPlan | undefined {
+  const rungs = o.rungs ?? 1;
+  const finalists = o.finalists ?? 0;
+  if (rungs <= 1 && finalists === 0) {
+    for (const [flag, v] of [['--eta (rungs.eta)', o.eta], ['--rung-mode (rungs.mode)', o.rungMode], ['--finalist-seeds (rungs.finalistSeeds)', o.finalistSeeds]] as const) {
+      if (v !== undefined) throw new UserError(`${flag} applies to a campaign with --rungs above 1 or --finalists`);
+    }
+    return undefined;
+  }
+  return {
+    rungs,
+    eta: o.eta ?? DEFAULT_ETA,
+    mode: o.rungMode ?? 'sync',
+    finalists,
+    // Seed for seed with the reference by default.
+    finalistSeeds: o.finalistSeeds ?? (o.referenceSeeds > 0 ? o.referenceSeeds : DEFAULT_REFERENCE_SEEDS),
+  };
 }
 
 /** The search options that are distill's settings, with the flag each comes from. */
@@ -213,6 +253,8 @@ export interface StoredCampaign {
   analysis: { rules?: string[] };
   /** Absent for scratch campaigns (as in campaign files written before init modes). */
   init?: Record<string, unknown>;
+  /** Absent for flat campaigns (as in campaign files written before rungs). */
+  rungs?: RungsPlan;
 }
 
 function readJson(path: string): unknown {
@@ -309,6 +351,12 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     ...(c.init?.scoreBatches !== undefined ? { scoreBatches: c.init.scoreBatches } : {}),
     ...(c.init?.temperature !== undefined ? { temperature: c.init.temperature } : {}),
     ...(c.init?.bnTrain !== undefined ? { bnTrain: c.init.bnTrain } : {}),
+    ...(c.rungs !== undefined
+      ? {
+          rungs: c.rungs.rungs, eta: c.rungs.eta, rungMode: c.rungs.mode, finalists: c.rungs.finalists,
+          ...(c.rungs.finalistSeeds !== undefined ? { finalistSeeds: c.rungs.finalistSeeds } : {}),
+        }
+      : {}),
   };
 }
 
@@ -387,7 +435,16 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
     reference: { seeds: o.referenceSeeds ?? 0 },
     analysis: drop({ rules: o.rules }),
     init: storedInit(o),
+    rungs: storedRungs(o),
   });
+}
+
+function storedRungs(o: SearchOptions): RungsPlan | undefined {
+  try {
+    return rungsPlan(o);
+  } catch {
+    return undefined; // the search command reports bad rungs flags with their own one-line error
+  }
 }
 
 /** The init as campaign.json keeps it: the campaign's normalised init (defaults filled in), absent for scratch. */

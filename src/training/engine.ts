@@ -95,6 +95,13 @@ export interface EngineNet {
   readWeights(): Promise<WeightSet>;
   /** Overwrites the named tensors (a subset is fine); shapes must match, else it throws naming the weight. */
   writeWeights(weights: WeightSet): Promise<void>;
+  /**
+   * The SGD momentum buffers by trainable weight name (tfjs layout), so a checkpoint continues training exactly;
+   * empty before the first step (or with momentum 0).
+   */
+  readOptimizerState(): Promise<WeightSet>;
+  /** Replaces the momentum buffers with ones read by readOptimizerState (an empty set: as before the first step). */
+  writeOptimizerState(state: WeightSet): Promise<void>;
   dispose(): void;
 }
 

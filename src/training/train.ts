@@ -4,7 +4,7 @@
  * Written once over EngineNet: schedule, data order, augmentation and the NaN guard stay here for every engine.
  */
 import { makeRng } from '../util/rng.js';
-import { makeBatch, normaliser } from './data/batch.js';
+import { makeBatch, normaliser, skipAugmentation } from './data/batch.js';
 import { permutation } from './data/prepare.js';
 import type { PreparedData, Split } from './data/types.js';
 import type { EngineNet } from './engine.js';
@@ -15,6 +15,13 @@ export type LoopSettings = Omit<TrainSettings, 'data' | 'backend'> & {
   evalBatchSize?: number;
   /** Apply the dataset's augmentation (default true). */
   augment?: boolean;
+  /**
+   * Train only steps [startStep, stopStep) of the run these settings define (a rung of a multi-fidelity campaign): the
+   * schedule, data order and augmentation are those of the whole run, so consecutive segments, each resumed from the
+   * previous one's checkpoint, train exactly as one run. The net must hold the state after startStep.
+   */
+  startStep?: number;
+  stopStep?: number;
 };
 
 export interface TrainOutcome {
@@ -29,6 +36,10 @@ export interface TrainOutcome {
   testLoss?: number;
   /** Training images per second, evaluation excluded. */
   imagesPerSecond?: number;
+  /** Training images this call consumed (its steps times the batch). */
+  images: number;
+  /** Epochs trained from the start of the run when it ended (fractional where it ended mid-epoch). */
+  epochs?: number;
 }
 
 /** What the step hook sees after every optimizer step (progress lines, within-epoch curve points). */
@@ -117,22 +128,28 @@ export async function train(
   const lut = normaliser(data);
 
   const curves: EpochCurve[] = [];
-  let step = 0;
+  const startStep = s.startStep ?? 0;
+  const stopStep = Math.min(s.stopStep ?? totalSteps, totalSteps);
+  let step = startStep;
   let trainSeconds = 0;
   const swap = async (epoch: number): Promise<void> => {
     const next = await hooks?.afterEpoch?.(epoch, net);
     if (next) net = next;
   };
-  await swap(0);
-  for (let epoch = 1; epoch <= epochs; epoch++) {
+  if (startStep === 0) await swap(0);
+  const firstEpoch = Math.floor(startStep / stepsPerEpoch) + 1;
+  const lastEpoch = Math.min(epochs, Math.ceil(stopStep / stepsPerEpoch));
+  for (let epoch = firstEpoch; epoch <= lastEpoch; epoch++) {
     const started = performance.now();
     const order = permutation(nTrain, makeRng(seed, `order/${epoch}`));
     const augmentRng = s.augment === false ? undefined : makeRng(seed, `augment/${epoch}`);
+    const firstBatch = epoch === firstEpoch ? startStep - (epoch - 1) * stepsPerEpoch : 0;
+    if (augmentRng && firstBatch > 0) skipAugmentation(data, augmentRng, firstBatch * batchSize);
     let lossSum = 0;
     let wrong = 0;
     let seen = 0;
     let lr = 0;
-    for (let b = 0; b < stepsPerEpoch && step < totalSteps; b++, step++) {
+    for (let b = firstBatch; b < stepsPerEpoch && step < stopStep; b++, step++) {
       lr = learningRate(step, totalSteps, warmupSteps, s.lr);
       const batch = makeBatch(data, data.train, order.subarray(b * batchSize, (b + 1) * batchSize), lut, augmentRng);
       const r = await net.trainStep(batch, lr, s.labelSmoothing);
@@ -143,6 +160,7 @@ export async function train(
           error: `training loss became ${what} at epoch ${epoch}, step ${step + 1} (lr ${lr.toPrecision(3)})`,
           curves,
           steps: step + 1,
+          images: (step + 1 - startStep) * batchSize,
         };
       }
       lossSum += r.loss * batch.size;
@@ -173,11 +191,21 @@ export async function train(
     status: 'complete',
     curves,
     steps: step,
+    images: (step - startStep) * batchSize,
+    epochs: step / stepsPerEpoch,
     trainLoss: last?.trainLoss,
     valError: last?.valError,
     valLoss: last?.valLoss,
     testError: test.error,
     testLoss: test.loss,
-    imagesPerSecond: trainSeconds > 0 ? (step * batchSize) / trainSeconds : undefined,
+    imagesPerSecond: trainSeconds > 0 ? ((step - startStep) * batchSize) / trainSeconds : undefined,
   };
+}
+
+/**
+ * Where each rung of a run of `totalSteps` steps stops: rung r of R with reduction factor eta trains to
+ * floor(totalSteps / eta^(R-1-r)), so the top rung is the whole run and rung 0 its 1/eta^(R-1).
+ */
+export function rungStopSteps(totalSteps: number, rungs: number, eta: number): number[] {
+  return Array.from({ length: rungs }, (_, r) => Math.floor(totalSteps / eta ** (rungs - 1 - r)));
 }

@@ -8,7 +8,9 @@ import type { EngineNet } from './engine.js';
 import { selectEngine, type SelectedEngine } from './engines/select.js';
 import { inheritedWeights } from './inherit.js';
 import { saveNet } from './save.js';
-import { train, type StepProgress } from './train.js';
+import { rungStopSteps, runLength, train, type StepProgress } from './train.js';
+import { captureCheckpoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { join } from 'node:path';
 import { CurvePointRecorder } from './curve-points.js';
 import type { EpochCurve, TrainSettings, TrialRequest, TrialResult } from './types.js';
 
@@ -34,6 +36,27 @@ export function checkSettings(s: TrainSettings): void {
   need(s.weightDecay >= 0 && Number.isFinite(s.weightDecay), `weight decay must be >= 0, got ${s.weightDecay}`);
   need(s.warmupEpochs >= 0 && Number.isFinite(s.warmupEpochs), `warmup must be >= 0 epochs, got ${s.warmupEpochs}`);
   need(s.labelSmoothing >= 0 && s.labelSmoothing < 1, `label smoothing must be in [0, 1), got ${s.labelSmoothing}`);
+}
+
+/** Where a rung starts and stops, which checkpoint it resumes and which it leaves; a rung of no step is bad input. */
+function rungSpan(r: NonNullable<TrialRequest['rung']>, totalSteps: number) {
+  const stops = rungStopSteps(totalSteps, r.rungs, r.eta);
+  const startStep = r.rung > 0 ? stops[r.rung - 1] : 0;
+  const stopStep = stops[r.rung];
+  if (!(stopStep > startStep)) {
+    throw new UserError(`rung ${r.rung} of ${r.rungs} (eta ${r.eta}) would train no step: the run has ${totalSteps} steps; lower --rungs or --eta, or raise --epochs`);
+  }
+  return {
+    startStep,
+    stopStep,
+    resumeFrom: r.rung > 0 ? rungCheckpoint(r.checkpoints, r.rung - 1) : undefined,
+    saveTo: r.rung < r.rungs - 1 ? rungCheckpoint(r.checkpoints, r.rung) : undefined,
+  };
+}
+
+/** The checkpoint a trial leaves at the end of rung `rung`: one per rung, so a rerun of rung r+1 still finds rung r's. */
+export function rungCheckpoint(checkpoints: string, rung: number): string {
+  return join(checkpoints, `rung-${rung}`);
 }
 
 function errorText(e: unknown): string {
@@ -68,11 +91,13 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       nesterov: req.settings.nesterov,
       weightDecay: req.settings.weightDecay,
     });
-    if (req.init?.mode === 'inherit') await net.writeWeights(await inheritedWeights(spec, req.widths, req.init.parent, req.init.kept));
+    const segment = req.rung ? rungSpan(req.rung, runLength(req.settings, data.train.indices.length).totalSteps) : undefined;
+    if (segment?.resumeFrom) await restoreCheckpoint(net, loadCheckpoint(segment.resumeFrom));
+    else if (req.init?.mode === 'inherit') await net.writeWeights(await inheritedWeights(spec, req.widths, req.init.parent, req.init.kept));
     // Every trial records a few points per epoch, so the report can draw curves of one-epoch trials.
     const recorder = new CurvePointRecorder();
     const outcome = await train(
-      net, data, { ...req.settings, augment: req.settings.data.augment }, req.seed,
+      net, data, { ...req.settings, augment: req.settings.data.augment, startStep: segment?.startStep, stopStep: segment?.stopStep }, req.seed,
       (curve) => {
         curve.points = recorder.take(curve.epoch);
         onEpoch?.(curve);
@@ -82,7 +107,9 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
         onStep?.(p);
       },
     );
-    if (outcome.status === 'complete' && req.saveDir) {
+    if (outcome.status === 'complete' && segment?.saveTo) saveCheckpoint(segment.saveTo, await captureCheckpoint(net, outcome.steps));
+    // A rung below the top is not the trained subnetwork yet: only the top rung saves the model.
+    if (outcome.status === 'complete' && req.saveDir && !segment?.saveTo) {
       await saveNet(net, req.saveDir, {
         net: spec.ref,
         widths: req.widths,
@@ -112,6 +139,8 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       testLoss: outcome.testLoss,
       trainLoss: outcome.trainLoss,
       steps: outcome.steps,
+      images: outcome.images,
+      epochs: outcome.epochs,
       curves: outcome.curves,
       wallSeconds: wall(),
       imagesPerSecond: outcome.imagesPerSecond,

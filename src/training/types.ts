@@ -47,6 +47,21 @@ export interface TrialRequest {
   saveDir?: string;
   /** How weights start: the seeded initialisation (default), or inherited from a saved parent at given kept channels. */
   init?: TrialInit;
+  /** Train one rung of a multi-fidelity run instead of the whole run (see RungSegment). */
+  rung?: RungSegment;
+}
+
+/**
+ * One rung of a run whose settings give the final budget: rung r trains steps [stop(r-1), stop(r)) of it
+ * (rungStopSteps), resuming from the checkpoint rung r-1 left in `checkpoints`, and leaves its own there unless it is
+ * the top rung.
+ */
+export interface RungSegment {
+  rung: number;
+  rungs: number;
+  eta: number;
+  /** Directory of this trial's checkpoints (one subdirectory per rung). */
+  checkpoints: string;
 }
 
 /** Inheritance travels as data: the parent's directory, the criterion that chose the channels, and the channels. */
@@ -122,8 +137,12 @@ export interface TrialResult {
   trainLoss?: number;
   valLoss?: number;
   testLoss?: number;
-  /** Optimizer steps taken. */
+  /** Optimizer steps taken (in a rung: the step the run reached). */
   steps?: number;
+  /** Training images this result consumed (a rung: its own increment). */
+  images?: number;
+  /** Epochs trained from the start of the run when it ended (fractional where it ended mid-epoch). */
+  epochs?: number;
   curves: EpochCurve[];
   /** Wall time of the whole trial, data loading and model building included. */
   wallSeconds: number;

@@ -10,7 +10,7 @@ import { sparsityFlag } from './distill.js';
 import { RANK_ON } from '../../training/types.js';
 import { addTrainingFlags, trainSettings } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
-import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, discardStoredCampaign, resolveSearch, storeCampaign } from '../campaign-file.js';
+import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, DEFAULT_ETA, discardStoredCampaign, resolveSearch, rungsPlan, storeCampaign } from '../campaign-file.js';
 import { COMBINES, criterionNames } from '../../pruning/importance.js';
 
 
@@ -71,7 +71,8 @@ export function roundsOptions(config: CampaignConfig, rounds?: number, roundSamp
 export function reportSummary(summary: RunSummary): void {
   const { counts, dir } = summary;
   const lines = [
-    `${counts.complete} complete, ${counts.failed} failed, ${counts.waiting + counts.running} waiting of ${counts.total} trials`,
+    `${counts.complete} complete, ${counts.failed} failed, ${counts.waiting + counts.running} waiting` +
+      `${counts.pruned ? `, ${counts.pruned} pruned at a lower rung` : ''}${counts.paused ? `, ${counts.paused} paused between rungs` : ''} of ${counts.total} trials`,
     `results: ${dir}/campaign.db, ${summary.csv}, ${summary.jsonl}`,
   ];
   if (summary.interrupted) lines.push(`stopped early; continue with: prunespace resume ${dir}`);
@@ -117,11 +118,18 @@ export function registerSearch(program: Command): void {
     .option('--bn-batches <n>', '--train distill: as distill (default 16)', intFlag('--bn-batches', { min: 1 }))
     .option('--temperature <T>', '--train distill: the logit terms\' temperature (default 4); --init inherit: the scoring loss\'s (default 200 for grasp, 1 otherwise)', numberFlag('--temperature', { above: 0 }))
     .option('--score-batches <n>', '--init inherit: batches whose gradients score the parent (default 4)', intFlag('--score-batches', { min: 1 }))
-    .option('--bn-train', '--init inherit: score the parent with BN in training mode (default inference mode)');
+    .option('--bn-train', '--init inherit: score the parent with BN in training mode (default inference mode)')
+    .option('--rungs <r>', 'successive halving over training budget: R rungs, the top one at --epochs (the final budget), rung r at 1/eta^(R-1-r) of it; ' +
+      'each rung continues the best 1/eta of the one below from its checkpoint (default 1: flat)', intFlag('--rungs', { min: 1 }))
+    .option('--eta <e>', `--rungs: reduction factor between rungs (default ${DEFAULT_ETA})`, intFlag('--eta', { min: 2 }))
+    .addOption(new Option('--rung-mode <mode>', '--rungs: sync (default: a rung is decided once all of it is in; deterministic) or async (ASHA: promote as soon as a candidate ranks in the top 1/eta of those done)').choices(['sync', 'async']))
+    .option('--finalists <f>', 'retrain the top F candidates of the last rung from scratch at the final budget, with --finalist-seeds seeds each, as the uniform reference is (default 0)', intFlag('--finalists', { min: 0 }))
+    .option('--finalist-seeds <k>', "--finalists: seeds per finalist, paired seed for seed with the reference's (default: --reference-seeds)", intFlag('--finalist-seeds', { min: 1 }));
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
     const init = campaignInit(flags);
+    const rungs = rungsPlan(flags);
     checkAgainstStored(flags.out, campaign, (line) => process.stderr.write(`${line}\n`));
     if (flags.gpus && (flags.backend === 'wasm' || flags.backend === 'cpu') && flags.executor !== 'process') {
       throw new UserError(`--gpus needs a native engine (--backend torch or tensorflow, or auto where one is installed), not --backend ${flags.backend}`);
@@ -139,6 +147,7 @@ export function registerSearch(program: Command): void {
       roundSamples: flags.roundSamples,
       referenceSeeds: flags.referenceSeeds,
       init,
+      rungs,
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);

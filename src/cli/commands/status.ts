@@ -8,6 +8,7 @@ import { formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
 import { intFlag } from '../parse.js';
 import { formatCount } from '../../util/format.js';
+import { budgetAccount, type BudgetAccount } from '../../campaign/rungs.js';
 import { describeLength, epochBound } from '../training-flags.js';
 
 interface StatusFlags {
@@ -76,6 +77,26 @@ function referenceJson(r: ReferenceComparison) {
   };
 }
 
+/** Rung campaigns: the plan, what each rung spent, and the saving against a flat campaign at the final fidelity. */
+export function rungLines(config: CampaignConfig, trials: TrialRecord[], account: BudgetAccount): string[] {
+  const plan = config.rungs;
+  if (!plan) return [];
+  const spent = account.rungs.map((r) => `rung ${r.rung}: ${r.trials} trained, ${formatCount(r.images)} images`).join('; ');
+  const flat = account.flatImages !== null
+    ? `; candidates ${formatCount(account.candidateImages)} images, ${(100 * account.share!).toFixed(1)}% of a flat campaign at the final budget ` +
+      `(${formatCount(account.flatImages)}${account.measured ? '' : ', estimated from rung 0'})`
+    : '';
+  const out = [`rungs: ${plan.rungs} at eta ${plan.eta} (${plan.mode}); ${spent}${flat}`];
+  const finalists = trials.filter((t) => t.role === 'finalist');
+  for (const of of [...new Set(finalists.map((t) => t.finalistOf!))]) {
+    const seeds = finalists.filter((t) => t.finalistOf === of);
+    const done = seeds.filter((t) => t.state === 'complete' && t.valError !== null);
+    const mean = done.length ? done.reduce((s, t) => s + t.valError!, 0) / done.length : null;
+    out.push(`  finalist of trial ${of}: ${done.length} of ${seeds.length} seed(s) done${mean !== null ? `, val ${pct(mean)} (mean)` : ''}`);
+  }
+  return out;
+}
+
 export function registerStatus(program: Command): void {
   program
     .command('status')
@@ -97,6 +118,7 @@ export function registerStatus(program: Command): void {
         const top = best(trials, flags.top);
         const failures = trials.filter((t) => t.state === 'failed');
         const reference = compareWithReference(trials, { planned: config.reference?.seeds });
+        const budget = budgetAccount(trials, config.rungs);
         if (flags.json) {
           const summary = {
             name: config.name,
@@ -111,6 +133,8 @@ export function registerStatus(program: Command): void {
             best: top,
             reference: reference ? referenceJson(reference) : config.reference?.skipped ? { skipped: config.reference.skipped } : null,
             failed: failures.map((t) => ({ index: t.index, attempts: t.attempts, error: t.error })),
+            rungs: config.rungs ?? null,
+            budget,
           };
           console.log(JSON.stringify(summary, null, 2));
           return;
@@ -120,11 +144,13 @@ export function registerStatus(program: Command): void {
         const out = [
           `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${describeLength(s)}, backend ${config.backend}, seed ${config.seed}`,
           `init: ${describeInit(config)}`,
-          `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.waiting} waiting${counts.pruned ? `, ${counts.pruned} pruned` : ''}, ${counts.total} total` +
+          `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.waiting} waiting` +
+            `${counts.paused ? `, ${counts.paused} paused between rungs` : ''}${counts.pruned ? `, ${counts.pruned} pruned` : ''}, ${counts.total} total` +
             `; ${rounds.length} round(s); ${formatDuration(trainSeconds)} of training`,
         ];
+        out.push(...rungLines(config, trials, budget));
         if (top.length) {
-          out.push('best by validation error:');
+          out.push(config.rungs && config.rungs.rungs > 1 ? 'best by validation error (top rung):' : 'best by validation error:');
           for (const t of top) {
             out.push(
               `  #${t.index}  val ${t.valError!.toFixed(4)}  test ${t.testError?.toFixed(4) ?? '-'}  ` +

@@ -17,6 +17,12 @@ export function normaliser(data: Pick<PreparedData, 'mean' | 'std'>): Float32Arr
   return lut;
 }
 
+/** Advances an augmentation rng past `images` images exactly as makeBatch would draw for them (a run resumed mid-epoch). */
+export function skipAugmentation(data: PreparedData, augmentRng: Rng, images: number): void {
+  const draws = (data.augment.padCrop ? 2 : 0) + (data.augment.flip ? 1 : 0);
+  for (let i = 0; i < images * draws; i++) augmentRng();
+}
+
 /**
  * Fills a batch from `positions` (indices into split.indices). With an rng, applies the dataset's augmentation:
  * the image is zero-padded (a black border, as torchvision's RandomCrop) and cropped at a random offset, and

@@ -4,7 +4,7 @@ import { UserError } from '../../util/errors.js';
 import type { DataSettings, DatasetName } from '../types.js';
 import { loadCifar } from './cifar.js';
 import { FASHION_MNIST_DIR, loadFashionMnist } from './idx.js';
-import { prepareData } from './prepare.js';
+import { prepareData, splitSizes } from './prepare.js';
 import { makeSynthetic } from './synthetic.js';
 import type { PreparedData, RawDataset } from './types.js';
 
@@ -16,6 +16,15 @@ export const DATA_SHAPES: Record<Exclude<DatasetName, 'synthetic'>, DataHints> =
   cifar10: { shape: [32, 32, 3], classes: 10 },
   cifar100: { shape: [32, 32, 3], classes: 100 },
 };
+
+/** Training images of each dataset's official training split (synthetic: its `samples`, default 1024). */
+const TRAIN_COUNTS: Record<Exclude<DatasetName, 'synthetic'>, number> = { 'fashion-mnist': 60000, cifar10: 50000, cifar100: 50000 };
+
+/** Images a run trains on with these settings, known without reading the data (budgets are checked before any trial). */
+export function trainImageCount(settings: DataSettings): number {
+  const count = settings.name === 'synthetic' ? (settings.samples ?? 1024) : TRAIN_COUNTS[settings.name];
+  return splitSizes(count, settings.valFraction, settings.subset).train;
+}
 
 /** For synthetic data, which takes its shape and classes from the network. */
 export interface DataHints {

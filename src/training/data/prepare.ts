@@ -67,6 +67,12 @@ function all(set: ImageSet): Split {
   return { source: set, indices: Int32Array.from({ length: set.count }, (_, i) => i) };
 }
 
+/** How many images the validation and training splits get out of `count` training images. */
+export function splitSizes(count: number, valFraction = DEFAULT_VAL_FRACTION, subset = 1): { val: number; train: number } {
+  const val = Math.max(1, Math.round(count * valFraction));
+  return { val, train: Math.max(1, Math.round((count - val) * subset)) };
+}
+
 /**
  * Holds out a validation split with a fixed seed (the same for every trial, so trials are compared on the same
  * images), then keeps a subset of the rest; the test split is the official one, untouched.
@@ -79,9 +85,8 @@ export function prepareData(raw: RawDataset, opts: PrepareOptions = {}): Prepare
   const testSubset = opts.testSubset ?? 1;
   if (!(testSubset > 0 && testSubset <= 1)) throw new UserError(`--test-subset must be in (0, 1], got ${testSubset}`);
   const order = permutation(raw.train.count, makeRng('prunespace', `${raw.name}/validation-split`));
-  const nVal = Math.max(1, Math.round(raw.train.count * valFraction));
+  const { val: nVal, train: nTrain } = splitSizes(raw.train.count, valFraction, subset);
   const rest = order.subarray(nVal);
-  const nTrain = Math.max(1, Math.round(rest.length * subset));
   if (rest.length < 1) throw new UserError(`${raw.name}: too few training images (${raw.train.count}) to hold out a validation split`);
   const train: Split = { source: raw.train, indices: rest.slice(0, nTrain) };
   const val: Split = { source: raw.train, indices: order.slice(0, nVal) };

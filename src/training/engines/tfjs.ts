@@ -226,6 +226,28 @@ export class TfjsNet implements EngineNet {
     writeLayersWeights(this.model, this.spec, weights);
   }
 
+  /* tfjs keeps one accumulator per trainable variable, made at the first step in the order of this.weights. */
+  async readOptimizerState(): Promise<WeightSet> {
+    const [, ...accumulators] = await this.optimizer.getWeights();
+    const names = this.model.trainableWeights.map((w) => w.originalName);
+    return new Map(accumulators.map((a, i) => [names[i], { shape: [...a.tensor.shape], data: (a.tensor.dataSync() as Float32Array).slice() }]));
+  }
+
+  async writeOptimizerState(state: WeightSet): Promise<void> {
+    const names = this.model.trainableWeights.map((w) => w.originalName);
+    const values = state.size === 0 ? [] : names.map((name, i) => {
+      const m = state.get(name);
+      if (!m) throw new Error(`optimizer state: no momentum for ${name}`);
+      if (m.shape.join('x') !== this.weights[i].shape.join('x')) throw new Error(`optimizer state ${name}: shape ${m.shape.join('x')} given, ${this.weights[i].shape.join('x')} expected`);
+      return { name: `${this.weights[i].name}/momentum`, tensor: tf.tensor(m.data, m.shape) };
+    });
+    const [iterations, ...old] = (await this.optimizer.getWeights()).map((w) => w.tensor);
+    const iter = tf.scalar(0);
+    // setWeights makes new variables of the given tensors; the replaced accumulators and the inputs are freed here.
+    await this.optimizer.setWeights([{ name: 'iter', tensor: iter }, ...values]);
+    tf.dispose([iterations, iter, ...old, ...values.map((v) => v.tensor)]);
+  }
+
   dispose(): void {
     this.optimizer.dispose();
     this.model.dispose();

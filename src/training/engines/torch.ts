@@ -36,6 +36,8 @@ interface NativeNet {
   applyGradients(grads: (Float32Array | null)[], lr: number): void;
   readWeights(): Float32Array[];
   writeWeights(indices: number[], data: Float32Array[]): void;
+  readMomentum(): Float32Array[];
+  writeMomentum(data: Float32Array[]): void;
   dispose(): void;
 }
 
@@ -271,6 +273,22 @@ export class TorchNet implements EngineNet {
       data.push(w.data);
     }
     this.net.writeWeights(indices, data);
+  }
+
+  async readOptimizerState(): Promise<WeightSet> {
+    const buffers = this.net.readMomentum();
+    return new Map(buffers.flatMap((data, i) => (data.length ? [[this.info[i].name, { shape: this.info[i].shape, data }] as const] : [])));
+  }
+
+  async writeOptimizerState(state: WeightSet): Promise<void> {
+    const buffers: Float32Array[] = this.info.slice(0, this.trainable).map(() => new Float32Array(0));
+    for (const [name, m] of state) {
+      const i = this.index.get(name);
+      if (i === undefined || i >= this.trainable) throw new Error(`optimizer state ${name}: no such trainable weight`);
+      this.checkShape(name, m.shape, m.data);
+      buffers[i] = m.data;
+    }
+    this.net.writeMomentum(buffers);
   }
 
   dispose(): void {
