@@ -210,3 +210,21 @@ test('bad input: not a model directory, unsupported opset, bad --batch: one line
   assert.match(ok.stdout, /input pixels NCHW in \[0, 1\], batch 1/);
   assert.ok(existsSync(file), 'written');
 });
+
+test('bench-infer times saved models on onnxruntime beside tfjs and torch, savings against the first model per engine', async () => {
+  const ref: NetRef = { family: 'resnet20', input: [8, 8, 1], classes: 3 };
+  const a = await savedModel('bench-a', ref, { name: 'synthetic', samples: 32 }, 21);
+  const b = await savedModel('bench-b', ref, { name: 'synthetic', samples: 32 }, 22);
+  const r = cli(['bench-infer', a.dir, b.dir, '--engine', 'onnxruntime,cpu,torch', '--threads', '1', '--batch', '4', '--repeats', '3', '--min-repeat-ms', '5', '--warmup', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^engine: onnxruntime 1\.\d+\.\d+ \(CPU execution provider, 1 intra-op thread, 1 inter-op\)$/m);
+  const rows = JSON.parse(r.stdout) as { engine: string; dir: string; latencyMs: number; latencySpread: [number, number]; latencySaving: number; flopsSaving: number }[];
+  assert.deepEqual(rows.map((x) => x.engine), ['onnxruntime', 'onnxruntime', 'cpu', 'cpu', 'torch', 'torch']);
+  for (const x of rows) {
+    assert.ok(x.latencyMs > 0 && x.latencySpread[0] <= x.latencyMs && x.latencyMs <= x.latencySpread[1], JSON.stringify(x));
+  }
+  for (const first of [rows[0], rows[2], rows[4]]) assert.deepEqual([first.dir, first.latencySaving, first.flopsSaving], [a.dir, 0, 0]);
+  const bad = cli(['bench-infer', a.dir, '--engine', 'onnxruntime,tpu']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--engine: unknown engine 'tpu'/);
+});
