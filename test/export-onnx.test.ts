@@ -51,9 +51,9 @@ function perturbBn(weights: WeightSet, seed: number): WeightSet {
 }
 
 /** Saves a model of the family at pruned widths, trained-like weights, the data settings it "trained" on. */
-async function savedModel(name: string, ref: NetRef, data: DataSettings, seed: number): Promise<{ dir: string; widths: WidthConfig }> {
+async function savedModel(name: string, ref: NetRef, data: DataSettings, seed: number, given?: WidthConfig): Promise<{ dir: string; widths: WidthConfig }> {
   const spec = buildNet(ref);
-  const widths = prunedWidths(spec.groups.map((g) => g.base), seed);
+  const widths = given ?? prunedWidths(spec.groups.map((g) => g.base), seed);
   const net = await tfjs.build(spec, widths, seed, { momentum: 0, nesterov: false, weightDecay: 0 });
   await net.writeWeights(perturbBn(await net.readWeights(), seed));
   const dir = join(root, name);
@@ -102,7 +102,9 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 
 const FASHION: DataSettings = { name: 'fashion-mnist' };
 const SYNTH: DataSettings = { name: 'synthetic', samples: 64 };
-const CASES: { name: string; ref: NetRef; data: DataSettings }[] = [
+const CASES: { name: string; ref: NetRef; data: DataSettings; widths?: WidthConfig }[] = [
+  // Stages narrowing (12 > 6 > 3): the zero-pad shortcuts subsample and drop channels.
+  { name: 'resnet20-narrowing', ref: { family: 'resnet20', input: [28, 28, 1], classes: 10 }, data: FASHION, widths: [12, 6, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6] },
   { name: 'resnet20-zeropad', ref: { family: 'resnet20', input: [28, 28, 1], classes: 10 }, data: FASHION },
   { name: 'resnet20-projection', ref: { family: 'resnet20', input: [28, 28, 1], classes: 10, shortcut: 'projection' }, data: FASHION },
   { name: 'vgg16', ref: { family: 'vgg16', input: [28, 28, 1], classes: 10 }, data: FASHION },
@@ -118,7 +120,7 @@ const CASES: { name: string; ref: NetRef; data: DataSettings }[] = [
 
 for (const [i, c] of CASES.entries()) {
   test(`${c.name}: ONNX Runtime logits equal the tfjs and torch engines' within 1e-4 (pruned widths)`, async () => {
-    const { dir, widths } = await savedModel(c.name, c.ref, c.data, 11 + i);
+    const { dir, widths } = await savedModel(c.name, c.ref, c.data, 11 + i, c.widths);
     const n = 4;
     const { raw, normalised } = images(c.data, c.ref, n);
     const [h, w, ch] = buildNet(c.ref).ref.input;

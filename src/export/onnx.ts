@@ -198,7 +198,7 @@ export function buildOnnx(spec: NetSpec, widths: WidthConfig, weights: WeightSet
           ? g.op('Slice', [src, g.int64(`${node.id}.starts`, [0, 0]), g.int64(`${node.id}.ends`, [inputs[0][0], inputs[0][1]]), g.int64(`${node.id}.axes`, [2, 3]), g.int64(`${node.id}.steps`, [node.stride, node.stride])], `${node.id}.subsample`)
           : src;
         if (cout > cin) y = g.op('Pad', [y, g.int64(`${node.id}.pads`, [0, 0, 0, 0, 0, cout - cin, 0, 0])], node.id);
-        else if (cout < cin) y = g.op('Slice', [y, g.int64(`${node.id}.starts`, [0]), g.int64(`${node.id}.ends`, [cout]), g.int64(`${node.id}.axes`, [1])], node.id);
+        else if (cout < cin) y = g.op('Slice', [y, g.int64(`${node.id}.channels.starts`, [0]), g.int64(`${node.id}.channels.ends`, [cout]), g.int64(`${node.id}.channels.axes`, [1])], node.id);
         break;
       }
       case 'maxpool':
