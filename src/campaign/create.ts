@@ -32,6 +32,7 @@ export interface SearchRequest {
   referenceSeeds?: number;
   /** How trials start (default scratch); a given parent path should be absolute. */
   init?: CampaignInit;
+  measureLatency?: CampaignConfig['measureLatency'];
 }
 
 /** Reference seeds a campaign trains unless told otherwise (`search --reference-seeds`, a campaign file's reference.seeds). */
@@ -94,6 +95,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     ...(req.roundSamples !== undefined ? { roundSamples: req.roundSamples } : {}),
     reference: { seeds: referenceSeeds } as ReferencePlan,
     init,
+    ...(req.measureLatency ? { measureLatency: req.measureLatency } : {}),
   };
 
   if (isCampaignDir(dir)) {

@@ -26,6 +26,7 @@ export function trialRow(groups: string[], t: TrialRecord): Record<string, strin
     epochs: t.curves.length,
     wall_seconds: t.wallSeconds,
     images_per_second: t.imagesPerSecond,
+    latency_ms: t.latencyMs ?? null,
     backend: t.backend,
     worker: t.worker,
     error: t.error,

@@ -77,6 +77,9 @@ CREATE TABLE refused (
  */
 const TRIAL_INITS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_inits (idx INTEGER PRIMARY KEY, init TEXT NOT NULL)';
 
+/** Measured batch-1 latency per trial (`search --measure-latency`): its own table, created where missing, as trial_inits. */
+const TRIAL_LATENCY_TABLE = 'CREATE TABLE IF NOT EXISTS trial_latency (idx INTEGER PRIMARY KEY, latency_ms REAL NOT NULL, target TEXT NOT NULL)';
+
 const SCHEMA = `
 CREATE TABLE campaign (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -246,8 +249,18 @@ export class CampaignReader {
     if (opts.state !== undefined) (where.push('state = ?'), args.push(opts.state));
     const sql = `SELECT * FROM trials ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY idx`;
     const records = (this.db.prepare(sql).all(...args) as TrialRow[]).map(toRecord);
+    const latency = this.latencies();
+    for (const r of records) if (latency.has(r.index)) r.latencyMs = latency.get(r.index);
     // Filtered here rather than in SQL: a store before version 3, read without migrating, has no role column.
     return opts.role === undefined ? records : records.filter((t) => t.role === opts.role);
+  }
+
+  /** Measured latency by trial index (empty for a campaign that measures none). */
+  latencies(): Map<number, number> {
+    const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trial_latency'").get();
+    if (!table) return new Map();
+    const rows = this.db.prepare('SELECT idx, latency_ms FROM trial_latency').all() as { idx: number; latency_ms: number }[];
+    return new Map(rows.map((r) => [r.idx, r.latency_ms]));
   }
 
   counts(): StateCounts {
@@ -319,6 +332,12 @@ export class CampaignStore extends CampaignReader {
   recordInit(index: number, init: unknown): void {
     this.db.exec(TRIAL_INITS_TABLE);
     this.db.prepare('INSERT OR REPLACE INTO trial_inits (idx, init) VALUES (?, ?)').run(index, JSON.stringify(init));
+  }
+
+  /** Records a trial's measured batch-1 latency on `target` (a later measurement replaces it). */
+  recordLatency(index: number, latencyMs: number, target: string): void {
+    this.db.exec(TRIAL_LATENCY_TABLE);
+    this.db.prepare('INSERT OR REPLACE INTO trial_latency (idx, latency_ms, target) VALUES (?, ?, ?)').run(index, latencyMs, target);
   }
 
   /** Stores the configuration once; a campaign's configuration never changes afterwards. */

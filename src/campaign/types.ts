@@ -37,6 +37,8 @@ export interface TrialRecord {
   /** ISO times of the last attempt's start and end. */
   startedAt: string | null;
   finishedAt: string | null;
+  /** Median batch-1 inference milliseconds on the campaign's latency target, where the campaign measures it. */
+  latencyMs?: number;
 }
 
 /** One sample-train-analyse-refine round: its own space file (copied into the run directory) and sample. */
@@ -82,7 +84,12 @@ export interface CampaignConfig {
   reference?: ReferencePlan;
   /** How each trial's weights start (absent in campaigns stored before init modes: scratch). */
   init?: CampaignInit;
+  /** Measure every completed trial's batch-1 latency on this target (`search --measure-latency`). */
+  measureLatency?: LatencyTarget;
 }
+
+/** Where trial latency is measured: ONNX Runtime's CPU execution provider, one intra-op thread. */
+export type LatencyTarget = 'onnxruntime';
 
 /** The uniformly pruned network a campaign trains beside its candidates, once per seed. */
 export interface ReferencePlan {

@@ -111,6 +111,8 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'> {
   parentEpochs?: number;
   train?: 'supervised' | 'distill';
   students?: number;
+  /** Flag only (no campaign-file key yet): measure each completed trial's latency on this target. */
+  measureLatency?: 'onnxruntime';
 }
 
 /** The default importance measure of --init inherit: the L1 filter norm (Li et al. 2017). */

@@ -1,5 +1,10 @@
 /** Inference timing of a saved model exported to ONNX and run by ONNX Runtime's CPU execution provider. */
+import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
+import type { NetSpec, WidthConfig } from '../nets/types.js';
+import { selectBackend } from '../training/backends/select.js';
+import type { WeightSet } from '../training/engine.js';
+import { buildModel } from '../training/model.js';
 import { readLayersWeights } from '../training/engines/layers-weights.js';
 import { readSaved, timeForward, type InferOptions, type InferTiming } from '../training/infer-bench.js';
 import { loadTrained } from '../training/save.js';
@@ -14,13 +19,17 @@ export function ortDescription(threads: number): string {
  * An inference session of the saved model as `export` writes it (NHWC pixels in [0, 1], dynamic batch). The
  * normalisation is an identity here: timing does not depend on it, and it spares loading the training data.
  */
-export async function ortSession(dir: string, threads: number): Promise<{ session: ort.InferenceSession; spec: ReturnType<typeof readSaved>['spec']; widths: number[] }> {
+export async function ortSession(dir: string, threads: number): Promise<{ session: ort.InferenceSession; spec: NetSpec; widths: number[] }> {
   const { metadata, spec } = readSaved(dir);
   const { model } = await loadTrained(dir);
   const weights = readLayersWeights(model, spec);
   model.dispose();
+  return { session: await sessionOf(spec, metadata.widths, weights, threads), spec, widths: metadata.widths };
+}
+
+async function sessionOf(spec: NetSpec, widths: WidthConfig, weights: WeightSet, threads: number): Promise<ort.InferenceSession> {
   const c = spec.ref.input[2];
-  const proto = buildOnnx(spec, metadata.widths, weights, {
+  const proto = buildOnnx(spec, widths, weights, {
     opset: OPSET_DEFAULT,
     batch: 'dynamic',
     layout: 'nhwc',
@@ -28,13 +37,28 @@ export async function ortSession(dir: string, threads: number): Promise<{ sessio
     std: new Array<number>(c).fill(255),
     producerVersion: 'bench',
   });
-  const session = await ort.InferenceSession.create(encodeOnnx(proto), {
+  return ort.InferenceSession.create(encodeOnnx(proto), {
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   });
-  return { session, spec, widths: metadata.widths };
+}
+
+/** Median batch-1 milliseconds of the network at `widths` in ONNX Runtime: no trained weights needed, timing does not depend on them. */
+export async function latencyAtWidths(spec: NetSpec, widths: WidthConfig, threads: number, o: InferOptions): Promise<number> {
+  if (!tf.engine().backendName) await selectBackend('cpu');
+  const model = buildModel(spec, widths, 0);
+  const weights = readLayersWeights(model, spec);
+  model.dispose();
+  const session = await sessionOf(spec, widths, weights, threads);
+  const [h, w, c] = spec.ref.input;
+  try {
+    const t = await timeForward('', spec, widths, (x, size) => session.run({ pixels: new ort.Tensor('float32', x, [size, h, w, c]) }), { ...o, batch: 1 });
+    return t.latencyMs;
+  } finally {
+    await session.release();
+  }
 }
 
 /** Times one saved model in ONNX Runtime: batch-1 latency and throughput at o.batch. */

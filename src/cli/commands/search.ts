@@ -103,7 +103,8 @@ export function registerSearch(program: Command): void {
     .addOption(new Option('--combine <how>', "--init inherit: how a group's coupled convs' scores combine (default sum)").choices([...COMBINES]))
     .option('--parent-epochs <n>', '--init inherit without --parent: epochs of the parent the campaign trains (default --epochs)', intFlag('--parent-epochs', { min: 1 }))
     .addOption(new Option('--train <mode>', 'supervised (default) or distill: each trial distils --parent towards its sampled widths without labels (labels only evaluate: the validation error reported)').choices(['supervised', 'distill']))
-    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }));
+    .option('--students <n>', '--train distill: students distilled together per trial (default 2)', intFlag('--students', { min: 1 }))
+    .addOption(new Option('--measure-latency <target>', "time each completed trial's batch-1 inference (onnxruntime: CPU execution provider, 1 thread) after training; stored with the trial and shown in the report").choices(['onnxruntime']));
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
@@ -125,6 +126,7 @@ export function registerSearch(program: Command): void {
       roundSamples: flags.roundSamples,
       referenceSeeds: flags.referenceSeeds,
       init,
+      ...(flags.measureLatency ? { measureLatency: flags.measureLatency } : {}),
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
