@@ -4,7 +4,7 @@ import type { WidthConfig } from '../nets/types.js';
 
 /** The fields of a TrialRecord that analysis reads; tests and other stores can supply just these (no role: a sample). */
 export type TrialLike = Pick<TrialRecord, 'index' | 'round' | 'widths' | 'complexity' | 'state' | 'valError' | 'testError'> &
-  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed'>>;
+  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed' | 'latencyMs'>>;
 
 /** The sampled population: every trial but the uniform reference's seeds and the finalists' re-seeds, compared with, never pooled in. */
 export function populationTrials<T extends TrialLike>(trials: readonly T[]): T[] {

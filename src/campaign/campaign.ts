@@ -5,6 +5,7 @@
 import { rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { buildNet } from '../nets/registry.js';
 import type { EpochCurve } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { defaultTrialModule, executors, NATIVE_BACKENDS, type ExecutorKind, type TrialExecutor, type TrialOutcome } from './executor.js';
@@ -311,6 +312,8 @@ export async function runCampaign(dir: string, opts: RunOptions = {}): Promise<R
 
     const tEnd = performance.now();
     if (!stopping && queue.length === 0) await exec.retire?.();
+    // After the workers retire, so the timing does not compete with training.
+    if (config.measureLatency && !stopping && !fatal && !inputError) await measureLatencies(s, config, (line) => p.log(line));
     const { csv, jsonl } = exporter.write(s);
     coordinatorMs += performance.now() - tEnd;
     p.stop();
@@ -400,4 +403,17 @@ function fromOutcome({ result, worker }: TrialOutcome): Partial<TrialRecord> {
     worker,
     error: result.status === 'failed' ? (result.error ?? null) : null,
   };
+}
+
+/** Times every completed trial without a latency yet on the campaign's target (the pruned widths; weights do not change timing). */
+async function measureLatencies(s: CampaignStore, config: CampaignConfig, log: (line: string) => void): Promise<void> {
+  const todo = s.trials({ state: 'complete' }).filter((t) => t.latencyMs === undefined);
+  if (todo.length === 0) return;
+  const { latencyAtWidths, ortDescription } = await import('../export/ort-bench.js');
+  const spec = buildNet(config.net);
+  log(`measuring batch-1 latency of ${todo.length} trial(s) on ${ortDescription(1)}`);
+  for (const t of todo) {
+    const ms = await latencyAtWidths(spec, t.widths, 1, { batch: 1, repeats: 5, minRepeatMs: 50, warmup: 2 });
+    s.recordLatency(t.index, ms, config.measureLatency!);
+  }
 }

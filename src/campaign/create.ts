@@ -37,6 +37,7 @@ export interface SearchRequest {
   init?: CampaignInit;
   /** Multi-fidelity rungs and finalists (absent: flat). */
   rungs?: RungsPlan;
+  measureLatency?: CampaignConfig['measureLatency'];
 }
 
 /** Reference seeds a campaign trains unless told otherwise (`search --reference-seeds`, a campaign file's reference.seeds). */
@@ -130,6 +131,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     reference: { seeds: referenceSeeds } as ReferencePlan,
     init,
     ...(req.rungs ? { rungs: req.rungs } : {}),
+    ...(req.measureLatency ? { measureLatency: req.measureLatency } : {}),
   };
 
   if (isCampaignDir(dir)) {

@@ -31,6 +31,7 @@ export function trialRow(groups: string[], t: TrialRecord, rungs = 0): Record<st
     seed_index: t.seedIndex ?? null,
     wall_seconds: t.wallSeconds,
     images_per_second: t.imagesPerSecond,
+    latency_ms: t.latencyMs ?? null,
     backend: t.backend,
     worker: t.worker,
     error: t.error,

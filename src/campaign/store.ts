@@ -94,6 +94,8 @@ const TRIAL_INITS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_inits (idx INTEGER P
  * widths), written with its result. Its own table, created where missing, as trial_inits.
  */
 const TRIAL_METRICS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_metrics (idx INTEGER PRIMARY KEY, metrics TEXT NOT NULL)';
+/** Measured batch-1 latency per trial (`search --measure-latency`): its own table, created where missing, as trial_inits. */
+const TRIAL_LATENCY_TABLE = 'CREATE TABLE IF NOT EXISTS trial_latency (idx INTEGER PRIMARY KEY, latency_ms REAL NOT NULL, target TEXT NOT NULL)';
 
 const SCHEMA = `
 CREATE TABLE campaign (
@@ -307,7 +309,9 @@ export class CampaignReader {
            COALESCE(heartbeat_at, '') || '|' || COALESCE(worker, '') || '|' || octet_length(curves) AS v FROM trials`,
       )
       .all() as Array<{ idx: number; v: string }>;
-    return new Map(rows.map((r) => [r.idx, r.v]));
+    // Latency is measured after a trial completes, without touching its row.
+    const latency = this.latencies();
+    return new Map(rows.map((r) => [r.idx, latency.has(r.idx) ? `${r.v}|${latency.get(r.idx)}` : r.v]));
   }
 
   /** The records of the given trials, in index order. */
@@ -322,14 +326,24 @@ export class CampaignReader {
     return this.withSideTables(out.sort((a, b) => a.index - b.index));
   }
 
-  /** Adds what tables beside `trials` hold about each record (side metrics). */
+  /** Adds what tables beside `trials` hold about each record (side metrics, measured latency). */
   private withSideTables(records: TrialRecord[]): TrialRecord[] {
     const metrics = this.trialMetrics();
+    const latency = this.latencies();
     for (const t of records) {
       const m = metrics.get(t.index);
       if (m) t.metrics = m;
+      if (latency.has(t.index)) t.latencyMs = latency.get(t.index);
     }
     return records;
+  }
+
+  /** Measured latency by trial index (empty for a campaign that measures none). */
+  latencies(): Map<number, number> {
+    const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trial_latency'").get();
+    if (!table) return new Map();
+    const rows = this.db.prepare('SELECT idx, latency_ms FROM trial_latency').all() as { idx: number; latency_ms: number }[];
+    return new Map(rows.map((r) => [r.idx, r.latency_ms]));
   }
 
   counts(): StateCounts {
@@ -411,6 +425,12 @@ export class CampaignStore extends CampaignReader {
   recordInit(index: number, init: unknown): void {
     this.db.exec(TRIAL_INITS_TABLE);
     this.db.prepare('INSERT OR REPLACE INTO trial_inits (idx, init) VALUES (?, ?)').run(index, JSON.stringify(init));
+  }
+
+  /** Records a trial's measured batch-1 latency on `target` (a later measurement replaces it). */
+  recordLatency(index: number, latencyMs: number, target: string): void {
+    this.db.exec(TRIAL_LATENCY_TABLE);
+    this.db.prepare('INSERT OR REPLACE INTO trial_latency (idx, latency_ms, target) VALUES (?, ?, ?)').run(index, latencyMs, target);
   }
 
   /** Stores the configuration once; a campaign's configuration never changes afterwards. */

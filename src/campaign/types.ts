@@ -79,6 +79,8 @@ export interface TrialRecord {
   finalistOf?: number;
   /** Reference seeds and finalists: seed index 0..K-1; finalists and the reference share the seed of each index. */
   seedIndex?: number;
+  /** Median batch-1 inference milliseconds on the campaign's latency target, where the campaign measures it. */
+  latencyMs?: number;
 }
 
 /** One sample-train-analyse-refine round: its own space file (copied into the run directory) and sample. */
@@ -126,7 +128,12 @@ export interface CampaignConfig {
   init?: CampaignInit;
   /** Multi-fidelity rungs and finalists; absent: a flat campaign (every candidate at the final budget). */
   rungs?: RungsPlan;
+  /** Measure every completed trial's batch-1 latency on this target (`search --measure-latency`). */
+  measureLatency?: LatencyTarget;
 }
+
+/** Where trial latency is measured: ONNX Runtime's CPU execution provider, one intra-op thread. */
+export type LatencyTarget = 'onnxruntime';
 
 /** The uniformly pruned network a campaign trains beside its candidates, once per seed. */
 export interface ReferencePlan {

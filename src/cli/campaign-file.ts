@@ -152,6 +152,8 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'>, DistillTri
   rungMode?: 'sync' | 'async';
   finalists?: number;
   finalistSeeds?: number;
+  /** Flag only (no campaign-file key yet): measure each completed trial's latency on this target. */
+  measureLatency?: 'onnxruntime';
 }
 
 /** The campaign's rungs plan from the rungs flags (or a campaign file's rungs section); absent for a flat campaign without finalists. */

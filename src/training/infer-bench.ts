@@ -7,7 +7,7 @@ import { checkWidths } from '../nets/resolve.js';
 import type { NetSpec } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
 import { makeRng } from '../util/rng.js';
-import type { Engine, EngineBatch, EngineNet } from './engine.js';
+import type { Engine } from './engine.js';
 import { readLayersWeights } from './engines/layers-weights.js';
 import { loadTrained, METADATA_JSON, type SavedMetadata } from './save.js';
 
@@ -17,9 +17,22 @@ export interface InferTiming {
   complexity: Complexity;
   /** Median milliseconds per batch-1 forward pass. */
   latencyMs: number;
+  /** Lower and upper quartiles of the batch-1 repeats, in milliseconds. */
+  latencySpread: [number, number];
   /** Median images per second at the throughput batch. */
   throughput: number;
+  /** Lower and upper quartiles of the throughput over repeats, in images per second. */
+  throughputSpread: [number, number];
   batch: number;
+}
+
+/** One forward pass of a batch of `size` images (NHWC); what it returns is ignored. */
+export type TimedForward = (x: Float32Array, size: number) => Promise<unknown>;
+
+/** Median and quartiles of repeats, each the mean milliseconds per pass over a run of passes. */
+interface RepeatTimes {
+  median: number;
+  quartiles: [number, number];
 }
 
 export interface InferOptions {
@@ -44,27 +57,46 @@ export function readSaved(dir: string): { metadata: SavedMetadata; spec: NetSpec
   return { metadata, spec };
 }
 
-function randomBatch(spec: NetSpec, size: number): EngineBatch {
+function randomBatch(spec: NetSpec, size: number): Float32Array {
   const rng = makeRng(0, 'bench-infer');
   const n = size * spec.ref.input.reduce((a, b) => a * b, 1);
-  return { x: Float32Array.from({ length: n }, () => rng() * 2 - 1), size };
+  return Float32Array.from({ length: n }, () => rng());
 }
 
-async function medianMs(net: EngineNet, batch: EngineBatch, o: InferOptions): Promise<number> {
-  for (let i = 0; i < o.warmup; i++) await net.forward(batch, { training: false });
+const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+async function repeatMs(forward: TimedForward, x: Float32Array, size: number, o: InferOptions): Promise<RepeatTimes> {
+  for (let i = 0; i < o.warmup; i++) await forward(x, size);
   // Calibrate: enough passes per repeat that timer resolution and scheduling noise stay small.
   const t0 = performance.now();
-  await net.forward(batch, { training: false });
+  await forward(x, size);
   const one = Math.max(performance.now() - t0, 1e-3);
   const iters = Math.max(1, Math.ceil(o.minRepeatMs / one));
   const times: number[] = [];
   for (let r = 0; r < o.repeats; r++) {
     const start = performance.now();
-    for (let i = 0; i < iters; i++) await net.forward(batch, { training: false });
+    for (let i = 0; i < iters; i++) await forward(x, size);
     times.push((performance.now() - start) / iters);
   }
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return { median: quantile(times, 0.5), quartiles: [quantile(times, 0.25), quantile(times, 0.75)] };
+}
+
+/** Times a forward function of a saved model: batch-1 latency, then throughput at o.batch. */
+export async function timeForward(dir: string, spec: NetSpec, widths: number[], forward: TimedForward, o: InferOptions): Promise<InferTiming> {
+  const one = await repeatMs(forward, randomBatch(spec, 1), 1, o);
+  const many = await repeatMs(forward, randomBatch(spec, o.batch), o.batch, o);
+  const rate = (ms: number): number => (1000 * o.batch) / ms;
+  return {
+    dir,
+    family: spec.ref.family,
+    complexity: complexity(spec, widths),
+    latencyMs: one.median,
+    latencySpread: one.quartiles,
+    throughput: rate(many.median),
+    throughputSpread: [rate(many.quartiles[1]), rate(many.quartiles[0])],
+    batch: o.batch,
+  };
 }
 
 /** Times one saved model on the engine. Its weights are loaded, so the work is that of the real model. */
@@ -76,16 +108,7 @@ export async function benchInfer(dir: string, engine: Engine, o: InferOptions): 
   const net = await engine.build(spec, metadata.widths, 0, { momentum: 0, nesterov: false, weightDecay: 0 });
   try {
     await net.writeWeights(weights);
-    const latencyMs = await medianMs(net, randomBatch(spec, 1), o);
-    const batchMs = await medianMs(net, randomBatch(spec, o.batch), o);
-    return {
-      dir,
-      family: spec.ref.family,
-      complexity: complexity(spec, metadata.widths),
-      latencyMs,
-      throughput: (1000 * o.batch) / batchMs,
-      batch: o.batch,
-    };
+    return await timeForward(dir, spec, metadata.widths, (x, size) => net.forward({ x, size }, { training: false }), o);
   } finally {
     net.dispose();
   }

@@ -1,6 +1,7 @@
 /** The report's plots as Vega-Lite specs, each with the rows behind it (written as CSV beside the report). */
 import type { CampaignAnalysis } from '../analyse.js';
 import type { ComparedPopulation } from '../compare.js';
+import type { LatencyFit } from '../latency.js';
 import type { ChartSpec } from './vega.js';
 
 export type Row = Record<string, string | number | null>;
@@ -239,6 +240,27 @@ export function metricBinsPlot(a: CampaignAnalysis): Plot {
         ],
       },
       resolve: { scale: { x: 'independent' } },
+    } as ChartSpec,
+  };
+}
+
+/** Measured batch-1 latency against FLOPs, the fitted line, outliers in red (campaigns run with --measure-latency). */
+export function latencyPlot(fit: LatencyFit): Plot {
+  const rows: Row[] = fit.points.map((p) => ({ index: p.index, flops: p.flops, latency_ms: p.latencyMs, error: p.error, residual_ms: p.residualMs, outlier: p.outlier ? 1 : 0 }));
+  const data = [{ file: 'latency.csv', rows }];
+  const title = 'Measured latency against FLOPs';
+  const x = q('flops', 'FLOPs (multiply-accumulates)', { scale: { zero: false } });
+  const y = q('latency_ms', 'batch-1 latency (ms)', { scale: { zero: false } });
+  const xs = rows.map((r) => r.flops as number);
+  const line = [Math.min(...xs), Math.max(...xs)].map((f) => ({ flops: f, latency_ms: fit.interceptMs + (fit.msPerMflop * f) / 1e6 }));
+  return {
+    id: 'latency', title, data,
+    spec: {
+      width: W, height: H,
+      layer: [
+        { data: { values: rows }, mark: { type: 'circle', size: 26, opacity: 0.6 }, encoding: { x, y, color: { field: 'outlier', type: 'nominal', title: 'outlier', scale: { domain: [0, 1], range: ['#4c78a8', '#e45756'] } } } },
+        { data: { values: line }, mark: { type: 'line', color: '#888' }, encoding: { x, y } },
+      ],
     } as ChartSpec,
   };
 }

@@ -8,7 +8,8 @@ import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
 import { compareEdfs, type Population } from '../compare.js';
 import { observations, populationTrials, type TrialLike } from '../population.js';
 import { compareWithReference, type ReferenceComparison } from '../reference.js';
-import { bucketEdfPlot, curvesPlot, edfPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
+import { latencyFit, OUTLIER_MADS } from '../latency.js';
+import { bucketEdfPlot, curvesPlot, edfPlot, latencyPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
 import { escapeHtml as esc } from './escape.js';
 import { pageHtml, plotHtml, type PageSection } from './page.js';
 import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText, referenceRows, referenceSection } from './tables.js';
@@ -80,6 +81,9 @@ export async function writeReport(main: ReportCampaign, outDir: string, options:
   const pops = compareEdfs(populations(main, compare));
   const curves = new Map(main.trials.map((t) => [t.index, t.curves ?? []]));
   const plots: Plot[] = [edfPlot(pops), ratioPlot(analysis), bucketEdfPlot(analysis), metricBinsPlot(analysis), profilePlot(analysis), paretoPlot(analysis), curvesPlot(analysis, curves)];
+  // Only campaigns that measured latency (search --measure-latency) get the plot.
+  const latency = latencyFit(main.trials);
+  if (latency) plots.push(latencyPlot(latency));
 
   const files: string[] = [];
   const svgs = new Map<string, string | null>();
@@ -112,6 +116,10 @@ ${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></
     { title: 'Width profile of the winners', html: `<p>${esc(a.profile.trendText)}.${a.profile.monotone ? ` Non-decreasing stage widths: ${pct(a.profile.monotone.winners, 0)} of the best ${a.profile.k}, ${pct(a.profile.monotone.all, 0)} of all trials.` : ''}</p>\n${html('profile')}` },
     { title: 'Pareto front', html: html('pareto') },
     { title: 'Training curves', html: html('curves') },
+    ...(!latency ? [] : [{
+      title: 'Latency against FLOPs',
+      html: `<p>Batch-1 latency measured after training (${latency.points.length} trials): latency ≈ ${latency.interceptMs.toFixed(3)} ms + ${latency.msPerMflop.toFixed(4)} ms per MFLOP (R² ${latency.r2.toFixed(2)}); the intercept is what no pruning removes. Outliers (residual beyond ${OUTLIER_MADS} scaled MADs): ${latency.points.filter((p) => p.outlier).map((p) => `trial ${p.index}`).join(', ') || 'none'}.</p>\n${html('latency')}`,
+    }]),
     {
       title: 'Best subnetworks',
       html: enough ? `${bestTable(a)}<p>Data: <a href="best.csv">best.csv</a></p>` : '<p class="missing">No completed trials yet.</p>',

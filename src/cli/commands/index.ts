@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { registerBenchInfer } from './bench-infer.js';
 import { registerComplexity } from './complexity.js';
 import { registerDistill } from './distill.js';
+import { registerExport } from './export.js';
 import { registerPrune } from './prune.js';
 import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerDistill(program);
   registerPrune(program);
   registerBenchInfer(program);
+  registerExport(program);
 }

@@ -124,7 +124,8 @@ export function registerSearch(program: Command): void {
     .option('--eta <e>', `--rungs: reduction factor between rungs (default ${DEFAULT_ETA})`, intFlag('--eta', { min: 2 }))
     .addOption(new Option('--rung-mode <mode>', '--rungs: sync (default: a rung is decided once all of it is in; deterministic) or async (ASHA: promote as soon as a candidate ranks in the top 1/eta of those done)').choices(['sync', 'async']))
     .option('--finalists <f>', 'retrain the top F candidates of the last rung from scratch at the final budget, with --finalist-seeds seeds each, as the uniform reference is (default 0)', intFlag('--finalists', { min: 0 }))
-    .option('--finalist-seeds <k>', "--finalists: seeds per finalist, paired seed for seed with the reference's (default: --reference-seeds)", intFlag('--finalist-seeds', { min: 1 }));
+    .option('--finalist-seeds <k>', "--finalists: seeds per finalist, paired seed for seed with the reference's (default: --reference-seeds)", intFlag('--finalist-seeds', { min: 1 }))
+    .addOption(new Option('--measure-latency <target>', "time each completed trial's batch-1 inference (onnxruntime: CPU execution provider, 1 thread) after training; stored with the trial and shown in the report").choices(['onnxruntime']));
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
@@ -148,6 +149,7 @@ export function registerSearch(program: Command): void {
       referenceSeeds: flags.referenceSeeds,
       init,
       rungs,
+      ...(flags.measureLatency ? { measureLatency: flags.measureLatency } : {}),
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
