@@ -250,6 +250,26 @@ export class CampaignReader {
     return opts.role === undefined ? records : records.filter((t) => t.role === opts.role);
   }
 
+  /**
+   * SQLite's change counter for this connection: it moves when another connection commits, so a reader can tell
+   * whether anything changed without reading a row.
+   */
+  changeCounter(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** The given trials (by the primary key, no scan). */
+  trialsAt(indices: readonly number[]): TrialRecord[] {
+    if (!indices.length) return [];
+    const rows = this.db.prepare('SELECT * FROM trials WHERE idx IN (SELECT value FROM json_each(?)) ORDER BY idx').all(JSON.stringify(indices)) as TrialRow[];
+    return rows.map(toRecord);
+  }
+
+  /** Trials with index >= `index` (those added by later rounds), by the primary key. */
+  trialsFrom(index: number): TrialRecord[] {
+    return (this.db.prepare('SELECT * FROM trials WHERE idx >= ? ORDER BY idx').all(index) as TrialRow[]).map(toRecord);
+  }
+
   counts(): StateCounts {
     const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM trials GROUP BY state').all() as Array<{ state: TrialState | 'pending'; n: number }>;
     const counts: StateCounts = { waiting: 0, running: 0, complete: 0, failed: 0, pruned: 0, total: 0 };
