@@ -121,17 +121,19 @@ export function buildReport(main: ReportCampaign, options: ReportOptions = {}): 
   const sections = (draw: PlotHtml): PageSection[] => {
     const html = (id: string) => draw(plots.find((p) => p.id === id) as Plot);
     return [
-      { title: 'Best against the uniform reference', html: referenceSection(reference, main.referenceSkipped) },
-      { title: 'Error distributions', html: edfSection(pops, html('edf')) },
-      { title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },
+      { id: 'reference', title: 'Best against the uniform reference', html: referenceSection(reference, main.referenceSkipped) },
+      { id: 'edf', title: 'Error distributions', html: edfSection(pops, html('edf')) },
+      { id: 'ratio', title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },
       {
+        id: 'metrics',
         title: 'Error against trial metrics',
         html: `<p>Good range: where the best trial's metric lies, by the pycls bootstrap (≥2500 subsamples of 25% of the trials, drawn with replacement; percentiles of the best trial's metric).</p>\n${html('metric-bins')}\n${enough ? metricTable(a) : ''}<p>Data: <a href="metrics.csv">metrics.csv</a></p>`,
       },
-      { title: 'Width profile of the winners', html: `<p>${esc(a.profile.trendText)}.${a.profile.monotone ? ` Non-decreasing stage widths: ${pct(a.profile.monotone.winners, 0)} of the best ${a.profile.k}, ${pct(a.profile.monotone.all, 0)} of all trials.` : ''}</p>\n${html('profile')}` },
-      { title: 'Pareto front', html: html('pareto') },
-      { title: 'Training curves', html: html('curves') },
+      { id: 'profile', title: 'Width profile of the winners', html: `<p>${esc(a.profile.trendText)}.${a.profile.monotone ? ` Non-decreasing stage widths: ${pct(a.profile.monotone.winners, 0)} of the best ${a.profile.k}, ${pct(a.profile.monotone.all, 0)} of all trials.` : ''}</p>\n${html('profile')}` },
+      { id: 'pareto', title: 'Pareto front', html: html('pareto') },
+      { id: 'curves', title: 'Training curves', html: html('curves') },
       {
+        id: 'best',
         title: 'Best subnetworks',
         html: enough ? `${bestTable(a)}<p>Data: <a href="best.csv">best.csv</a></p>` : '<p class="missing">No completed trials yet.</p>',
       },

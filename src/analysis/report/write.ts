@@ -21,10 +21,15 @@ export interface WrittenReport {
   missing: { plot: string; reason: string }[];
 }
 
-function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
+/** Rows as CSV text, columns in the first row's order. */
+export function csvText(rows: readonly Row[]): string {
   const columns = rows.length ? Object.keys(rows[0]) : [];
+  return stringify(rows as Row[], { header: true, columns: columns.length ? columns : undefined });
+}
+
+function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
   const path = join(dir, file);
-  writeFileSync(path, stringify(rows as Row[], { header: true, columns: columns.length ? columns : undefined }));
+  writeFileSync(path, csvText(rows));
   return path;
 }
 

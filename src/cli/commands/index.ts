@@ -8,6 +8,7 @@ import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
 import { registerReport } from './report.js';
 import { registerSearch } from './search.js';
+import { registerServe } from './serve.js';
 import { registerResume } from './resume.js';
 import { registerStatus } from './status.js';
 import { registerTrain } from './train.js';
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerDistill(program);
   registerPrune(program);
   registerBenchInfer(program);
+  registerServe(program);
 }
