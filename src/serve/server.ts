@@ -133,6 +133,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'read-only\n');
     const asset = assets[url.pathname];
     if (asset) return send(res, 200, asset.type, asset.body);
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      return res.end();
+    }
     if (url.pathname === '/') {
       res.writeHead(302, { location: '/run/0/' });
       return res.end();
