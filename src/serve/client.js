@@ -96,6 +96,7 @@
   const events = new EventSource('/events');
   const status = document.getElementById('connection');
   events.addEventListener('change', () => void loadLive());
+  events.addEventListener('analysis', () => void loadLive());
   events.onopen = () => { status.textContent = 'live: updates as the store changes'; status.className = ''; void loadLive(); };
   events.onerror = () => { status.textContent = 'connection lost; retrying…'; status.className = 'lost'; };
 })();

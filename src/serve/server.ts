@@ -96,13 +96,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const runner = new AnalysisRunner(watchers.map((w) => w.dir), opts.analysisGapMs ?? 5000);
   let version = 0;
   const live = new Map<number, { version: number; body: string }>();
+  const analysisJson = new Map<number, { key: string; body: string }>();
   const wanted = new Set<number>([0]);
   const clients = new Set<ServerResponse>();
   const analysisKey = (main: number) => `${main}:${watchers.map((w) => w.version).join('.')}`;
-  const broadcast = () => {
-    for (const c of clients) c.write(`event: change\ndata: {"version":${version}}\n\n`);
+  /** `change`: the stores changed; `analysis`: a full analysis finished. */
+  const broadcast = (event = 'change') => {
+    for (const c of clients) c.write(`event: ${event}\ndata: {"version":${version}}\n\n`);
   };
-  runner.onResult = () => (live.clear(), broadcast());
+  runner.onResult = () => (live.clear(), broadcast('analysis'));
 
   const poll = () => {
     let changed = false;
@@ -169,7 +171,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const a = runner.latest(main);
       wanted.add(main);
       runner.request(main, analysisKey(main));
-      return a ? send(res, 200, 'application/json', JSON.stringify(a)) : send(res, 202, 'application/json', '{"pending":true}');
+      if (!a) return send(res, 202, 'application/json', '{"pending":true}');
+      // Serialised once per result; the CSV rows stay on the server (the page's links fetch them).
+      if (analysisJson.get(main)?.key !== a.key) analysisJson.set(main, { key: a.key, body: JSON.stringify({ ...a, csv: undefined }) });
+      return send(res, 200, 'application/json', analysisJson.get(main)!.body);
     }
     const rows = file.endsWith('.csv') ? (file === 'live-curves.csv' ? null : runner.latest(main)?.csv[file]) : undefined;
     if (rows) return send(res, 200, 'text/csv', csvText(rows));
