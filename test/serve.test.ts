@@ -55,7 +55,9 @@ test('the watcher follows trials as they start and finish, rereading only change
 test('a run directory name with markup is escaped in the page, the live JSON fragments and the analysis', async () => {
   const dir = join(tempDir('serve-escape'), EVIL);
   await writeSyntheticStore(dir, syntheticCampaign({ n: 40 }));
-  const server = await startServer({ dirs: [dir], host: '127.0.0.1', port: 0, pollMs: 100, analysisGapMs: 0 });
+  const other = join(tempDir('serve-other'), 'last-week');
+  await writeSyntheticStore(other, syntheticCampaign({ n: 30, seed: 5 }));
+  const server = await startServer({ dirs: [dir, other], host: '127.0.0.1', port: 0, pollMs: 100, analysisGapMs: 0 });
   try {
     const page = await (await fetch(`${server.url}run/0/`)).text();
     assert.match(page, /prunespace serve: run-&lt;img src=x onerror=alert\(1\)&gt;/);
@@ -63,6 +65,11 @@ test('a run directory name with markup is escaped in the page, the live JSON fra
     const live = (await (await fetch(`${server.url}run/0/live.json`)).json()) as { main: { edf: string }; runs: { name: string }[] };
     assert.equal(live.runs[0].name, EVIL, 'names travel as JSON strings (the page sets them as text)');
     assert.match(live.main.edf, /run-&lt;img/);
+    // Several runs: every run's status, and the EDF table compares the others with the main one.
+    assert.deepEqual(live.runs.map((r) => r.name), [EVIL, 'last-week']);
+    assert.match(live.main.edf, /<td>last-week<\/td><td>30<\/td>|<td>last-week<\/td><td>2\d<\/td>/);
+    const swapped = (await (await fetch(`${server.url}run/1/live.json`)).json()) as { main: { name: string } };
+    assert.equal(swapped.main.name, 'last-week');
     assert.ok(!live.main.edf.includes('<img'));
     let analysis: { meta?: string; sections?: { html: string }[] } = {};
     for (let i = 0; i < 200 && !analysis.meta; i++) {
