@@ -79,8 +79,11 @@ export function syntheticCampaign(opts: { n?: number; seed?: number; name?: stri
   return { config, trials };
 }
 
-/** Writes a synthetic campaign through the store's write API (no training), with its round-0 space file beside it. */
-export async function writeSyntheticStore(dir: string, c: SyntheticCampaign): Promise<void> {
+/**
+ * Writes a synthetic campaign through the store's write API (no training), with its round-0 space file beside it;
+ * `finished` trials (default all) are trained, the rest left waiting.
+ */
+export async function writeSyntheticStore(dir: string, c: SyntheticCampaign, finished = c.trials.length): Promise<void> {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { createCampaignStore } = await import('../src/campaign/store.js');
@@ -89,7 +92,7 @@ export async function writeSyntheticStore(dir: string, c: SyntheticCampaign): Pr
   const config = { ...c.config, groups: [], maxAttempts: 2 } as CampaignConfig;
   const round = { round: 0, spaceFile: 'space-r0.json', space: c.config.space, samples: c.trials.length, sampleSeed: c.config.seed, sampleAttempts: c.trials.length, acceptanceRate: 1, createdAt: c.config.createdAt };
   const store = createCampaignStore(dir, config, round, c.trials.map((t) => ({ index: t.index, widths: t.widths, seed: t.seed, complexity: t.complexity, role: t.role })));
-  for (const t of c.trials) {
+  for (const t of c.trials.slice(0, finished)) {
     const attempt = store.start(t.index, { worker: 'w0', leaseMs: 60_000, maxAttempts: 2 });
     store.finish(
       attempt,

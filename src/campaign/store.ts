@@ -315,7 +315,7 @@ export class CampaignReader {
   }
 
   /** The records of the given trials, in index order. */
-  trialsAt(indices: number[]): TrialRecord[] {
+  trialsAt(indices: readonly number[]): TrialRecord[] {
     const out: TrialRecord[] = [];
     // In chunks: SQLite caps the number of bound parameters.
     for (let i = 0; i < indices.length; i += 500) {
@@ -344,6 +344,19 @@ export class CampaignReader {
     if (!table) return new Map();
     const rows = this.db.prepare('SELECT idx, latency_ms FROM trial_latency').all() as { idx: number; latency_ms: number }[];
     return new Map(rows.map((r) => [r.idx, r.latency_ms]));
+  }
+
+  /**
+   * SQLite's change counter for this connection: it moves when another connection commits, so a reader can tell
+   * whether anything changed without reading a row.
+   */
+  changeCounter(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** Trials with index >= `index` (those added by later rounds), by the primary key. */
+  trialsFrom(index: number): TrialRecord[] {
+    return this.withSideTables((this.db.prepare('SELECT * FROM trials WHERE idx >= ? ORDER BY idx').all(index) as TrialRow[]).map(toRecord));
   }
 
   counts(): StateCounts {

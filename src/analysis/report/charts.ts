@@ -174,36 +174,43 @@ export interface CurveInput {
   points?: { epoch: number; trainError: number }[];
 }
 
+/** One trial's curves, for trialCurvesPlot. */
+export interface TrialCurves {
+  index: number;
+  curves: readonly CurveInput[];
+}
+
 /**
- * Training curves of the best trials: training error at a few points per epoch (a line, so one-epoch trials still
- * show how they learned) and validation error at each epoch's end (dots).
+ * Training curves of the given trials: training error at a few points per epoch (a line, so one-epoch trials still
+ * show how they learned) and validation error at each epoch's end (dots). `who` names the trials in the title
+ * ('the best 5 trials', 'the running trials'); `id` tells plots of different trial sets apart.
  */
-export function curvesPlot(a: CampaignAnalysis, trialsCurves: Map<number, CurveInput[]>): Plot {
+export function trialCurvesPlot(trials: readonly TrialCurves[], who: string, id = 'curves', file = 'curves.csv'): Plot {
   const rows: Row[] = [];
   let longest = 0;
-  for (const o of a.winners) {
+  for (const t of trials) {
     const before = rows.length;
-    for (const c of trialsCurves.get(o.index) ?? []) {
+    for (const c of t.curves) {
       const train = c.points?.length ? c.points : [{ epoch: c.epoch, trainError: c.trainError }];
-      for (const p of train) rows.push({ trial: `#${o.index}`, index: o.index, epoch: p.epoch, series: 'training', error: p.trainError });
-      rows.push({ trial: `#${o.index}`, index: o.index, epoch: c.epoch, series: 'validation', error: c.valError });
+      for (const p of train) rows.push({ trial: `#${t.index}`, index: t.index, epoch: p.epoch, series: 'training', error: p.trainError });
+      rows.push({ trial: `#${t.index}`, index: t.index, epoch: c.epoch, series: 'validation', error: c.valError });
     }
     longest = Math.max(longest, rows.slice(before).filter((r) => r.series === 'training').length);
   }
-  const data = [{ file: 'curves.csv', rows }];
-  const title = `Training curves of the best ${a.winners.length} trials`;
-  if (!rows.length) return { id: 'curves', title, missing: 'the best trials recorded no per-epoch curves', data };
+  const data = [{ file, rows }];
+  const title = `Training curves of ${who}`;
+  if (!rows.length) return { id, title, missing: `${who} recorded no per-epoch curves`, data };
   if (longest < 2) {
     return {
-      id: 'curves', title, data,
-      missing: 'the best trials trained a single epoch and recorded no within-epoch points (their campaign predates them), so each curve would be one point; the table of best subnetworks gives their errors',
+      id, title, data,
+      missing: `${who} trained a single epoch and recorded no within-epoch points (their campaign predates them), so each curve would be one point; the table of best subnetworks gives their errors`,
     };
   }
   const color = { field: 'trial', type: 'nominal', title: 'trial', sort: { field: 'index' } };
   const x = q('epoch', 'epoch (fractions: training error within the epoch)', { scale: { zero: true } });
   const y = q('error', 'error (line: training, running mean; dot: validation)', { scale: { zero: false } });
   return {
-    id: 'curves', title, data,
+    id, title, data,
     spec: {
       width: W, height: H, data: { values: rows },
       layer: [
@@ -212,6 +219,11 @@ export function curvesPlot(a: CampaignAnalysis, trialsCurves: Map<number, CurveI
       ],
     } as ChartSpec,
   };
+}
+
+/** Training curves of the best trials. */
+export function curvesPlot(a: CampaignAnalysis, trialsCurves: Map<number, CurveInput[]>): Plot {
+  return trialCurvesPlot(a.winners.map((o) => ({ index: o.index, curves: trialsCurves.get(o.index) ?? [] })), `the best ${a.winners.length} trials`);
 }
 
 /** Binned mean error (with one standard deviation) against the main complexity and stage-width metrics. */

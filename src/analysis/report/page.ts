@@ -23,6 +23,8 @@ export function plotHtml(p: Plot, svg: string | null): string {
 }
 
 export interface PageSection {
+  /** Names the section for views that draw some sections apart ('reference', 'edf', 'ratio', …). */
+  id?: string;
   title: string;
   /** Trusted HTML built by the report modules (values already escaped). */
   html: string;

@@ -2,41 +2,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import type { NetRef } from '../../nets/types.js';
-import { formatCount } from '../../util/format.js';
-import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
-import { compareEdfs, type Population } from '../compare.js';
-import { observations, populationTrials, type TrialLike } from '../population.js';
-import { compareWithReference, type ReferenceComparison } from '../reference.js';
-import { latencyFit, OUTLIER_MADS } from '../latency.js';
-import { bucketEdfPlot, curvesPlot, edfPlot, latencyPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type Row } from './charts.js';
-import { escapeHtml as esc } from './escape.js';
-import { pageHtml, plotHtml, type PageSection } from './page.js';
-import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText, referenceRows, referenceSection } from './tables.js';
+import type { CampaignAnalysis } from '../analyse.js';
+import type { ReferenceComparison } from '../reference.js';
+import { buildReport, type ReportCampaign, type ReportOptions } from './build.js';
+import type { Plot, Row } from './charts.js';
+import { pageHtml, plotHtml } from './page.js';
 import { renderSvg } from './vega.js';
 
-export interface ReportCampaign {
-  /** How the report names the campaign (its run directory's name). */
-  name: string;
-  spaceName?: string;
-  description?: string;
-  net: NetRef;
-  seed: number;
-  trials: readonly TrialLike[];
-  /** Reference seeds the campaign asked for, and why it has none where seeds were asked for but none fit the regime. */
-  referenceSeeds?: number;
-  referenceSkipped?: string;
-  /** How its trials started (initLabel of its stored config); absent: scratch. */
-  init?: string;
-}
-
-export interface ReportOptions {
-  compare?: readonly ReportCampaign[];
-  topK?: number;
-  buckets?: number;
-  /** Rounds the analyses (ratio, profiles, best trials) use; EDFs always show every round. Default: all. */
-  rounds?: number[];
-}
+export type { ReportCampaign, ReportOptions } from './build.js';
 
 export interface WrittenReport {
   html: string;
@@ -48,104 +21,33 @@ export interface WrittenReport {
   missing: { plot: string; reason: string }[];
 }
 
-function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
+/** Rows as CSV text, columns in the first row's order. */
+export function csvText(rows: readonly Row[]): string {
   const columns = rows.length ? Object.keys(rows[0]) : [];
-  const path = join(dir, file);
-  writeFileSync(path, stringify(rows as Row[], { header: true, columns: columns.length ? columns : undefined }));
-  return path;
+  return stringify(rows as Row[], { header: true, columns: columns.length ? columns : undefined });
 }
 
-/** One EDF population per round where the campaign has several, then one per compared campaign. */
-function populations(main: ReportCampaign, compare: readonly ReportCampaign[]): Population[] {
-  const obs = observations(main.trials);
-  const rounds = [...new Set(populationTrials(main.trials).map((t) => t.round))].sort((a, b) => a - b);
-  // Where any campaign did not start from scratch, every label says how each started, so init modes compare at a glance.
-  const all = [main, ...compare];
-  const showInit = all.some((c) => (c.init ?? 'scratch') !== 'scratch');
-  const name = (c: ReportCampaign) => (showInit ? `${c.name} [${c.init ?? 'scratch'}]` : c.name);
-  const init = (c: ReportCampaign) => c.init ?? 'scratch';
-  const pops: Population[] = rounds.length > 1
-    ? rounds.map((r) => ({ label: `${name(main)} round ${r}`, init: init(main), obs: obs.filter((o) => o.round === r) }))
-    : [{ label: name(main), init: init(main), obs }];
-  for (const c of compare) pops.push({ label: name(c), init: init(c), obs: observations(c.trials) });
-  return pops;
+function writeCsv(dir: string, file: string, rows: readonly Row[]): string {
+  const path = join(dir, file);
+  writeFileSync(path, csvText(rows));
+  return path;
 }
 
 export async function writeReport(main: ReportCampaign, outDir: string, options: ReportOptions = {}): Promise<WrittenReport> {
   mkdirSync(outDir, { recursive: true });
-  const compare = options.compare ?? [];
-  const analysis = analyseCampaign(
-    { name: main.name, net: main.net, trials: main.trials, seed: main.seed },
-    { topK: options.topK, ratio: options.buckets ? { buckets: options.buckets } : undefined, rounds: options.rounds },
-  );
-  const pops = compareEdfs(populations(main, compare));
-  const curves = new Map(main.trials.map((t) => [t.index, t.curves ?? []]));
-  const plots: Plot[] = [edfPlot(pops), ratioPlot(analysis), bucketEdfPlot(analysis), metricBinsPlot(analysis), profilePlot(analysis), paretoPlot(analysis), curvesPlot(analysis, curves)];
-  // Only campaigns that measured latency (search --measure-latency) get the plot.
-  const latency = latencyFit(main.trials);
-  if (latency) plots.push(latencyPlot(latency));
-
+  const built = buildReport(main, options);
   const files: string[] = [];
   const svgs = new Map<string, string | null>();
-  for (const p of plots) {
+  for (const p of built.plots) {
     for (const d of p.data) files.push(writeCsv(outDir, d.file, d.rows));
     svgs.set(p.id, p.spec && !p.missing ? await renderSvg(p.spec) : null);
   }
-  files.push(writeCsv(outDir, 'populations.csv', populationRows(pops)));
-  files.push(writeCsv(outDir, 'best.csv', bestRows(analysis)));
-  files.push(writeCsv(outDir, 'metrics.csv', metricRows(analysis)));
-  // Against all candidates of the campaign (every round): the best is chosen among all of them.
-  const reference = compareWithReference(main.trials, { planned: main.referenceSeeds });
-  if (reference) files.push(writeCsv(outDir, 'reference.csv', referenceRows(reference)));
-  const html = (id: string) => plotHtml(plots.find((p) => p.id === id) as Plot, svgs.get(id) ?? null);
-
-  const a = analysis;
-  const enough = a.obs.length > 0;
-  const sections: PageSection[] = [
-    { title: 'Best against the uniform reference', html: referenceSection(reference, main.referenceSkipped) },
-    {
-      title: 'Error distributions',
-      html: `<p>EDF: the share of trials with validation error at or below x. The normalised EDF weights trials so that every parameter bin counts equally (as in “On Network Design Spaces for Visual Recognition”), which compares populations with different complexity mixes fairly; KS is the largest vertical gap to the first population, with its permutation p-value (how often shuffling which population each trial belongs to gives a gap at least as large); the normalised KS compares the two populations on the parameter bins both occupy (each shared bin counting equally), and the last column says which share of each population those bins hold.</p>
-${populationTable(pops)}<p>Data: <a href="populations.csv">populations.csv</a></p>\n${html('edf')}`,
-    },
-    { title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },
-    {
-      title: 'Error against trial metrics',
-      html: `<p>Good range: where the best trial's metric lies, by the pycls bootstrap (≥2500 subsamples of 25% of the trials, drawn with replacement; percentiles of the best trial's metric).</p>\n${html('metric-bins')}\n${enough ? metricTable(a) : ''}<p>Data: <a href="metrics.csv">metrics.csv</a></p>`,
-    },
-    { title: 'Width profile of the winners', html: `<p>${esc(a.profile.trendText)}.${a.profile.monotone ? ` Non-decreasing stage widths: ${pct(a.profile.monotone.winners, 0)} of the best ${a.profile.k}, ${pct(a.profile.monotone.all, 0)} of all trials.` : ''}</p>\n${html('profile')}` },
-    { title: 'Pareto front', html: html('pareto') },
-    { title: 'Training curves', html: html('curves') },
-    ...(!latency ? [] : [{
-      title: 'Latency against FLOPs',
-      html: `<p>Batch-1 latency measured after training (${latency.points.length} trials): latency ≈ ${latency.interceptMs.toFixed(3)} ms + ${latency.msPerMflop.toFixed(4)} ms per MFLOP (R² ${latency.r2.toFixed(2)}); the intercept is what no pruning removes. Outliers (residual beyond ${OUTLIER_MADS} scaled MADs): ${latency.points.filter((p) => p.outlier).map((p) => `trial ${p.index}`).join(', ') || 'none'}.</p>\n${html('latency')}`,
-    }]),
-    {
-      title: 'Best subnetworks',
-      html: enough ? `${bestTable(a)}<p>Data: <a href="best.csv">best.csv</a></p>` : '<p class="missing">No completed trials yet.</p>',
-    },
-  ];
-  const net = `${main.net.family} on ${Array.isArray(main.net.input) ? main.net.input.join('x') : ''}, ${main.net.classes} classes`;
-  const meta = `<p class="meta">Space <b>${esc(main.spaceName ?? '')}</b>${main.description ? ` — ${esc(main.description)}` : ''}<br>
-Network ${esc(net)}. Trials: ${a.trialsTotal} (${a.obs.length} complete, ${a.failed} failed, ${a.pending} pending or running); best validation error ${pct(a.summary.min)}; the original network has ${formatCount(a.original.flops)} FLOPs and ${formatCount(a.original.params)} params.
-${options.rounds ? `<br>Analyses below the EDFs use round${options.rounds.length > 1 ? 's' : ''} ${options.rounds.join(', ')} only.` : ''}
-${main.init && main.init !== 'scratch' ? `<br>Trials start by ${esc(main.init)}.` : ''}
-${compare.length ? `<br>Compared with: ${compare.map((c) => `<b>${esc(c.name)}</b>${c.init ? ` (${esc(c.init)})` : ''}`).join(', ')}.` : ''}
-${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed trials: the statistics below are fragile, and analyses that need more data say so.</span>` : ''}</p>`;
-  const page = pageHtml(`prunespace report: ${main.name}`, meta, sections);
+  for (const t of built.tables) files.push(writeCsv(outDir, t.file, t.rows));
+  const sections = built.sections((p: Plot) => plotHtml(p, svgs.get(p.id) ?? null));
   const htmlPath = join(outDir, 'report.html');
-  writeFileSync(htmlPath, page);
-  const summary = {
-    campaign: main.name, trials: a.trialsTotal, completed: a.obs.length, failed: a.failed, best: a.summary,
-    ratio: { original: a.ratio.originalRatio, optimum: a.ratio.optimum, bucketOptimum: a.ratio.bucketOptimum, reasons: a.ratio.reasons },
-    profile: { trend: a.profile.trendText, stageTrend: a.profile.stageTrend, monotone: a.profile.monotone },
-    populations: populationRows(pops),
-    reference: reference
-      ? { verdict: reference.verdict, text: reference.text, seeds: reference.seeds.length, mean: reference.mean, sd: reference.sd, best: reference.best[0]?.error ?? null,
-          difference: reference.difference, critical: reference.critical, pValue: reference.pValue, alpha: reference.alpha, candidates: reference.candidates }
-      : null,
-  };
-  writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeFileSync(htmlPath, pageHtml(`prunespace report: ${main.name}`, built.meta, sections));
+  writeFileSync(join(outDir, 'summary.json'), JSON.stringify(built.summary, null, 2) + '\n');
   files.push(join(outDir, 'summary.json'));
-  return { html: htmlPath, files, analysis, reference, missing: plots.filter((p) => p.missing).map((p) => ({ plot: p.id, reason: p.missing as string })) };
+  const missing = built.plots.filter((p) => p.missing).map((p) => ({ plot: p.id, reason: p.missing as string }));
+  return { html: htmlPath, files, analysis: built.analysis, reference: built.reference, missing };
 }

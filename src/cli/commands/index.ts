@@ -9,6 +9,7 @@ import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
 import { registerReport } from './report.js';
 import { registerSearch } from './search.js';
+import { registerServe } from './serve.js';
 import { registerResume } from './resume.js';
 import { registerStatus } from './status.js';
 import { registerTrain } from './train.js';
@@ -28,4 +29,5 @@ export function registerCommands(program: Command): void {
   registerPrune(program);
   registerBenchInfer(program);
   registerExport(program);
+  registerServe(program);
 }

@@ -1,8 +1,9 @@
 /** `prunespace report`: a self-contained HTML report of a campaign (and campaigns compared with it), with CSVs. */
 import type { Command } from 'commander';
 import { basename, resolve } from 'node:path';
-import { initLabel, loadCampaign, type LoadedCampaign } from '../../analysis/campaign.js';
-import { writeReport, type ReportCampaign } from '../../analysis/report/write.js';
+import { loadCampaign } from '../../analysis/campaign.js';
+import { reportCampaign } from '../../analysis/report/build.js';
+import { writeReport } from '../../analysis/report/write.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
 
@@ -12,21 +13,6 @@ interface Options {
   topK?: number;
   buckets?: number;
   round?: number;
-}
-
-function asReport(c: LoadedCampaign): ReportCampaign {
-  const space = c.config.space as { name?: unknown; description?: unknown } | null;
-  return {
-    name: c.name,
-    spaceName: typeof space?.name === 'string' ? space.name : undefined,
-    description: typeof space?.description === 'string' ? space.description : undefined,
-    net: c.config.net,
-    seed: c.config.seed,
-    trials: c.trials,
-    referenceSeeds: c.config.reference?.seeds,
-    referenceSkipped: c.config.reference?.skipped,
-    init: initLabel(c.config),
-  };
 }
 
 export function registerReport(program: Command): void {
@@ -46,7 +32,7 @@ export function registerReport(program: Command): void {
       }
       const compare = opts.compare.map(loadCampaign);
       const out = opts.out ?? `analysis/${basename(resolve(run))}`;
-      const written = await writeReport(asReport(main), out, { compare: compare.map(asReport), topK: opts.topK, buckets: opts.buckets, rounds: opts.round === undefined ? undefined : [opts.round] });
+      const written = await writeReport(reportCampaign(main), out, { compare: compare.map(reportCampaign), topK: opts.topK, buckets: opts.buckets, rounds: opts.round === undefined ? undefined : [opts.round] });
       const a = written.analysis;
       console.log(`${main.name}: ${a.obs.length} completed of ${a.trialsTotal} trials; best validation error ${a.summary.min === null ? '–' : (100 * a.summary.min).toFixed(2) + '%'}`);
       if (a.ratio.optimum) console.log(`optimal FLOPs/param ratio ${a.ratio.optimum.ratio.toFixed(1)} (95% interval ${a.ratio.optimum.interval.lo.toFixed(1)}-${a.ratio.optimum.interval.hi.toFixed(1)}; original ${a.originalRatio.toFixed(1)})`);
