@@ -293,9 +293,9 @@ struct Executor::Impl {
 
   // A fresh NCHW tensor on the device with standard strides. Never just `.contiguous()` of the permuted view: with
   // one channel that view already counts as contiguous and keeps channels-last strides, which send every
-  // convolution after it down libtorch 1.13's channels-last path. That path ran arbitrary widths at about half
-  // speed, and its gradients below a stride-2 block with a zero-pad shortcut were off by up to 6% (tested against tfjs in
-  // test/engine-torch.test.ts), though it was faster at widths in multiples of 8.
+  // convolution after it down libtorch 1.13's channels-last path, which ran arbitrary widths at about half speed
+  // (faster at multiples of 8). Its gradients are right: the 6% once blamed on it was one ReLU input within float32
+  // rounding of zero (bench/isa-gradients.ts, test/engine-torch-isa.test.ts).
   Tensor nchwCopy(const Tensor& nhwc) const {
     Tensor out = torch::empty({nhwc.size(0), nhwc.size(3), nhwc.size(1), nhwc.size(2)}, fopts());
     out.copy_(nhwc.permute({0, 3, 1, 2}));
