@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flopsOnlyEffect, noiseErrors, nullRefineRates, paramsEffect, simulatedRefineRates, wilsonInterval } from '../src/analysis/calibration.js';
+import { clopperPearson, flopsOnlyEffect, noiseErrors, nullRefineRates, paramsEffect, simulatedRefineRates, wilsonInterval } from '../src/analysis/calibration.js';
 import type { Observation } from '../src/analysis/population.js';
 import { compileSpace } from '../src/space/compile.js';
 import { loadSpace, type LoadedSpace } from '../src/space/load.js';
@@ -63,6 +63,12 @@ test('permuting one population: the family-wise rate of the full procedure stays
   }));
   const rates = nullRefineRates(parent, compiled.net, ratioOf(parent), obs, { permutations: 200, seed: 1, refine: { seed: 1, ...FAST } });
   assert.ok(rates.wilson[0] <= 0.1 && rates.wilson[1] >= 0.05, JSON.stringify(rates));
+});
+
+test('Clopper-Pearson interval: known values', () => {
+  const [lo, hi] = clopperPearson(10, 100);
+  assert.ok(Math.abs(lo - 0.049) < 1e-3 && Math.abs(hi - 0.1762) < 1e-3, `${lo} ${hi}`);
+  assert.ok(Math.abs(clopperPearson(0, 50)[1] - 0.0711) < 1e-3);
 });
 
 test('Wilson interval: known values', () => {
