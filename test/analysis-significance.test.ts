@@ -4,7 +4,8 @@ import { analyseRatio } from '../src/analysis/buckets.js';
 import { compareEdfs, compareRounds } from '../src/analysis/compare.js';
 import { complexityWeights, logBinEdges, summarize } from '../src/analysis/edf.js';
 import type { Observation } from '../src/analysis/population.js';
-import { splitHalves } from '../src/analysis/refine.js';
+import { centred, maxTAdjust, ranksInto, residualizer } from '../src/analysis/max-t.js';
+import { wilsonInterval } from '../src/analysis/calibration.js';
 import { holmAdjust, incompleteBeta, normalCdf, rankSumLess, spearmanPValue, studentTwoSided } from '../src/analysis/significance.js';
 import { makeRng } from '../src/util/rng.js';
 import { gaussian, ratioObservations } from './analysis-fixtures.js';
@@ -119,13 +120,41 @@ test('the optimum interval counts resamples without an interior minimum at the e
   close(o.interval.hi, maxRatio, 1e-6 * maxRatio);
 });
 
-test('the split into a selection and a confirmation half is seeded, disjoint and complete', () => {
-  const obs = obsAt(Array.from({ length: 49 }, (_, i) => 100 + i), Array.from({ length: 49 }, () => 0.3));
-  const h = splitHalves(obs, 7);
-  assert.equal(h.selection.length, 25);
-  assert.equal(h.confirmation.length, 24);
-  const ids = [...h.selection, ...h.confirmation].map((o) => o.index).sort((x, y) => x - y);
-  assert.deepEqual(ids, obs.map((o) => o.index));
-  assert.deepEqual(splitHalves(obs, 7), h);
-  assert.notDeepEqual(splitHalves(obs, 8).selection, h.selection);
+test('max-T helpers: mid-ranks with ties, residuals orthogonal to the covariates', () => {
+  const v = Float64Array.from([3, 1, 3, 2]);
+  const out = new Float64Array(4);
+  ranksInto(v, new Int32Array(4), out);
+  assert.deepEqual([...out], [3.5, 1, 3.5, 2]);
+  const x = [0, 1, 2, 3, 4, 5];
+  const y = Float64Array.from(x, (t) => 1 + 2 * t - 0.5 * t * t);
+  residualizer([x, x.map((t) => t * t)], 6)(y);
+  for (const r of y) assert.ok(Math.abs(r) < 1e-9, `${[...y]}`);
+  // A constant covariate adds nothing and is dropped (it would only repeat the intercept).
+  const z = Float64Array.from([1, 2, 3]);
+  residualizer([[5, 5, 5]], 3)(z);
+  [-1, 0, 1].forEach((e, i) => assert.ok(Math.abs(z[i] - e) < 1e-9, `${[...z]}`));
+});
+
+test('max-T: one contrast on noise rejects at about alpha; a planted effect is found; tiers share alpha', () => {
+  const rng = makeRng(9, 'max-t');
+  const n = 40;
+  const feature = Array.from({ length: n }, (_, i) => i);
+  const contrasts = [{ scores: centred(feature), twoSided: true }, ...Array.from({ length: 5 }, () => ({ scores: centred(feature.map(() => rng())), twoSided: true }))];
+  let single = 0;
+  let family = 0;
+  const reps = 400;
+  for (let r = 0; r < reps; r++) {
+    const errors = feature.map(() => gaussian(rng));
+    if (maxTAdjust(errors, contrasts.slice(0, 1), { permutations: 99, seed: r }).adjustedP[0] <= 0.1) single++;
+    const p = maxTAdjust(errors, contrasts, { permutations: 99, seed: r, tiers: [0, 1, 1, 1, 1, 1], weights: [0.5, 0.5] }).adjustedP;
+    if (p.some((x) => x <= 0.1)) family++;
+  }
+  // Both rates sit near 10%: within a Wilson 95% interval of 400 draws, and not far below.
+  for (const hits of [single, family]) {
+    const [lo, hi] = wilsonInterval(hits, reps);
+    assert.ok(lo <= 0.1 && hi >= 0.1 && hits / reps >= 0.06, `${single} ${family} of ${reps}`);
+  }
+  const planted = feature.map((t) => -0.08 * t + gaussian(rng));
+  const p = maxTAdjust(planted, contrasts, { permutations: 199, seed: 1, tiers: [0, 1, 1, 1, 1, 1], weights: [0.5, 0.5] });
+  assert.ok(p.z[0] > 3 && p.adjustedP[0] <= 0.01, `${p.z[0]} ${p.adjustedP[0]}`);
 });

@@ -2,13 +2,40 @@
 import type { TrialRecord } from '../campaign/types.js';
 import type { WidthConfig } from '../nets/types.js';
 
-/** The fields of a TrialRecord that analysis reads; tests and other stores can supply just these (no role: a sample). */
+/**
+ * The fields of a TrialRecord that analysis reads; tests and other stores can supply just these (no role: a sample).
+ * Multi-fidelity stores add rungs; finalists name their candidate (finalistOf) and, like reference seeds, a seedIndex
+ * that pairs them seed for seed.
+ */
 export type TrialLike = Pick<TrialRecord, 'index' | 'round' | 'widths' | 'complexity' | 'state' | 'valError' | 'testError'> &
-  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed' | 'latencyMs'>>;
+  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed' | 'latencyMs' | 'rung' | 'rungResults' | 'finalistOf' | 'seedIndex'>>;
 
 /** The sampled population: every trial but the uniform reference's seeds and the finalists' re-seeds, compared with, never pooled in. */
 export function populationTrials<T extends TrialLike>(trials: readonly T[]): T[] {
   return trials.filter((t) => (t.role ?? 'sample') === 'sample');
+}
+
+/** The finalists' re-seeded runs. */
+export function finalistTrials<T extends TrialLike>(trials: readonly T[]): T[] {
+  return trials.filter((t) => t.role === 'finalist');
+}
+
+/**
+ * A candidate's rung-0 validation error, where every candidate has the same fidelity: the first rung's result
+ * where the store records rungs (promoted and pruned candidates alike), else the trial's own error once complete.
+ */
+export function rungZeroError(t: TrialLike): number | null {
+  const first = t.rungResults?.find((r) => r.rung === 0);
+  if (first && Number.isFinite(first.valError)) return first.valError;
+  return t.state === 'complete' && t.valError !== null && Number.isFinite(t.valError) ? t.valError : null;
+}
+
+/** A candidate's error at the highest rung it reached, where rungs are recorded (null for flat trials). */
+export function topRungError(t: TrialLike): { rung: number; valError: number } | null {
+  const results = (t.rungResults ?? []).filter((r) => Number.isFinite(r.valError));
+  if (!results.length) return null;
+  const top = results.reduce((a, b) => (b.rung > a.rung ? b : a));
+  return { rung: top.rung, valError: top.valError };
 }
 
 /** The uniform reference's seeds. */
@@ -19,7 +46,7 @@ export function referenceTrials<T extends TrialLike>(trials: readonly T[]): T[] 
 export interface Observation {
   index: number;
   round: number;
-  /** Validation error: the search ranks on validation and reports test error beside it. */
+  /** Rung-0 validation error: the search ranks on validation (every candidate at the same fidelity) and reports test error beside it. */
   error: number;
   testError: number | null;
   widths: WidthConfig;
@@ -31,17 +58,18 @@ export interface Observation {
 }
 
 /**
- * Completed candidates with a finite validation error, in index order; failed and pending trials carry no evidence,
- * and reference trials are no candidates (every population statistic starts here).
+ * Candidates with a finite rung-0 validation error, in index order; failed and pending trials carry no evidence,
+ * and reference and finalist trials are no candidates (every population statistic starts here).
  */
 export function observations(trials: readonly TrialLike[]): Observation[] {
   return populationTrials(trials)
-    .filter((t) => t.state === 'complete' && t.valError !== null && Number.isFinite(t.valError))
-    .map((t) => ({
+    .map((t) => ({ t, error: rungZeroError(t) }))
+    .filter((x): x is { t: TrialLike; error: number } => x.error !== null)
+    .map(({ t, error }) => ({
       index: t.index,
       round: t.round,
-      error: t.valError as number,
-      testError: t.testError,
+      error,
+      testError: t.rungResults?.find((r) => r.rung === 0)?.testError ?? t.testError,
       widths: t.widths,
       flops: t.complexity.flops,
       params: t.complexity.params,

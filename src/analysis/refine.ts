@@ -1,8 +1,9 @@
 /**
- * Refinement: a child space narrowed around what a campaign's winners share. Rules are chosen on a seeded
- * random half of the trials and must be confirmed on the other half (so the trials that suggest a rule
- * never also judge it); the confirmations are Holm-corrected, so on noise the child differs from its parent
- * at most 10% of the time. Each rule records the statistics behind it or the reason it was skipped.
+ * Refinement: a child space narrowed around what a campaign's winners share. Rules are a registry of
+ * proposers; each proposes candidate changes with a rank statistic of FLOPs-adjusted error, and one
+ * procedure-level permutation test (Westfall–Young step-down max-T over every candidate of every rule)
+ * decides which changes are kept, so the family-wise false-refinement rate is alpha using all trials and
+ * adding a rule never loosens it. Each rule records the statistics behind it or the reason it was skipped.
  */
 import * as ss from 'simple-statistics';
 import type { ChannelGroup, WidthConfig } from '../nets/types.js';
@@ -11,14 +12,12 @@ import { parseSpace, type LoadedSpace } from '../space/load.js';
 import { sampleSpace } from '../space/sampler.js';
 import type { Constraint, SamplerSpec, SpaceFile } from '../space/schema.js';
 import { UserError } from '../util/errors.js';
-import { makeRng } from '../util/rng.js';
 import type { CampaignAnalysis } from './analyse.js';
-import { goodRange } from './bootstrap.js';
-import { analyseRatio, RATIO_DEFAULTS, type RatioOptions } from './buckets.js';
-import { trialMetrics } from './metrics.js';
+import { defaultBucketCount, type RatioOptions } from './buckets.js';
+import { centred, maxTAdjust, residualizer, type Contrast } from './max-t.js';
 import type { Observation } from './population.js';
 import { isMonotone, stageGroups } from './profiles.js';
-import { holmAdjust, rankSumLess, spearmanPValue } from './significance.js';
+import { midRanks } from './significance.js';
 
 export const REFINE_RULES = ['ratio', 'monotone', 'ranges'] as const;
 export type RefineRule = (typeof REFINE_RULES)[number];
@@ -31,27 +30,24 @@ export const REMOVED_RULES: Record<string, string> = {
 };
 
 export const REFINE_DEFAULTS = {
-  /** Level of each rule's test on the selection half (Holm-corrected across groups for ranges). */
-  selectAlpha: 0.1,
-  /** Family-wise level of the confirmations on the held-out half (Holm across every proposed change). */
-  confirmAlpha: 0.1,
-  /** A group's keep range is narrowed only where the good range keeps at most this share of its widths. */
-  rangeShare: 0.75,
+  /** Family-wise false-refinement rate: the chance that noise changes the space at all. */
+  alpha: 0.1,
+  /** Permutations of the adjusted errors (the smallest adjusted p-value is 1 / (1 + permutations)). */
+  permutations: 999,
+  /** Share of the sampled range a trend cuts from its worse end (trials for ratios, allowed widths for groups). */
+  tailShare: 1 / 3,
+  /** Fewest trials on either side of a change (kept and removed), and fewest trials to refine at all. */
+  minSide: 5,
+  minTrials: 20,
 };
 
-/** A proposed change's test on the held-out half: do held-out trials the change keeps beat those it removes? */
-export interface Confirmation {
-  /** Held-out trials inside and outside the change. */
-  inside: number;
-  outside: number;
-  meanInside: number | null;
-  meanOutside: number | null;
-  /** One-sided rank-sum p-value (inside has lower error), and Holm-adjusted over every proposed change. */
-  pValue: number;
+/** What a candidate change's test found: its statistic and family-wise adjusted p-value. */
+export interface CandidateTest {
+  candidate: string;
+  /** Standardised rank statistic (positive: the change keeps the trials with lower adjusted error). */
+  z: number;
   adjustedP: number;
-  /** Smallest p-value the test could reach with these counts. */
-  minP: number;
-  confirmed: boolean;
+  accepted: boolean;
 }
 
 export interface RuleOutcome {
@@ -59,12 +55,12 @@ export interface RuleOutcome {
   applied: boolean;
   /** Why the rule was applied or skipped, in words. */
   reason: string;
-  /** The statistics behind the decision (on the selection half). */
+  /** The statistics behind the decision. */
   evidence: Record<string, unknown>;
-  /** The rule proposed a change on the selection half (applied says whether the held-out half confirmed it). */
+  /** Whether the rule had candidate changes in the family (false: it could propose nothing on these trials). */
   proposed?: boolean;
-  /** The held-out test of the rule's change (ranges: per group, in evidence.groups); absent where nothing was proposed. */
-  confirmation?: Confirmation;
+  /** The strongest candidate's test (ranges: per group, in evidence.groups). */
+  test?: CandidateTest;
 }
 
 export interface RefineOptions {
@@ -76,14 +72,14 @@ export interface RefineOptions {
   /** Campaign facts recorded in the provenance (directory relative to the child, name, rounds). */
   campaign: Record<string, unknown>;
   date?: string;
-  /** Seeds the split into halves, the bootstraps and the kept-share estimate. */
+  /** Seeds the permutations and the kept-share estimate. */
   seed?: number;
   /** Parent samples used to estimate the kept share. */
   keptSamples?: number;
-  rangeShare?: number;
-  selectAlpha?: number;
-  confirmAlpha?: number;
-  /** Options of the ratio analysis on the selection half (buckets, resamples). */
+  alpha?: number;
+  permutations?: number;
+  tailShare?: number;
+  /** Kept for the ratio analysis options the CLI passes (buckets); the rules bin ratios themselves. */
   ratio?: RatioOptions;
 }
 
@@ -96,242 +92,343 @@ export interface Refinement {
 
 const round = (x: number, digits = 4) => Number(x.toPrecision(digits));
 
-/** Intersection of a new absolute window with an existing one. */
-function narrow(lo: number, hi: number, existing: { min: number; max: number }): [number, number] {
-  return [Math.max(lo, existing.min), Math.min(hi, existing.max)];
-}
-
-/** The seeded split: trials that choose the rules and trials that confirm them (the first half takes the odd one). */
-export function splitHalves(obs: readonly Observation[], seed: number): { selection: Observation[]; confirmation: Observation[] } {
-  const rng = makeRng(seed, 'refine/split');
-  const order = obs.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  const cut = Math.ceil(obs.length / 2);
-  const pick = (ids: number[]) => ids.sort((a, b) => a - b).map((i) => obs[i]);
-  return { selection: pick(order.slice(0, cut)), confirmation: pick(order.slice(cut)) };
-}
-
-/** A change a rule proposes on the selection half: how it edits the child, and which trials it keeps. */
-interface Proposal {
-  rule: RefineRule;
-  /** For ranges, the group the change narrows. */
-  group?: string;
-  keeps: (o: Observation) => boolean;
-  apply: (child: SpaceFile) => void;
-  evidence: Record<string, unknown>;
-  /** For ranges, the group's own entry inside `evidence.groups` (its confirmation is recorded there). */
-  groupEvidence?: Record<string, unknown>;
-  reason: string;
-}
-
 /** What the rules read of a campaign's analysis (the calibration builds just this, cheaply). */
 export type RuleInput = Pick<CampaignAnalysis, 'obs' | 'spec' | 'originalRatio' | 'profile'>;
 
-type Decision = { proposals: Proposal[]; skipped?: undefined } | { proposals?: undefined; skipped: RuleOutcome };
-
-function ratioProposal(sel: readonly Observation[], a: RuleInput, parent: CompiledSpace, seed: number, options: RatioOptions): Decision {
-  const r = analyseRatio(sel, { seed, originalRatio: a.originalRatio, ...options });
-  const opt = r.optimum;
-  if (!opt) return { skipped: { rule: 'ratio', applied: false, reason: `no supported optimal FLOPs/param ratio on the selection half: ${r.reasons.join('; ')}`, evidence: { n: r.n } } };
-  // The window holds every ratio that is plausibly optimal (bootstrap interval) or practically as good (band).
-  const [lo, hi] = narrow(Math.min(opt.interval.lo, opt.band[0]), Math.max(opt.interval.hi, opt.band[1]), parent.flopsPerParam);
-  const keeps = (o: Observation) => o.ratio >= lo && o.ratio <= hi;
-  const inside = sel.filter(keeps).length;
-  const evidence = {
-    optimum: round(opt.ratio), interval: [round(opt.interval.lo), round(opt.interval.hi)], band: opt.band.map((x) => round(x)),
-    tolerance: opt.tolerance, curvature: round(opt.curvature), interiorShare: opt.interiorShare, originalRatio: round(a.originalRatio),
-    window: [round(lo), round(hi)], selectionInside: inside, selection: sel.length,
-  };
-  if (inside === sel.length) return { skipped: { rule: 'ratio', applied: false, reason: 'the optimum window covers every sampled ratio, so it would remove nothing', evidence } };
-  return {
-    proposals: [{
-      rule: 'ratio', keeps, evidence,
-      apply: (child) => (child.regime.flopsPerParam = { min: round(lo, 6), max: round(hi, 6) }),
-      reason: `error is lowest at FLOPs/param ${opt.ratio.toFixed(1)} (95% interval ${opt.interval.lo.toFixed(1)}-${opt.interval.hi.toFixed(1)}, ` +
-        `${(100 * opt.interiorShare).toFixed(0)}% of resamples interior; original network ${a.originalRatio.toFixed(1)}); window ${lo.toFixed(1)}-${hi.toFixed(1)}`,
-    }],
-  };
+/** A change to the space, once its direction is known. */
+interface Change {
+  keeps: (o: Observation) => boolean;
+  apply: (child: SpaceFile) => void;
+  reason: string;
+  evidence: Record<string, unknown>;
 }
 
-function monotoneProposal(sel: readonly Observation[], a: RuleInput, parent: LoadedSpace, alpha: number): Decision {
-  const chain = stageGroups(a.spec.groups);
-  if (chain.length < 2) return { skipped: { rule: 'monotone', applied: false, reason: 'the network has fewer than two stage groups', evidence: {} } };
-  const exists = parent.file.constraints.some((c) => c.rule === 'non-decreasing' && c.of === 'width' && JSON.stringify(c.select) === JSON.stringify({ kinds: ['stage'] }));
-  if (exists) return { skipped: { rule: 'monotone', applied: false, reason: 'the parent already requires non-decreasing stage widths', evidence: {} } };
-  const keeps = (o: Observation) => isMonotone(o.widths, chain);
-  const yes = sel.filter(keeps).map((o) => o.error);
-  const no = sel.filter((o) => !keeps(o)).map((o) => o.error);
-  // Descriptive: winners' share against the other trials' (winners are not counted among those they are compared with).
-  const m = a.profile.monotone;
-  const winnersVsRest = m && a.profile.n > a.profile.k
-    ? { winners: round(m.winners, 3), rest: round((m.all * a.profile.n - m.winners * a.profile.k) / (a.profile.n - a.profile.k), 3), k: a.profile.k }
-    : null;
-  const evidence: Record<string, unknown> = { groups: chain.map((g) => g.name), monotone: yes.length, other: no.length, winnersVsRest };
-  if (!no.length) return { skipped: { rule: 'monotone', applied: false, reason: 'every trial of the selection half already has non-decreasing stage widths', evidence } };
-  if (!yes.length) return { skipped: { rule: 'monotone', applied: false, reason: 'no trial of the selection half has non-decreasing stage widths', evidence } };
-  // Monotone trials against the others, by rank: a test whose smallest p-value is far below its level at these sizes.
-  const test = rankSumLess(yes, no);
-  Object.assign(evidence, { meanMonotone: round(ss.mean(yes)), meanOther: round(ss.mean(no)), pValue: round(test.p, 4), minP: round(test.minP, 3) });
-  const summary = `trials with non-decreasing stage widths: mean error ${(100 * ss.mean(yes)).toFixed(2)}% (${yes.length}) against ${(100 * ss.mean(no)).toFixed(2)}% (${no.length}) on the selection half, rank-sum p = ${test.p.toFixed(3)}`;
-  if (test.p > alpha) return { skipped: { rule: 'monotone', applied: false, reason: `${summary}; need p <= ${alpha}`, evidence } };
-  const constraint: Constraint = { rule: 'non-decreasing', select: { kinds: ['stage'] }, of: 'width' };
-  return { proposals: [{ rule: 'monotone', keeps, evidence, reason: summary, apply: (child) => child.constraints.push(constraint) }] };
+/** One candidate change a rule puts into the family: a contrast over the trials, and the change it stands for. */
+interface Candidate {
+  key: string;
+  /** The tier of the family it belongs to (a key of its proposer's `tiers`). */
+  tier: string;
+  /** For ranges, the group it narrows (one change per group may apply). */
+  group?: string;
+  contrast: Contrast;
+  /** The change the candidate makes given the sign of its statistic (positive: high score, low error). */
+  change: (z: number) => Change;
 }
 
-/** The parent's allowed widths of a group that fall inside [lo, hi] keep ratio; never empty. */
-function widthsWithin(allowed: readonly number[], group: ChannelGroup, lo: number, hi: number): number[] {
-  const inside = allowed.filter((w) => w / group.base >= lo - 1e-9 && w / group.base <= hi + 1e-9);
-  if (inside.length) return inside;
-  const mid = ((lo + hi) / 2) * group.base;
-  return [allowed.reduce((b, w) => (Math.abs(w - mid) < Math.abs(b - mid) ? w : b))];
+interface Proposal {
+  candidates: Candidate[];
+  evidence: Record<string, unknown>;
+  /** Why the rule put nothing into the family. */
+  skipped?: string;
+}
+
+interface RuleContext {
+  obs: readonly Observation[];
+  input: RuleInput;
+  parent: LoadedSpace;
+  compiled: CompiledSpace;
+  tailShare: number;
+  minSide: number;
 }
 
 /**
- * Whether a narrowed range lies on the side a correlation favours: where error falls with keep (rho < 0)
- * the narrowest widths must go and the range's middle sit at or above the parent's, and vice versa.
+ * A rule: proposes candidate changes; `single` rules apply at most their strongest accepted candidate. Its
+ * tiers are its kinds of change with their prior shares of alpha (renormalised over the rules that run).
  */
-export function directionConsistent(rho: number, parentWidths: readonly number[], kept: readonly number[]): boolean {
-  const lo = parentWidths[0];
-  const hi = parentWidths[parentWidths.length - 1];
-  const keptMid = (kept[0] + kept[kept.length - 1]) / 2;
-  return rho < 0 ? kept[0] > lo && keptMid >= (lo + hi) / 2 : kept[kept.length - 1] < hi && keptMid <= (lo + hi) / 2;
+interface Proposer {
+  propose(ctx: RuleContext): Proposal;
+  single: boolean;
+  tiers: Record<string, number>;
+  /** Tiers in the order their accepted candidates are preferred (single rules); default: by strength alone. */
+  preference?: string[];
 }
 
-function rangesProposal(sel: readonly Observation[], a: RuleInput, parent: CompiledSpace, seed: number, share: number, alpha: number): Decision {
-  const metrics = new Map(trialMetrics(a.spec.groups).map((m) => [m.key, m]));
-  const errors = sel.map((o) => o.error);
-  const tested = parent.choices
-    .filter((c) => c.widths.length >= 2)
-    .map((choice) => {
-      const keep = sel.map((o) => o.widths[choice.group.id] / choice.group.base);
-      const rho = new Set(keep).size > 1 && new Set(errors).size > 1 ? ss.sampleRankCorrelation(keep, errors) : NaN;
-      return { choice, keep, rho, p: Number.isFinite(rho) ? spearmanPValue(rho, sel.length) : 1 };
-    });
-  const adjusted = holmAdjust(tested.map((t) => t.p));
-  const groups: Record<string, unknown> = {};
-  const proposals: Proposal[] = [];
-  tested.forEach((t, i) => {
-    const g = t.choice.group;
-    const entry: Record<string, unknown> = { spearman: round(t.rho, 3), pValue: round(t.p, 4), holmP: round(adjusted[i], 4) };
-    groups[g.name] = entry;
-    if (adjusted[i] > alpha) return;
-    const metric = metrics.get(`keep.${g.name}`);
-    const range = metric ? goodRange(t.keep, errors, { seed, stream: metric.key }) : null;
-    if (!range) return void (entry.verdict = 'no good range');
-    const kept = widthsWithin(t.choice.widths, g, range.lo, range.hi);
-    const widths = t.choice.widths;
-    Object.assign(entry, { goodRange: [round(range.lo, 3), round(range.mid, 3), round(range.hi, 3)], parentWidths: [widths[0], widths[widths.length - 1]], childWidths: [kept[0], kept[kept.length - 1]] });
-    if (kept.length > share * widths.length) return void (entry.verdict = `the good range keeps more than ${(100 * share).toFixed(0)}% of the widths`);
-    if (!directionConsistent(t.rho, widths, kept)) return void (entry.verdict = `the good range lies against the direction of the correlation (rho ${t.rho.toFixed(2)})`);
-    entry.verdict = 'proposed';
-    const lo = kept[0];
-    const hi = kept[kept.length - 1];
-    const parentSampler = parent.loaded.file.samplers.find((s) => selects(s.select, g)) ?? parent.loaded.file.samplers[0];
-    const sampler: SamplerSpec = { select: { names: [g.name] }, keep: { min: lo / g.base, max: hi / g.base }, distribution: t.choice.distribution, quantum: parentSampler.quantum };
-    proposals.push({
-      rule: 'ranges', group: g.name, evidence: {}, groupEvidence: entry,
-      keeps: (o) => o.widths[g.id] >= lo && o.widths[g.id] <= hi,
-      // A sampler for this group alone, placed first so that it wins over the parent's broader selection.
-      apply: (child) => (child.samplers = [sampler, ...child.samplers] as SpaceFile['samplers']),
-      reason: `${g.name} widths ${lo}-${hi} (rho ${t.rho.toFixed(2)}, Holm p ${adjusted[i].toFixed(3)})`,
-    });
-  });
-  const evidence = { tested: tested.length, share, alpha, groups };
-  for (const p of proposals) p.evidence = evidence;
-  if (!proposals.length) {
-    return {
-      skipped: {
-        rule: 'ranges', applied: false, evidence,
-        reason: `no group's keep ratio both correlates with error (Spearman, Holm-corrected over ${tested.length} groups at ${alpha}) and has a good range on that side that keeps ${(100 * share).toFixed(0)}% or fewer of its widths`,
+/** Whether an indicator change leaves enough trials on both sides. */
+function sided(keep: readonly boolean[], minSide: number): boolean {
+  const kept = keep.filter(Boolean).length;
+  return kept >= minSide && keep.length - kept >= minSide;
+}
+
+const indicator = (keep: readonly boolean[]): Contrast => ({ scores: centred(keep.map((k) => (k ? 1 : 0))), twoSided: false });
+
+/** Kept trials against one removed side only (mean rank of each, other trials weigh nothing): a contrast that sums to zero. */
+function against(keep: readonly boolean[], side: readonly boolean[]): Float64Array {
+  const kept = keep.filter(Boolean).length;
+  const other = side.filter(Boolean).length;
+  return Float64Array.from(keep, (k, i) => (k ? 1 / kept : side[i] ? -1 / other : 0));
+}
+const trend = (values: readonly number[]): Contrast => ({ scores: centred(midRanks(values)), twoSided: true });
+
+/** Geometric midpoint between two neighbouring sampled ratios: a cut that falls between trials. */
+const between = (a: number, b: number) => Math.sqrt(a * b);
+
+/** Merges a new FLOPs/param bound into the child's, never widening the parent's. */
+function ratioWindow(child: SpaceFile, lo: number | null, hi: number | null): void {
+  const w = { ...(child.regime.flopsPerParam ?? {}) };
+  if (lo !== null) w.min = round(Math.max(lo, w.min ?? 0), 6);
+  if (hi !== null) w.max = round(Math.min(hi, w.max ?? Infinity), 6);
+  child.regime.flopsPerParam = w;
+}
+
+const ratioRule: Proposer = {
+  single: true,
+  // The FLOPs/param ratio is the method's central hypothesis (He et al.), and its trend a single test: it gets the largest share.
+  tiers: { 'ratio:trend': 0.4, 'ratio:window': 0.15 },
+  // An interior window that beats both sides says more than a trend: where both are accepted, the window applies.
+  preference: ['ratio:window', 'ratio:trend'],
+  propose({ obs, input, tailShare, minSide }) {
+    const ratios = obs.map((o) => o.ratio);
+    const sorted = [...ratios].sort((a, b) => a - b);
+    const n = obs.length;
+    const evidence: Record<string, unknown> = { sampled: [round(sorted[0]), round(sorted[n - 1])], originalRatio: round(input.originalRatio) };
+    if (Math.log(sorted[n - 1] / sorted[0]) < 0.02) return { candidates: [], evidence, skipped: `the trials' FLOPs/param ratios span too narrow a range (${sorted[0].toFixed(1)}..${sorted[n - 1].toFixed(1)})` };
+    const candidates: Candidate[] = [];
+    // Trend: where error falls steadily towards one edge, the optimum is at (or beyond) that edge; cut the worse tail.
+    const cutAt = Math.max(minSide, Math.round(tailShare * n));
+    const lowCut = between(sorted[cutAt - 1], sorted[cutAt]);
+    const highCut = between(sorted[n - cutAt - 1], sorted[n - cutAt]);
+    candidates.push({
+      key: 'ratio:trend',
+      tier: 'ratio:trend',
+      contrast: trend(ratios.map(Math.log)),
+      change: (z) => {
+        const up = z > 0;
+        const cut = up ? lowCut : highCut;
+        return {
+          keeps: (o) => (up ? o.ratio >= cut : o.ratio <= cut),
+          apply: (child) => ratioWindow(child, up ? cut : null, up ? null : cut),
+          evidence: { kind: 'one-sided', cut: round(cut), keeps: up ? 'above' : 'below', tailShare: round(tailShare, 3) },
+          reason: `error ${up ? 'falls' : 'rises'} with FLOPs/param across the sampled ratios (${sorted[0].toFixed(1)}..${sorted[n - 1].toFixed(1)}), ` +
+            `so the optimum lies at the ${up ? 'upper' : 'lower'} edge: one-sided window, the worse ${(100 * tailShare).toFixed(0)}% of trials cut ` +
+            `(FLOPs/param ${up ? '>=' : '<='} ${cut.toFixed(1)}; original network ${input.originalRatio.toFixed(1)})`,
+        };
       },
+    });
+    // Interior optimum: a window of contiguous ratio bins that leaves at least one bin out on each side and
+    // beats both sides (the smaller of its two rank contrasts), so a steady trend alone never passes for one.
+    const bins = Math.min(6, defaultBucketCount(n));
+    const edges = Array.from({ length: bins - 1 }, (_, b) => {
+      const k = Math.round(((b + 1) * n) / bins);
+      return between(sorted[k - 1], sorted[k]);
+    });
+    const binOf = (r: number) => edges.filter((e) => r > e).length;
+    const minWidth = Math.min(2, bins - 2);
+    for (let i = 1; i <= bins - 2; i++) {
+      for (let j = i + minWidth - 1; j <= bins - 2; j++) {
+        const keep = ratios.map((r) => binOf(r) >= i && binOf(r) <= j);
+        const below = ratios.map((r) => binOf(r) < i);
+        const above = ratios.map((r) => binOf(r) > j);
+        if (!sided(keep, minSide) || below.filter(Boolean).length < minSide || above.filter(Boolean).length < minSide) continue;
+        const lo = edges[i - 1];
+        const hi = edges[j];
+        candidates.push({
+          key: `ratio:window:${i}-${j}`,
+          tier: 'ratio:window',
+          contrast: { scores: against(keep, below), also: against(keep, above), twoSided: false },
+          change: () => ({
+            keeps: (o) => o.ratio >= lo && o.ratio <= hi,
+            apply: (child) => ratioWindow(child, lo, hi),
+            evidence: { kind: 'two-sided', window: [round(lo), round(hi)], bins: [i, j], of: bins },
+            reason: `error is lowest at interior FLOPs/param ${lo.toFixed(1)}-${hi.toFixed(1)} (bins ${i + 1}-${j + 1} of ${bins} by ratio); ` +
+              `two-sided window (original network ${input.originalRatio.toFixed(1)})`,
+          }),
+        });
+      }
+    }
+    return { candidates, evidence };
+  },
+};
+
+const monotoneRule: Proposer = {
+  single: true,
+  tiers: { monotone: 0.15 },
+  propose({ obs, input, parent, minSide }) {
+    const chain = stageGroups(input.spec.groups);
+    if (chain.length < 2) return { candidates: [], evidence: {}, skipped: 'the network has fewer than two stage groups' };
+    const exists = parent.file.constraints.some((c) => c.rule === 'non-decreasing' && c.of === 'width' && JSON.stringify(c.select) === JSON.stringify({ kinds: ['stage'] }));
+    if (exists) return { candidates: [], evidence: {}, skipped: 'the parent already requires non-decreasing stage widths' };
+    const keeps = (o: Observation) => isMonotone(o.widths, chain);
+    const keep = obs.map(keeps);
+    const yes = obs.filter(keeps).map((o) => o.error);
+    const no = obs.filter((o) => !keeps(o)).map((o) => o.error);
+    // Descriptive: winners' share against the other trials' (winners are not counted among those they are compared with).
+    const m = input.profile.monotone;
+    const winnersVsRest = m && input.profile.n > input.profile.k
+      ? { winners: round(m.winners, 3), rest: round((m.all * input.profile.n - m.winners * input.profile.k) / (input.profile.n - input.profile.k), 3), k: input.profile.k }
+      : null;
+    const evidence: Record<string, unknown> = { groups: chain.map((g) => g.name), monotone: yes.length, other: no.length, winnersVsRest };
+    if (!sided(keep, minSide)) return { candidates: [], evidence, skipped: `too few trials on one side: ${yes.length} with non-decreasing stage widths, ${no.length} without (${minSide} needed on each)` };
+    Object.assign(evidence, { meanMonotone: round(ss.mean(yes)), meanOther: round(ss.mean(no)) });
+    const constraint: Constraint = { rule: 'non-decreasing', select: { kinds: ['stage'] }, of: 'width' };
+    return {
+      evidence,
+      candidates: [{
+        key: 'monotone',
+        tier: 'monotone',
+        contrast: indicator(keep),
+        change: () => ({
+          keeps, evidence: {}, apply: (child) => child.constraints.push(constraint),
+          reason: `trials with non-decreasing stage widths: mean error ${(100 * ss.mean(yes)).toFixed(2)}% (${yes.length}) against ${(100 * ss.mean(no)).toFixed(2)}% (${no.length})`,
+        }),
+      }],
     };
-  }
-  return { proposals };
+  },
+};
+
+/** The widths a group keeps once a trend cuts the worse `share` of its allowed widths (at least one goes, one stays). */
+export function trendWidths(allowed: readonly number[], widerIsBetter: boolean, share: number): number[] {
+  const drop = Math.min(allowed.length - 1, Math.max(1, Math.round(share * allowed.length)));
+  return widerIsBetter ? allowed.slice(drop) : allowed.slice(0, allowed.length - drop);
 }
 
-/** Rank-sum test of the held-out trials a change keeps against those it removes. */
-function confirm(p: Proposal, held: readonly Observation[]): Omit<Confirmation, 'adjustedP' | 'confirmed'> {
-  const inside = held.filter(p.keeps).map((o) => o.error);
-  const outside = held.filter((o) => !p.keeps(o)).map((o) => o.error);
-  const test = rankSumLess(inside, outside);
-  return {
-    inside: inside.length, outside: outside.length,
-    meanInside: inside.length ? round(ss.mean(inside)) : null, meanOutside: outside.length ? round(ss.mean(outside)) : null,
-    pValue: round(test.p, 4), minP: round(test.minP, 3),
-  };
-}
+const rangesRule: Proposer = {
+  single: false,
+  tiers: { ranges: 0.3 },
+  propose({ obs, compiled, tailShare }) {
+    const groups: Record<string, unknown> = {};
+    const candidates: Candidate[] = [];
+    for (const choice of compiled.choices) {
+      if (choice.widths.length < 2) continue;
+      const g: ChannelGroup = choice.group;
+      const keep = obs.map((o) => o.widths[g.id]);
+      if (new Set(keep).size < 2) continue;
+      const entry: Record<string, unknown> = { parentWidths: [choice.widths[0], choice.widths[choice.widths.length - 1]] };
+      groups[g.name] = entry;
+      candidates.push({
+        key: `ranges:${g.name}`,
+        tier: 'ranges',
+        group: g.name,
+        contrast: trend(keep),
+        change: (z) => {
+          const kept = trendWidths(choice.widths, z > 0, tailShare);
+          const lo = kept[0];
+          const hi = kept[kept.length - 1];
+          entry.childWidths = [lo, hi];
+          const parentSampler = compiled.loaded.file.samplers.find((s) => selects(s.select, g)) ?? compiled.loaded.file.samplers[0];
+          const sampler: SamplerSpec = { select: { names: [g.name] }, keep: { min: lo / g.base, max: hi / g.base }, distribution: choice.distribution, quantum: parentSampler.quantum };
+          return {
+            keeps: (o) => o.widths[g.id] >= lo && o.widths[g.id] <= hi, evidence: entry,
+            // A sampler for this group alone, placed first so that it wins over the parent's broader selection.
+            apply: (child) => (child.samplers = [sampler, ...child.samplers] as SpaceFile['samplers']),
+            reason: `${g.name} widths ${lo}-${hi} (error ${z > 0 ? 'falls' : 'rises'} with its width; the ${z > 0 ? 'narrowest' : 'widest'} ${choice.widths.length - kept.length} of ${choice.widths.length} widths cut)`,
+          };
+        },
+      });
+    }
+    if (!candidates.length) return { candidates, evidence: { groups }, skipped: 'no group has two or more sampled widths' };
+    return { candidates, evidence: { tested: candidates.length, groups } };
+  },
+};
+
+/** The registry: a rule is an entry here; every entry's candidates join one family. */
+export const RULE_PROPOSERS: Record<RefineRule, Proposer> = { ratio: ratioRule, monotone: monotoneRule, ranges: rangesRule };
 
 export interface RuleDecisions {
   outcomes: RuleOutcome[];
-  /** Confirmed changes, in rule order, to apply to the child. */
+  /** Accepted changes, in rule order, to apply to the child. */
   apply: { rule: RefineRule; apply: (child: SpaceFile) => void }[];
-  split: { selection: number; confirmation: number; seed: number; selectionTrials: number[] };
+  /** The family the permutation test judged. */
+  family: { candidates: number; permutations: number; alpha: number; seed: number; adjustment: string; shares?: Record<string, number> };
+}
+
+export const FLOPS_ADJUSTMENT =
+  'residuals of a least-squares fit of error on log FLOPs and its square, every trial counted (FLOPs bins would leave a few trials a bin at 48 trials); ' +
+  'each permutation shuffles these residuals across configurations and fits again (Freedman-Lane)';
+
+/** The FLOPs adjustment as a residual maker over the observations. */
+export function flopsResidualizer(obs: readonly Observation[]): (v: Float64Array) => void {
+  const logs = obs.map((o) => Math.log(o.flops));
+  const mean = logs.reduce((s, x) => s + x, 0) / (logs.length || 1);
+  const x = logs.map((l) => l - mean);
+  return residualizer([x, x.map((v) => v * v)], obs.length);
 }
 
 /**
- * Which rules change the space, without building it: propose on the selection half, confirm on the
- * held-out half with Holm's correction across every proposed change. Pure and cheap enough to run on
- * hundreds of permuted populations (the calibration test does).
+ * Which rules change the space, without building it: every rule's candidates enter one family; the whole
+ * family's statistics are recomputed on each permutation of the FLOPs-adjusted errors, and a candidate is
+ * accepted where its step-down max-T adjusted p-value is at most alpha. Pure and fast enough to run on
+ * hundreds of simulated campaigns (the calibration does).
  */
-export function decideRules(parent: LoadedSpace, analysis: RuleInput, options: Pick<RefineOptions, 'rules' | 'seed' | 'rangeShare' | 'selectAlpha' | 'confirmAlpha' | 'ratio'> = {}): RuleDecisions {
+export function decideRules(
+  parent: LoadedSpace,
+  analysis: RuleInput,
+  options: Pick<RefineOptions, 'rules' | 'seed' | 'alpha' | 'permutations' | 'tailShare'> & { /** Off only to show what the adjustment prevents. */ adjustFlops?: boolean } = {},
+): RuleDecisions {
   const rules = options.rules ?? REFINE_RULES;
   const seed = options.seed ?? 0;
-  const selectAlpha = options.selectAlpha ?? REFINE_DEFAULTS.selectAlpha;
-  const confirmAlpha = options.confirmAlpha ?? REFINE_DEFAULTS.confirmAlpha;
-  const compiled = compileSpace(parent);
-  const { selection, confirmation } = splitHalves(analysis.obs, seed);
-  const split = { selection: selection.length, confirmation: confirmation.length, seed, selectionTrials: selection.map((o) => o.index) };
-  const minTrials = options.ratio?.minTrials ?? RATIO_DEFAULTS.minTrials;
-  if (selection.length < minTrials) {
-    const reason = `too few completed trials (${analysis.obs.length}) to choose rules on one half (${minTrials} needed) and confirm them on the other`;
-    return { outcomes: rules.map((rule) => ({ rule, applied: false, reason, evidence: { n: analysis.obs.length } })), apply: [], split };
+  const alpha = options.alpha ?? REFINE_DEFAULTS.alpha;
+  const permutations = options.permutations ?? REFINE_DEFAULTS.permutations;
+  const obs = analysis.obs;
+  const family = { candidates: 0, permutations, alpha, seed, adjustment: options.adjustFlops === false ? 'none' : FLOPS_ADJUSTMENT };
+  if (obs.length < REFINE_DEFAULTS.minTrials) {
+    const reason = `too few completed trials (${obs.length}; ${REFINE_DEFAULTS.minTrials} needed) to judge a change`;
+    return { outcomes: rules.map((rule) => ({ rule, applied: false, reason, evidence: { n: obs.length } })), apply: [], family };
   }
-  const decisions = new Map<RefineRule, Decision>();
-  for (const rule of rules) {
-    if (rule === 'ratio') decisions.set(rule, ratioProposal(selection, analysis, compiled, seed, options.ratio ?? {}));
-    if (rule === 'monotone') decisions.set(rule, monotoneProposal(selection, analysis, parent, selectAlpha));
-    if (rule === 'ranges') decisions.set(rule, rangesProposal(selection, analysis, compiled, seed, options.rangeShare ?? REFINE_DEFAULTS.rangeShare, selectAlpha));
-  }
-  const proposals = [...decisions.values()].flatMap((d) => d.proposals ?? []);
-  const tests = proposals.map((p) => confirm(p, confirmation));
-  const adjusted = holmAdjust(tests.map((t) => t.pValue));
-  const confirmations = tests.map((t, i): Confirmation => ({ ...t, adjustedP: round(adjusted[i], 4), confirmed: adjusted[i] <= confirmAlpha }));
-  const describe = (c: Confirmation) =>
-    `held-out half: ${c.inside} kept trials, mean error ${c.meanInside === null ? '–' : (100 * c.meanInside).toFixed(2) + '%'}, against ${c.outside} removed, ` +
-    `${c.meanOutside === null ? '–' : (100 * c.meanOutside).toFixed(2) + '%'}; rank-sum p ${c.pValue.toFixed(3)}, Holm ${c.adjustedP.toFixed(3)} (need <= ${confirmAlpha})`;
+  const ctx: RuleContext = {
+    obs, input: analysis, parent, compiled: compileSpace(parent),
+    tailShare: options.tailShare ?? REFINE_DEFAULTS.tailShare, minSide: REFINE_DEFAULTS.minSide,
+  };
+  const proposals = rules.map((rule) => ({ rule, proposal: RULE_PROPOSERS[rule].propose(ctx) }));
+  const all = proposals.flatMap(({ rule, proposal }) => proposal.candidates.map((c) => ({ rule, c })));
+  family.candidates = all.length;
+  // Tiers with candidates share alpha in proportion to their prior weights.
+  const tierNames = [...new Set(all.map((x) => x.c.tier))];
+  const prior = tierNames.map((t) => RULE_PROPOSERS[all.find((x) => x.c.tier === t)!.rule].tiers[t]);
+  const total = prior.reduce((a, b) => a + b, 0);
+  const weights = prior.map((w) => w / total);
+  const result = maxTAdjust(obs.map((o) => o.error), all.map((x) => x.c.contrast), {
+    permutations, seed, adjust: options.adjustFlops === false ? undefined : flopsResidualizer(obs), tiers: all.map((x) => tierNames.indexOf(x.c.tier)), weights,
+  });
+  Object.assign(family, { shares: Object.fromEntries(tierNames.map((t, i) => [t, round(weights[i], 3)])) });
+  const tests = all.map((x, k): CandidateTest => {
+    const z = result.z[k];
+    const strength = x.c.contrast.twoSided ? Math.abs(z) : z;
+    return { candidate: x.c.key, z: round(z, 3), adjustedP: round(result.adjustedP[k], 4), accepted: strength > 0 && result.adjustedP[k] <= alpha };
+  });
+  const strength = (k: number) => (all[k].c.contrast.twoSided ? Math.abs(result.z[k]) : result.z[k]);
+  const describe = (t: CandidateTest) => `z ${t.z.toFixed(2)}, max-T adjusted p ${t.adjustedP.toFixed(3)} (need <= ${alpha})`;
 
   const outcomes: RuleOutcome[] = [];
   const apply: RuleDecisions['apply'] = [];
-  for (const rule of rules) {
-    const d = decisions.get(rule) as Decision;
-    if (d.skipped) {
-      outcomes.push(d.skipped);
+  for (const { rule, proposal } of proposals) {
+    if (!proposal.candidates.length) {
+      outcomes.push({ rule, applied: false, proposed: false, reason: proposal.skipped ?? 'no candidate change', evidence: proposal.evidence });
       continue;
     }
-    const mine = proposals.map((p, i) => ({ p, c: confirmations[i] })).filter((x) => x.p.rule === rule);
-    const kept = mine.filter((x) => x.c.confirmed);
-    for (const x of kept) apply.push({ rule, apply: x.p.apply });
-    if (rule === 'ranges') {
-      for (const x of mine) Object.assign(x.p.groupEvidence ?? {}, { confirmation: x.c });
-      const groups = (g: typeof mine) => g.map((x) => x.p.reason).join('; ');
+    const mine = all.map((x, k) => k).filter((k) => all[k].rule === rule).sort((a, b) => strength(b) - strength(a));
+    const candidates = Object.fromEntries(mine.map((k) => [tests[k].candidate, { z: tests[k].z, adjustedP: tests[k].adjustedP }]));
+    const accepted = mine.filter((k) => tests[k].accepted);
+    if (!RULE_PROPOSERS[rule].single) {
+      const groups = proposal.evidence.groups as Record<string, Record<string, unknown>>;
+      for (const k of mine) {
+        const name = all[k].c.group as string;
+        Object.assign(groups[name], { spearman: round(-result.z[k] / Math.sqrt(obs.length - 1), 3), z: tests[k].z, adjustedP: tests[k].adjustedP });
+      }
+      const changes = accepted.map((k) => ({ k, change: all[k].c.change(result.z[k]) }));
+      for (const { k, change } of changes) {
+        groups[all[k].c.group as string].verdict = 'narrowed';
+        apply.push({ rule, apply: change.apply });
+      }
+      const best = tests[mine[0]];
       outcomes.push({
-        rule, applied: kept.length > 0, proposed: true, evidence: mine[0].p.evidence,
-        reason: kept.length
-          ? `narrowed ${kept.length} group(s), confirmed on the held-out half: ${groups(kept)}${kept.length < mine.length ? `; not confirmed: ${groups(mine.filter((x) => !x.c.confirmed))}` : ''}`
-          : `proposed on the selection half but not confirmed on the held-out half: ${groups(mine)}`,
+        rule, applied: changes.length > 0, proposed: true, test: best, evidence: proposal.evidence,
+        reason: changes.length
+          ? `narrowed ${changes.length} group(s): ${changes.map(({ k, change }) => `${change.reason}, ${describe(tests[k])}`).join('; ')}`
+          : `no group's width trend survives the family-wise test; strongest ${all[mine[0]].c.group}: ${describe(best)}`,
       });
       continue;
     }
-    const { p, c } = mine[0];
+    const rank = (k: number) => RULE_PROPOSERS[rule].preference?.indexOf(all[k].c.tier) ?? 0;
+    const top = [...accepted].sort((a, b) => rank(a) - rank(b))[0] ?? mine[0];
+    const change = all[top].c.change(result.z[top]);
+    if (accepted.length) apply.push({ rule, apply: change.apply });
     outcomes.push({
-      rule, applied: c.confirmed, proposed: true, evidence: p.evidence, confirmation: c,
-      reason: c.confirmed ? `${p.reason}; confirmed on the ${describe(c)}` : `proposed on the selection half (${p.reason}) but not confirmed on the ${describe(c)}`,
+      rule, applied: accepted.length > 0, proposed: true, test: tests[top],
+      evidence: { ...proposal.evidence, ...(accepted.length ? change.evidence : {}), candidates },
+      reason: accepted.length ? `${change.reason}; ${describe(tests[top])}` : `no candidate survives the family-wise test; strongest ${tests[top].candidate}: ${describe(tests[top])}`,
     });
   }
-  return { outcomes, apply, split };
+  return { outcomes, apply, family };
 }
 
 /** Whether a space can yield configurations at all (its regime reachable, some draw accepted). */
@@ -384,10 +481,9 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
     bestError: analysis.summary.min,
     keptShareOfParent: { share: round(kept.share, 4), samples: kept.samples },
     validation: {
-      method: 'rules chosen on a seeded random half of the trials, each proposed change confirmed on the other half (one-sided rank-sum, Holm across changes)',
-      selectAlpha: options.selectAlpha ?? REFINE_DEFAULTS.selectAlpha,
-      confirmAlpha: options.confirmAlpha ?? REFINE_DEFAULTS.confirmAlpha,
-      ...decided.split,
+      method: 'every candidate change of every rule judged by one permutation test: Westfall-Young step-down max-T over rank statistics of FLOPs-adjusted rung-0 error, all trials used',
+      errors: 'rung 0 validation error (every candidate at the same fidelity)',
+      ...decided.family,
     },
     rules: outcomes,
   };

@@ -27,7 +27,7 @@ function rulesFlag(value: string): RefineRule[] {
 export function registerRefine(program: Command): void {
   program
     .command('refine')
-    .description("Write a child space narrowed around a campaign's winners (FLOPs/param window, monotone widths, keep ranges); rules are chosen on a random half of the trials and kept only if the other half confirms them")
+    .description("Write a child space narrowed around a campaign's winners (FLOPs/param window, monotone widths, keep ranges); every candidate change of every rule is judged by one permutation test (max-T), so noise changes the space at most 10% of the time")
     .argument('<run>', 'campaign directory (runs/NAME)')
     .option('--rules <list>', `rules to try, comma-separated (${REFINE_RULES.join(',')})`, rulesFlag, [...REFINE_RULES])
     .option('--out <file>', 'child space file (default spaces/<run>.r<k>.json)')
@@ -45,8 +45,11 @@ export function registerRefine(program: Command): void {
         analysis: { topK: opts.topK, ratio: opts.buckets ? { buckets: opts.buckets } : undefined },
       });
       console.log(`${campaign.name} round ${result.round}: refined ${result.parentPath} -> ${result.out}`);
-      const v = (result.child.provenance as { validation?: { selection: number; confirmation: number } }).validation;
-      if (v) console.log(`rules chosen on a seeded half of ${v.selection} trials, each change confirmed on the other ${v.confirmation}`);
+      const v = (result.child.provenance as { validation?: { candidates: number; permutations: number; alpha: number } }).validation;
+      if (v?.candidates) {
+        console.log(`${v.candidates} candidate changes judged together on every trial's rung-0 error, adjusted for FLOPs: ` +
+          `max-T over ${v.permutations} permutations, family-wise false-refinement rate ${v.alpha}`);
+      }
       for (const o of result.outcomes) console.log(`  ${o.applied ? 'applied' : 'skipped'} ${o.rule}: ${o.reason}`);
       const pct = (100 * result.kept.share).toFixed(1);
       console.log(`the child keeps ${pct}% of the parent space (estimated from ${result.kept.samples} parent samples)`);
