@@ -41,6 +41,7 @@ test('bad campaign files: one line naming the file and the JSON path, exit code 
     [tinyCampaign('tiny.json', { analysis: { rules: ['ratio', 'vibes'] } }), /bad-7\.json: analysis\.rules\.1: .*ratio/],
     [tinyCampaign('tiny.json', { name: 'a b' }), /bad-8\.json: name: expected letters/],
     ['{ "name": ', /bad-9\.json: not valid JSON/],
+    [tinyCampaign('tiny.json', { launch: { backend: 'wasm', measureLatency: 'tensorrt' } }), /bad-10\.json: launch\.measureLatency: .*onnxruntime/],
   ];
   cases.forEach(([json, message], i) => {
     const path = write(dir, `bad-${i}.json`, json);

@@ -1,6 +1,6 @@
 /** `search --measure-latency onnxruntime`: every completed trial gets a measured latency, kept in the store, the CSV and the report. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { latencyFit } from '../src/analysis/latency.js';
@@ -33,6 +33,24 @@ test('each completed trial records its batch-1 latency; the report plots latency
   assert.match(html, /latency ≈ [\d.-]+ ms \+ [\d.-]+ ms per MFLOP/);
   const rows = readFileSync(join(report, 'latency.csv'), 'utf8').trim().split('\n');
   assert.equal(rows.length, 5);
+});
+
+test('a campaign file asks for the same measurement with launch.measureLatency, and keeps it in campaign.json', () => {
+  const dir = tempDir('latency-file');
+  writeTinySpace(dir);
+  const file = join(dir, 'campaign.json');
+  writeFileSync(file, JSON.stringify({
+    name: 'timed', space: 'tiny.json', samples: 2, reference: { seeds: 0 },
+    train: { data: 'synthetic', syntheticSamples: 64, epochs: 1, batch: 32, lr: 0.05, augment: false },
+    launch: { backend: 'wasm', workers: 1, measureLatency: 'onnxruntime' },
+  }));
+  const out = join(dir, 'run');
+  const r = cli(['search', '--config', file, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(readFileSync(join(out, 'campaign.json'), 'utf8')).launch.measureLatency, 'onnxruntime');
+  const ts = trials(out);
+  assert.equal(ts.length, 2);
+  for (const t of ts) assert.ok(typeof t.latencyMs === 'number' && t.latencyMs > 0, JSON.stringify(t.latencyMs));
 });
 
 test('the latency fit finds a planted outlier and none on points on a line', () => {

@@ -93,6 +93,8 @@ export const campaignSchema = z
         gpus: z.array(z.string().regex(/^\d+$/, 'expected a GPU id such as "0"')).nonempty().optional(),
         maxAttempts: int(1).default(2),
         saveModels: z.boolean().default(false),
+        /** As --measure-latency: time each completed trial's batch-1 inference on this target. */
+        measureLatency: z.enum(['onnxruntime']).optional(),
       })
       .strict()
       .default({ backend: 'auto', maxAttempts: 2, saveModels: false }),
@@ -152,7 +154,7 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'>, DistillTri
   rungMode?: 'sync' | 'async';
   finalists?: number;
   finalistSeeds?: number;
-  /** Flag only (no campaign-file key yet): measure each completed trial's latency on this target. */
+  /** Measure each completed trial's latency on this target (campaign files: launch.measureLatency). */
   measureLatency?: 'onnxruntime';
 }
 
@@ -248,7 +250,7 @@ export interface StoredCampaign {
   samples: number;
   seed: number;
   train: Record<string, unknown>;
-  launch: { backend: string; maxAttempts: number; saveModels: boolean; workers?: number; gpus?: string[] };
+  launch: { backend: string; maxAttempts: number; saveModels: boolean; workers?: number; gpus?: string[]; measureLatency?: 'onnxruntime' };
   rounds: { count: number; samples?: number };
   /** Absent in campaign.json files written before reference trials: none. */
   reference?: { seeds: number };
@@ -339,6 +341,7 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     backend: c.launch.backend,
     ...(c.launch.workers !== undefined ? { workers: c.launch.workers } : {}),
     ...(c.launch.gpus !== undefined ? { gpus: c.launch.gpus } : {}),
+    ...(c.launch.measureLatency !== undefined ? { measureLatency: c.launch.measureLatency } : {}),
     ...(c.analysis.rules !== undefined ? { rules: c.analysis.rules } : {}),
     ...(c.init !== undefined ? { init: c.init.mode } : {}),
     ...(c.init?.parent !== undefined ? { parent: c.init.parent } : {}),
@@ -432,7 +435,7 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
       augment: o.augment, epochs: o.epochs, steps: o.steps, batch: o.batch, lr: o.lr, momentum: o.momentum,
       nesterov: o.nesterov, weightDecay: o.weightDecay, warmup: o.warmup, labelSmoothing: o.labelSmoothing,
     }),
-    launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus }),
+    launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus, measureLatency: o.measureLatency }),
     rounds: drop({ count: o.rounds, samples: o.roundSamples }),
     reference: { seeds: o.referenceSeeds ?? 0 },
     analysis: drop({ rules: o.rules }),
