@@ -7,15 +7,16 @@
  * `npm run bench -- isa-gradients`; `DNNL_VERBOSE=1` in the environment prints the primitives each level runs.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { buildNet } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
 import type { NetSpec } from '../src/nets/types.js';
 import { selectBackend } from '../src/training/backends/select.js';
-import type { EngineBatch, WeightSet } from '../src/training/engine.js';
+import type { WeightSet } from '../src/training/engine.js';
 import { tfjsEngine } from '../src/training/engines/tfjs.js';
 import { plan, startTorch } from '../src/training/engines/torch.js';
 import { makeRng } from '../src/util/rng.js';
+import { batchOf, isaLevels, relMax } from '../test/torch-equivalence.js';
 import { torchPython } from './lib/common.js';
 
 const SMOOTHING = 0.1;
@@ -26,35 +27,6 @@ function net(): { spec: NetSpec; widths: number[] } {
   const widths = keepWidths(spec, 0.5);
   widths[2] = 24;
   return { spec, widths };
-}
-
-function batchOf(spec: NetSpec, size: number, seed: number): EngineBatch {
-  const rng = makeRng(seed, 'batch');
-  const [h, w, c] = spec.ref.input;
-  return {
-    x: Float32Array.from({ length: size * h * w * c }, () => rng() * 2 - 1),
-    labels: Int32Array.from({ length: size }, () => Math.floor(rng() * spec.ref.classes)),
-    size,
-  };
-}
-
-/** max |a - ref| / max |ref| for one tensor. */
-function rel(a: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0;
-  let s = 1e-30;
-  for (let i = 0; i < ref.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - ref[i]));
-    s = Math.max(s, Math.abs(ref[i]));
-  }
-  return d / s;
-}
-
-/** The ISA levels oneDNN can be capped at on this CPU, lowest first. */
-function isaLevels(): string[] {
-  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
-  const levels = ['SSE41', 'AVX', 'AVX2'];
-  if (flags.includes('avx512f') && flags.includes('avx512bw')) levels.push('AVX512_CORE');
-  return levels.filter((l) => l !== 'SSE41' || flags.includes('sse4_1'));
 }
 
 interface ChildResult {
@@ -94,10 +66,10 @@ async function child(isa: string): Promise<ChildResult> {
     const p32 = out.float32.grads[name];
     return {
       name,
-      tfjs: rel(ga.grads.get(name)!.data, f64),
-      torch: rel(gb.grads.get(name)!.data, f64),
-      pytorch32: rel(p32, f64),
-      torchVsPytorch32: rel(gb.grads.get(name)!.data, p32),
+      tfjs: relMax(f64, ga.grads.get(name)!.data),
+      torch: relMax(f64, gb.grads.get(name)!.data),
+      pytorch32: relMax(f64, p32),
+      torchVsPytorch32: relMax(p32, gb.grads.get(name)!.data),
     };
   });
   // Trajectories: the equivalence test's 20 steps, and torch against itself from weights one ulp apart.

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
@@ -14,23 +14,13 @@ import { before, test } from 'node:test';
 import { selectBackend } from '../src/training/backends/select.js';
 import { tfjsEngine } from '../src/training/engines/tfjs.js';
 import { startTorch, torchAddon } from '../src/training/engines/torch.js';
-import { compareWithTorch, equivalenceNets, tfjsTrajectory, type Agreement, type Trajectory } from './torch-equivalence.js';
+import { compareWithTorch, equivalenceNets, isaLevels, tfjsTrajectory, type Agreement, type Trajectory } from './torch-equivalence.js';
 
 const { addon, problem } = torchAddon();
 const skip = addon ? false : `torch addon not built: ${problem}`;
 
 /** oneDNN's ISA caps below this CPU's best, lowest first (the best runs when nothing caps it). */
-function lowerIsaLevels(): string[] {
-  const flags = new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
-  const levels: [string, boolean][] = [
-    ['SSE41', flags.has('sse4_1')],
-    ['AVX', flags.has('avx')],
-    ['AVX2', flags.has('avx2')],
-    ['AVX512_CORE', ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f))],
-  ];
-  const have = levels.filter(([, ok]) => ok).map(([name]) => name);
-  return have.slice(0, -1);
-}
+const lowerIsaLevels = () => isaLevels().slice(0, -1);
 
 let trajectories: Trajectory[] = [];
 before(async () => {

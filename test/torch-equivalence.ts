@@ -19,6 +19,7 @@
  * float32 sit at 1e-6 to 4e-6 at every ISA level, except tensors whose sum cancels (a BN scale at initialisation),
  * for which the allowance is tfjs's own sensitivity to one rounding of every weight, 16 times over.
  */
+import { readFileSync } from 'node:fs';
 import { NetBuilder } from '../src/nets/builder.js';
 import { buildNet, completeRef } from '../src/nets/registry.js';
 import { keepWidths, resolveNet } from '../src/nets/resolve.js';
@@ -36,6 +37,18 @@ export function batchOf(spec: NetSpec, size: number, seed: number): EngineBatch 
     labels: Int32Array.from({ length: size }, () => Math.floor(rng() * spec.ref.classes)),
     size,
   };
+}
+
+/** oneDNN's ISA caps this CPU supports (ONEDNN_MAX_CPU_ISA names), lowest first. */
+export function isaLevels(): string[] {
+  const flags = new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
+  const levels: [string, boolean][] = [
+    ['SSE41', flags.has('sse4_1')],
+    ['AVX', flags.has('avx')],
+    ['AVX2', flags.has('avx2')],
+    ['AVX512_CORE', ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f))],
+  ];
+  return levels.filter(([, ok]) => ok).map(([name]) => name);
 }
 
 /** max |a - b| / max |a| over one pair of arrays. */
