@@ -1,7 +1,7 @@
 /** bench-infer --browser in headless Chromium: both browser engines time, give the Node engines' logits, stay on loopback; bad input exits 2. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -118,7 +118,7 @@ test('bench-infer --browser times both browser engines, gives the Node logits wi
   }
 });
 
-test('bad input: no export, a fixed-batch export, no Chromium where told: one line, exit 2', { skip }, async () => {
+test('bad input: no export, a fixed-batch export, a missing export file, no Chromium where told: one line, exit 2', { skip }, async () => {
   const flags = ['--browser', '--repeats', '1', '--min-repeat-ms', '1', '--warmup', '0', '--batch', '2'];
   const cases: [string[], Record<string, string>, RegExp][] = [
     [[wide, bare], {}, /bare[/\\]prunespace\.json: no ONNX export; run 'prunespace export .*bare --onnx FILE' \(dynamic batch\) before --browser/],
@@ -137,4 +137,10 @@ test('bad input: no export, a fixed-batch export, no Chromium where told: one li
   const fixed = cli(['bench-infer', bare, ...flags]);
   assert.equal(fixed.code, 2, fixed.stderr);
   assert.match(fixed.stderr, /bare[/\\]prunespace\.json: only fixed-batch ONNX exports/);
+  // The record stays, its file went away.
+  await exportOnnx({ dir: bare, file: join(root, 'gone.onnx'), opset: 17, batch: 'dynamic', layout: 'nhwc' });
+  rmSync(join(root, 'gone.onnx'));
+  const gone = cli(['bench-infer', bare, ...flags]);
+  assert.equal(gone.code, 2, gone.stderr);
+  assert.match(gone.stderr, /bare[/\\]prunespace\.json: its ONNX export .*gone\.onnx is missing; export again/);
 });
