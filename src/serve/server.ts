@@ -2,12 +2,12 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
 import { isIP, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { csvText } from '../analysis/report/write.js';
 import { UserError } from '../util/errors.js';
+import { packageFile } from '../util/package-file.js';
 import { AnalysisRunner } from './analysis.js';
 import { liveState } from './live.js';
 import { STYLE, shellHtml } from './page.js';
@@ -38,18 +38,6 @@ export interface RunningServer {
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-}
-
-/** A package's browser bundle, read from node_modules (nothing comes from the network). */
-function bundle(pkg: string, file: string): Buffer {
-  const require = createRequire(import.meta.url);
-  let dir = dirname(require.resolve(pkg));
-  while (!existsSync(join(dir, 'package.json')) || (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name !== pkg) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`cannot find the ${pkg} package`);
-    dir = up;
-  }
-  return readFileSync(join(dir, file));
 }
 
 /** client.js sits beside this module in src/; built modules in dist/ read it from src/. */
@@ -88,8 +76,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     throw e;
   }
   const assets: Record<string, { type: string; body: Buffer }> = {
-    '/assets/vega.js': { type: 'text/javascript', body: bundle('vega', 'build/vega.min.js') },
-    '/assets/vega-lite.js': { type: 'text/javascript', body: bundle('vega-lite', 'build/vega-lite.min.js') },
+    '/assets/vega.js': { type: 'text/javascript', body: packageFile('vega', 'build/vega.min.js') },
+    '/assets/vega-lite.js': { type: 'text/javascript', body: packageFile('vega-lite', 'build/vega-lite.min.js') },
     '/assets/app.js': { type: 'text/javascript', body: clientScript() },
     '/assets/style.css': { type: 'text/css', body: Buffer.from(STYLE) },
   };

@@ -29,6 +29,12 @@ export interface InferTiming {
 /** One forward pass of a batch of `size` images (NHWC); what it returns is ignored. */
 export type TimedForward = (x: Float32Array, size: number) => Promise<unknown>;
 
+/**
+ * Runs `count` forward passes of a batch of `size` images and returns the milliseconds they took, measured where the
+ * passes run (in this process, or inside a browser page so that driving it costs nothing).
+ */
+export type TimedPasses = (count: number, size: number) => Promise<number>;
+
 /** Median and quartiles of repeats, each the mean milliseconds per pass over a run of passes. */
 interface RepeatTimes {
   median: number;
@@ -57,7 +63,8 @@ export function readSaved(dir: string): { metadata: SavedMetadata; spec: NetSpec
   return { metadata, spec };
 }
 
-function randomBatch(spec: NetSpec, size: number): Float32Array {
+/** The pixels every engine is timed on: `size` NHWC images in [0, 1], the same for every run. */
+export function randomBatch(spec: NetSpec, size: number): Float32Array {
   const rng = makeRng(0, 'bench-infer');
   const n = size * spec.ref.input.reduce((a, b) => a * b, 1);
   return Float32Array.from({ length: n }, () => rng());
@@ -65,27 +72,21 @@ function randomBatch(spec: NetSpec, size: number): Float32Array {
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
-async function repeatMs(forward: TimedForward, x: Float32Array, size: number, o: InferOptions): Promise<RepeatTimes> {
-  for (let i = 0; i < o.warmup; i++) await forward(x, size);
+async function repeatMs(passes: TimedPasses, size: number, o: InferOptions): Promise<RepeatTimes> {
+  if (o.warmup > 0) await passes(o.warmup, size);
   // Calibrate: enough passes per repeat that timer resolution and scheduling noise stay small.
-  const t0 = performance.now();
-  await forward(x, size);
-  const one = Math.max(performance.now() - t0, 1e-3);
+  const one = Math.max(await passes(1, size), 1e-3);
   const iters = Math.max(1, Math.ceil(o.minRepeatMs / one));
   const times: number[] = [];
-  for (let r = 0; r < o.repeats; r++) {
-    const start = performance.now();
-    for (let i = 0; i < iters; i++) await forward(x, size);
-    times.push((performance.now() - start) / iters);
-  }
+  for (let r = 0; r < o.repeats; r++) times.push((await passes(iters, size)) / iters);
   times.sort((a, b) => a - b);
   return { median: quantile(times, 0.5), quartiles: [quantile(times, 0.25), quantile(times, 0.75)] };
 }
 
-/** Times a forward function of a saved model: batch-1 latency, then throughput at o.batch. */
-export async function timeForward(dir: string, spec: NetSpec, widths: number[], forward: TimedForward, o: InferOptions): Promise<InferTiming> {
-  const one = await repeatMs(forward, randomBatch(spec, 1), 1, o);
-  const many = await repeatMs(forward, randomBatch(spec, o.batch), o.batch, o);
+/** Times passes of a saved model: batch-1 latency, then throughput at o.batch. */
+export async function timePasses(dir: string, spec: NetSpec, widths: number[], passes: TimedPasses, o: InferOptions): Promise<InferTiming> {
+  const one = await repeatMs(passes, 1, o);
+  const many = await repeatMs(passes, o.batch, o);
   const rate = (ms: number): number => (1000 * o.batch) / ms;
   return {
     dir,
@@ -97,6 +98,18 @@ export async function timeForward(dir: string, spec: NetSpec, widths: number[], 
     throughputSpread: [rate(many.quartiles[1]), rate(many.quartiles[0])],
     batch: o.batch,
   };
+}
+
+/** Times a forward function of a saved model in this process: batch-1 latency, then throughput at o.batch. */
+export async function timeForward(dir: string, spec: NetSpec, widths: number[], forward: TimedForward, o: InferOptions): Promise<InferTiming> {
+  const inputs = new Map([1, o.batch].map((size) => [size, randomBatch(spec, size)]));
+  const passes: TimedPasses = async (count, size) => {
+    const x = inputs.get(size)!;
+    const start = performance.now();
+    for (let i = 0; i < count; i++) await forward(x, size);
+    return performance.now() - start;
+  };
+  return timePasses(dir, spec, widths, passes, o);
 }
 
 /** Times one saved model on the engine. Its weights are loaded, so the work is that of the real model. */
