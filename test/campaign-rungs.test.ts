@@ -3,7 +3,7 @@
  * paired with the reference seed for seed, the budget account, kill -9 mid-rung, and bad rungs input.
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCampaign } from '../src/campaign/campaign.js';
@@ -108,6 +108,17 @@ test('a rung campaign: promotions, rung results, finalists and the reference are
   assert.equal(status.status, 0, status.stderr);
   assert.match(status.stdout, /rung 0: 6 trained, 384 images; rung 1: 3 trained, 192 images/);
   assert.match(status.stdout, /75\.0% of a flat campaign/);
+  // The fidelity section: seed noise at both rungs from the reference's and the finalist's two seeds each.
+  assert.match(status.stdout, /\nfidelity \(population statistics use rung 0\):\n  seed sd: rung 0 \d+\.\d+ points \(df 2\), rung 1 \d+\.\d+ points \(df 2\), pooled within configuration over 2 configuration/, status.stdout);
+  assert.match(status.stdout, /\n  structure share of rung-0 variance: (\d+% \(95% F interval \d+%–\d+%; population sd \d+\.\d+ points over 6 candidates\)|not measured)/);
+  assert.match(status.stdout, /\n  rung 0 vs rung 1 (over the 3 promoted: Spearman ρ -?\d\.\d\d|: no rank correlation over the 3 promoted)/);
+  const json = JSON.parse(cli(['status', one, '--json']).stdout) as { fidelity: { seedNoise: { rung0: { df: number; seeds: number } }; ranking: { n: number }; structure: { populationN: number } } };
+  assert.deepEqual([json.fidelity.seedNoise.rung0.df, json.fidelity.seedNoise.rung0.seeds, json.fidelity.ranking.n, json.fidelity.structure.populationN], [2, 4, 3, 6]);
+  const report = cli(['report', one, '--out', join(one, 'report')]);
+  assert.equal(report.status, 0, report.stderr);
+  const html = readFileSync(join(one, 'report', 'report.html'), 'utf8');
+  assert.match(html, /<h2>Fidelity: can rung 0 rank the candidates\?<\/h2>\n<p>Population statistics \(error distributions, ratio, profiles, refinement\) use rung 0/);
+  assert.match(html, /<li>seed sd: rung 0 \d+\.\d+ points \(df 2\), rung 1/);
 });
 
 test('an async (ASHA) rung campaign runs to the end: no candidate is left paused, the top rung holds at least ceil(n/eta)', async () => {

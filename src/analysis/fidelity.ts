@@ -206,3 +206,25 @@ function noiseWarning(s: StructureShare, seed: SeedNoise, plan?: { rungs: number
     `(${(100 * s.level).toFixed(0)}% interval ${(100 * s.interval![0]).toFixed(0)}–${(100 * s.interval![1]).toFixed(0)}%; population sd ${points(s.populationSd!)} points over ${s.populationN} candidates, ` +
     `seed sd ${points(seed.sd!)} points, df ${seed.df}), under ${(100 * STRUCTURE_FLOOR).toFixed(0)}%; ${raise}`;
 }
+
+const percent = (x: number) => `${(100 * x).toFixed(0)}%`;
+
+/** The diagnostics as lines (status prints them; the report lists them): seed sd, structure share, ranking, warning. */
+export function fidelityLines(f: Fidelity): string[] {
+  const { rung0, top } = f.seedNoise;
+  const sd = (s: SeedNoise) => (s.sd === null ? `rung ${s.rung} not measured` : `rung ${s.rung} ${points(s.sd)} points (df ${s.df})`);
+  const seeds = rung0.sd === null && top.sd === null
+    ? 'seed sd: not measured (needs a configuration trained with 2 or more seeds: --reference-seeds or --finalist-seeds of 2 or more)'
+    : `seed sd: ${f.topRung === 0 ? sd(rung0) : `${sd(rung0)}, ${sd(top)}`}, pooled within configuration over ${Math.max(rung0.configurations, top.configurations)} configuration(s) (reference, finalists)`;
+  const s = f.structure;
+  const structure = s.share === null
+    ? `structure share of rung-0 variance: not measured (needs the seed sd at rung 0 and 2 or more candidates with spread; ${s.populationN} candidate(s))`
+    : `structure share of rung-0 variance: ${percent(s.share)} (${percent(s.level)} F interval ${percent(s.interval![0])}–${percent(s.interval![1])}; population sd ${points(s.populationSd!)} points over ${s.populationN} candidates)`;
+  const r = f.ranking;
+  const ranking = f.topRung === 0
+    ? []
+    : [r.rho === null
+        ? `rung 0 vs rung ${r.topRung}: no rank correlation over the ${r.n} promoted (needs 3 or more with spread at both rungs)`
+        : `rung 0 vs rung ${r.topRung} over the ${r.n} promoted: Spearman ρ ${r.rho.toFixed(2)}${r.interval ? ` (${percent(r.level)} Fisher z interval ${r.interval[0].toFixed(2)} to ${r.interval[1].toFixed(2)})` : ''}`];
+  return [seeds, structure, ...ranking, ...(f.warning ? [f.warning] : [])];
+}
