@@ -88,9 +88,9 @@ test('the 30% rule: how often it fires with little structure and with plenty (48
 });
 
 test('structure share: none without seed degrees of freedom or population spread; clamped to [0, 1]', () => {
-  assert.equal(structureShare([1, 2, 3], { sd: null, df: 0 }).share, null);
-  assert.equal(structureShare([1, 1, 1], { sd: 1, df: 2 }).share, null);
-  const noisy = structureShare([0, 0.1, 0.2], { sd: 5, df: 4 });
+  assert.equal(structureShare([[1, 2, 3]], { sd: null, df: 0 }).share, null);
+  assert.equal(structureShare([[1, 1, 1]], { sd: 1, df: 2 }).share, null);
+  const noisy = structureShare([[0, 0.1, 0.2]], { sd: 5, df: 4 });
   assert.equal(noisy.share, 0);
   assert.ok(noisy.interval![0] === 0 && noisy.interval![1] >= 0);
 });
@@ -145,6 +145,11 @@ test('a campaign: seed sd at rung 0 and the top from reference and finalist seed
   assert.equal(f.seedNoise.top.df, 2);
   assert.equal(f.structure.populationN, 10, 'the population is the candidates, at rung 0');
   assert.deepEqual([f.ranking.n, f.ranking.rho], [4, 0.8]);
+  // A second round of the same spread around another mean leaves the within-round population sd as it was.
+  const shifted = trials.filter((t) => (t.role ?? 'sample') === 'sample').map((t) => ({ ...t, index: t.index + 100, round: 1, rungResults: t.rungResults!.map((r) => ({ ...r, valError: r.valError + 10 })) }));
+  const two = fidelity([...trials, ...shifted]);
+  assert.equal(two.structure.populationN, 20);
+  assert.ok(Math.abs(two.structure.populationSd! - f.structure.populationSd!) < 0.01 * f.structure.populationSd!, `${two.structure.populationSd} vs ${f.structure.populationSd}`);
   // A flat campaign: its seeds are at rung 0, which is its top; nothing is promoted.
   const flat = fidelity([...[0.5, 0.4, 0.3].map((e, i) => rec(i, 'sample', [e])), rec(3, 'reference', [0.2], { widths: [9] }), rec(4, 'reference', [0.5], { widths: [9] })]);
   assert.equal(flat.topRung, 0);

@@ -28,7 +28,7 @@ export interface StructureShare {
   /** Confidence interval at `level`, clamped to [0, 1]. */
   interval: [number, number] | null;
   level: number;
-  /** The sampled population's rung-0 sd and its size. */
+  /** The sampled population's rung-0 sd (pooled within round) and its size. */
   populationSd: number | null;
   populationN: number;
   method: 'F interval of the variance ratio (normal errors, independent samples)';
@@ -93,7 +93,10 @@ function errorAt(t: TrialLike, rung: number, topRung: number): number | null {
   return null;
 }
 
-/** The seed groups: the reference's seeds (by widths) and each finalist's seeds; candidates are one seed each. */
+/**
+ * The seed groups: the reference's seeds (by widths) and each finalist's seeds. The candidate a finalist re-seeds is
+ * left out: it was chosen for its low error, so as one more seed it would inflate the spread.
+ */
 function seedGroups(trials: readonly TrialLike[]): TrialLike[][] {
   const groups = new Map<string, TrialLike[]>();
   for (const t of trials) {
@@ -121,28 +124,25 @@ export function pooledSeedNoise(groups: readonly (readonly number[])[], rung = 0
   return { rung, sd: df > 0 ? Math.sqrt(ss / df) : null, df, configurations, seeds };
 }
 
-function variance(xs: readonly number[]): number {
-  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
-  return xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (xs.length - 1);
-}
-
 const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
 
 /**
  * The share of the population's variance that is structure, 1 − σ²_seed / σ²_pop. With normal errors the ratio of
  * sample variances, (s²_seed / σ²_seed) / (s²_pop / σ²_pop), is F(df_seed, n − 1), which inverts to an exact interval.
  */
-export function structureShare(population: readonly number[], seed: Pick<SeedNoise, 'sd' | 'df'>, level = 0.95): StructureShare {
+export function structureShare(rounds: readonly (readonly number[])[], seed: Pick<SeedNoise, 'sd' | 'df'>, level = 0.95): StructureShare {
   const method = 'F interval of the variance ratio (normal errors, independent samples)' as const;
-  const n = population.length;
-  const popVar = n >= 2 ? variance(population) : null;
-  const base = { level, populationSd: popVar === null ? null : Math.sqrt(popVar), populationN: n, method };
+  // Each round samples its own space: the population variance is pooled within round, like the seed variance within configuration.
+  const pooled = pooledSeedNoise(rounds);
+  const n = rounds.reduce((k, r) => k + r.length, 0);
+  const popVar = pooled.sd === null ? null : pooled.sd ** 2;
+  const base = { level, populationSd: pooled.sd, populationN: n, method };
   if (popVar === null || !(popVar > 0) || seed.sd === null || seed.df < 1) return { ...base, share: null, interval: null };
   const ratio = seed.sd ** 2 / popVar;
   const tail = (1 - level) / 2;
-  // σ²_seed/σ²_pop lies in [ratio / F_{1−tail}, ratio / F_{tail}]; the share is one minus it.
-  const ratioLow = ratio / fQuantile(1 - tail, seed.df, n - 1);
-  const ratioHigh = ratio / fQuantile(tail, seed.df, n - 1);
+  // σ²_seed/σ²_pop lies in [ratio / F_{1−tail}, ratio / F_{tail}] with (df_seed, df_pop); the share is one minus it.
+  const ratioLow = ratio / fQuantile(1 - tail, seed.df, pooled.df);
+  const ratioHigh = ratio / fQuantile(tail, seed.df, pooled.df);
   return { ...base, share: clamp01(1 - ratio), interval: [clamp01(1 - ratioHigh), clamp01(1 - ratioLow)] };
 }
 
@@ -183,8 +183,9 @@ export function fidelity(trials: readonly TrialLike[], options: FidelityOptions 
   const at = (rung: number) => pooledSeedNoise(groups.map((g) => g.map((t) => errorAt(t, rung, topRung)).filter(finite)), rung);
   const rung0 = at(0);
   const top = topRung === 0 ? rung0 : at(topRung);
-  const population = populationTrials(trials).map(rungZeroError).filter(finite);
-  const structure = structureShare(population, rung0, level);
+  const candidates = populationTrials(trials);
+  const rounds = [...new Set(candidates.map((t) => t.round))].map((round) => candidates.filter((t) => t.round === round).map(rungZeroError).filter(finite));
+  const structure = structureShare(rounds, rung0, level);
   const promoted = topRung === 0 ? [] : populationTrials(trials).filter((t) => finite(errorAt(t, 0, topRung)) && finite(errorAt(t, topRung, topRung)));
   const rank = spearmanWithInterval(promoted.map((t) => errorAt(t, 0, topRung)!), promoted.map((t) => errorAt(t, topRung, topRung)!), level);
   return {
