@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import { runCampaign } from '../src/campaign/campaign.js';
 import { checkRungs, prepareCampaign } from '../src/campaign/create.js';
 import { budgetAccount, plannedRungSizes, rungDecisions } from '../src/campaign/rungs.js';
+import { makeJob, parseJob, resolveRequest } from '../src/campaign/job.js';
+import { openCampaign } from '../src/campaign/store.js';
 import type { RungsPlan, TrialRecord } from '../src/campaign/types.js';
 import { cli, cliProcess, exited, tempDir, tinyFlags, tinySettings, trials, waitFor, writeTinySpace } from './campaign-helpers.js';
 
@@ -119,6 +121,24 @@ test('a rung campaign: promotions, rung results, finalists and the reference are
   const html = readFileSync(join(one, 'report', 'report.html'), 'utf8');
   assert.match(html, /<h2>Fidelity: can rung 0 rank the candidates\?<\/h2>\n<p>Population statistics \(error distributions, ratio, profiles, refinement\) use rung 0/);
   assert.match(html, /<li>seed sd: rung 0 \d+\.\d+ points \(df 2\), rung 1/);
+});
+
+test('jobs: reference seeds and finalists of a rung campaign ask for the lower rungs through the payload; candidates train in rungs', () => {
+  const dir = rungCampaign('rungs-jobs');
+  const store = openCampaign(dir, { readonly: true });
+  const config = store.config();
+  store.close();
+  const attempt = { index: 3, round: 0, attempt: 1, token: '1.abc' };
+  const job = (role: TrialRecord['role']) => parseJob(JSON.parse(JSON.stringify(makeJob(config, { index: 3, widths: [1, 2], seed: 5, role, rung: 1 }, attempt))));
+  for (const role of ['reference', 'finalist'] as const) {
+    const j = job(role);
+    assert.deepEqual([j.evalRungs, j.rung], [{ rungs: 2, eta: 2 }, undefined]);
+    assert.deepEqual(resolveRequest(j, { runDir: dir }).evalRungs, { rungs: 2, eta: 2 });
+  }
+  const sample = job('sample');
+  assert.equal(sample.evalRungs, undefined);
+  assert.equal(sample.rung?.rung, 1);
+  assert.throws(() => parseJob({ ...job('reference'), evalRungs: { rungs: 1, eta: 2 } }), /not a prunespace trial job \(evalRungs\.rungs/);
 });
 
 test('an async (ASHA) rung campaign runs to the end: no candidate is left paused, the top rung holds at least ceil(n/eta)', async () => {

@@ -4,7 +4,7 @@
  * rung 0 ranks the candidates promoted to the top rung.
  */
 import { populationTrials, rungZeroError, type TrialLike } from './population.js';
-import { incompleteBeta, midRanks, normalCdf } from './significance.js';
+import { incompleteBeta, midRanks, normalCdf, solveIncreasing } from './significance.js';
 
 /** Below this structure share (point estimate) the ranking at rung 0 is mostly seed noise. */
 export const STRUCTURE_FLOOR = 0.3;
@@ -58,30 +58,14 @@ export function fCdf(x: number, d1: number, d2: number): number {
   return x <= 0 ? 0 : incompleteBeta((d1 * x) / (d1 * x + d2), d1 / 2, d2 / 2);
 }
 
-/** The p-quantile of F(d1, d2), by bisection on the beta variable u = d1 x / (d1 x + d2). */
+/** The p-quantile of F(d1, d2), solved on the beta variable u = d1 x / (d1 x + d2). */
 export function fQuantile(p: number, d1: number, d2: number): number {
-  let lo = 0;
-  let hi = 1;
-  for (let i = 0; i < 100; i++) {
-    const mid = (lo + hi) / 2;
-    if (incompleteBeta(mid, d1 / 2, d2 / 2) < p) lo = mid;
-    else hi = mid;
-  }
-  const u = (lo + hi) / 2;
+  const u = solveIncreasing((v) => incompleteBeta(v, d1 / 2, d2 / 2), p, 0, 1);
   return (d2 * u) / (d1 * (1 - u));
 }
 
-/** The standard normal p-quantile, by bisection on normalCdf. */
-function normalQuantile(p: number): number {
-  let lo = -10;
-  let hi = 10;
-  for (let i = 0; i < 80; i++) {
-    const mid = (lo + hi) / 2;
-    if (normalCdf(mid) < p) lo = mid;
-    else hi = mid;
-  }
-  return (lo + hi) / 2;
-}
+/** The standard normal p-quantile. */
+const normalQuantile = (p: number) => solveIncreasing(normalCdf, p, -10, 10, 80);
 
 const finite = (x: number | null | undefined): x is number => x !== null && x !== undefined && Number.isFinite(x);
 
