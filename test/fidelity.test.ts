@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fidelity, fQuantile, pooledSeedNoise, spearmanWithInterval, structureShare, STRUCTURE_FLOOR } from '../src/analysis/fidelity.js';
+import { fidelity, fidelityLines, fQuantile, pooledSeedNoise, spearmanWithInterval, structureShare, STRUCTURE_FLOOR } from '../src/analysis/fidelity.js';
 import { normalDraw } from '../src/analysis/calibration.js';
 import type { TrialLike } from '../src/analysis/population.js';
 import { makeRng, type Rng } from '../src/util/rng.js';
@@ -158,4 +158,9 @@ test('a campaign: seed sd at rung 0 and the top from reference and finalist seed
   assert.equal(flat.structure.share, 0);
   assert.ok(flat.warning !== null && !/--rungs R/.test(flat.warning));
   assert.ok(STRUCTURE_FLOOR === 0.3);
+  assert.equal(fidelityLines(flat).length, 4 - 1, 'flat: seed sd, structure share, the warning; no ranking line');
+  // No configuration with two seeds: one line saying what is missing.
+  const unmeasured = fidelityLines(fidelity(trials.filter((t) => t.role === 'sample')));
+  assert.equal(unmeasured.length, 1);
+  assert.match(unmeasured[0], /^seed sd: not measured \(needs a configuration trained with 2 or more seeds/);
 });

@@ -154,7 +154,7 @@ export function spearmanWithInterval(x: readonly number[], y: readonly number[],
 }
 
 export interface FidelityOptions {
-  /** The campaign's rung plan (absent: flat), for the advice on what to raise. */
+  /** The campaign's rung plan (its top rung, and the advice on what to raise); absent: the top rung the trials reached. */
   rungs?: { rungs: number; eta: number };
   level?: number;
 }
@@ -162,7 +162,9 @@ export interface FidelityOptions {
 /** The campaign's fidelity diagnostics from its trials alone (plain records). */
 export function fidelity(trials: readonly TrialLike[], options: FidelityOptions = {}): Fidelity {
   const level = options.level ?? 0.95;
-  const topRung = Math.max(0, ...trials.map((t) => t.rung ?? 0), ...trials.flatMap((t) => (t.rungResults ?? []).map((r) => r.rung)));
+  const topRung = options.rungs
+    ? options.rungs.rungs - 1
+    : Math.max(0, ...trials.map((t) => t.rung ?? 0), ...trials.flatMap((t) => (t.rungResults ?? []).map((r) => r.rung)));
   const groups = seedGroups(trials);
   const at = (rung: number) => pooledSeedNoise(groups.map((g) => g.map((t) => errorAt(t, rung, topRung)).filter(finite)), rung);
   const rung0 = at(0);
@@ -211,5 +213,7 @@ export function fidelityLines(f: Fidelity): string[] {
     : [r.rho === null
         ? `rung 0 vs rung ${r.topRung}: no rank correlation over the ${r.n} promoted (needs 3 or more with spread at both rungs)`
         : `rung 0 vs rung ${r.topRung} over the ${r.n} promoted: Spearman ρ ${r.rho.toFixed(2)}${r.interval ? ` (${percent(r.level)} Fisher z interval ${r.interval[0].toFixed(2)} to ${r.interval[1].toFixed(2)})` : ''}`];
+  // Without any seed noise there is nothing to set the population against: the one line says what is missing.
+  if (rung0.sd === null && top.sd === null) return [seeds];
   return [seeds, structure, ...ranking, ...(f.warning ? [f.warning] : [])];
 }
