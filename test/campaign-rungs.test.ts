@@ -3,12 +3,14 @@
  * paired with the reference seed for seed, the budget account, kill -9 mid-rung, and bad rungs input.
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCampaign } from '../src/campaign/campaign.js';
 import { checkRungs, prepareCampaign } from '../src/campaign/create.js';
 import { budgetAccount, plannedRungSizes, rungDecisions } from '../src/campaign/rungs.js';
+import { makeJob, parseJob, resolveRequest } from '../src/campaign/job.js';
+import { openCampaign } from '../src/campaign/store.js';
 import type { RungsPlan, TrialRecord } from '../src/campaign/types.js';
 import { cli, cliProcess, exited, tempDir, tinyFlags, tinySettings, trials, waitFor, writeTinySpace } from './campaign-helpers.js';
 
@@ -91,13 +93,15 @@ test('a rung campaign: promotions, rung results, finalists and the reference are
   const bestPruned = Math.min(...candidates.filter((t) => t.state === 'pruned').map((t) => t.rungResults[0].valError));
   assert.ok(worstPromoted <= bestPruned, 'the promoted are the best of rung 0');
   const reference = a.filter((t) => t.role === 'reference');
-  assert.deepEqual(reference.map((t) => [t.seedIndex, t.rung, t.rungResults[0].images]), [[0, 1, 128], [1, 1, 128]]);
+  // Trained in one go, the reference seeds also report rung 0 (their first 2 steps): seed noise at every rung.
+  assert.deepEqual(reference.map((t) => [t.seedIndex, t.rung, t.rungResults.map((r) => [r.rung, r.images, r.epochs])]), [[0, 1, [[0, 64, 1], [1, 64, 2]]], [1, 1, [[0, 64, 1], [1, 64, 2]]]]);
+  assert.ok(reference.every((t) => t.rungResults[1].valError === t.valError && Number.isFinite(t.rungResults[0].valError)));
   const finalists = a.filter((t) => t.role === 'finalist');
   const best = candidates.filter((t) => t.state === 'complete').sort((x, y) => x.rungResults[1].valError - y.rungResults[1].valError || x.index - y.index)[0];
   assert.deepEqual(finalists.map((t) => [t.finalistOf, t.seedIndex, t.state]), [[best.index, 0, 'complete'], [best.index, 1, 'complete']]);
   assert.deepEqual(finalists.map((t) => t.seed), reference.map((t) => t.seed), 'finalist seed k is the reference seed k');
   assert.deepEqual(finalists[0].widths, best.widths);
-  assert.equal(finalists[0].rungResults[0].images, 128, 'finalists train the whole final budget from scratch');
+  assert.deepEqual(finalists[0].rungResults.map((r) => [r.rung, r.images]), [[0, 64], [1, 64]], 'finalists train the whole final budget from scratch, reporting rung 0 on the way');
   assert.ok(!existsSync(join(one, 'checkpoints')) || candidates.every((t) => !existsSync(join(one, 'checkpoints', `trial-${t.index}`))), 'done candidates leave no checkpoint');
   const account = budgetAccount(a, plan());
   assert.deepEqual(account.rungs.map((r) => [r.trials, r.images]), [[6, 384], [3, 192]]);
@@ -106,6 +110,35 @@ test('a rung campaign: promotions, rung results, finalists and the reference are
   assert.equal(status.status, 0, status.stderr);
   assert.match(status.stdout, /rung 0: 6 trained, 384 images; rung 1: 3 trained, 192 images/);
   assert.match(status.stdout, /75\.0% of a flat campaign/);
+  // The fidelity section: seed noise at both rungs from the reference's and the finalist's two seeds each.
+  assert.match(status.stdout, /\nfidelity \(population statistics use rung 0\):\n  seed sd: rung 0 \d+\.\d+ points \(df 2\), rung 1 \d+\.\d+ points \(df 2\), pooled within configuration over 2 configuration/, status.stdout);
+  assert.match(status.stdout, /\n  structure share of rung-0 variance: (\d+% \(95% F interval \d+%–\d+%; population sd \d+\.\d+ points over 6 candidates\)|not measured)/);
+  assert.match(status.stdout, /\n  rung 0 vs rung 1 (over the 3 promoted: Spearman ρ -?\d\.\d\d|: no rank correlation over the 3 promoted)/);
+  const json = JSON.parse(cli(['status', one, '--json']).stdout) as { fidelity: { seedNoise: { rung0: { df: number; seeds: number } }; ranking: { n: number }; structure: { populationN: number } } };
+  assert.deepEqual([json.fidelity.seedNoise.rung0.df, json.fidelity.seedNoise.rung0.seeds, json.fidelity.ranking.n, json.fidelity.structure.populationN], [2, 4, 3, 6]);
+  const report = cli(['report', one, '--out', join(one, 'report')]);
+  assert.equal(report.status, 0, report.stderr);
+  const html = readFileSync(join(one, 'report', 'report.html'), 'utf8');
+  assert.match(html, /<h2>Fidelity: can rung 0 rank the candidates\?<\/h2>\n<p>Population statistics \(error distributions, ratio, profiles, refinement\) use rung 0/);
+  assert.match(html, /<li>seed sd: rung 0 \d+\.\d+ points \(df 2\), rung 1/);
+});
+
+test('jobs: reference seeds and finalists of a rung campaign ask for the lower rungs through the payload; candidates train in rungs', () => {
+  const dir = rungCampaign('rungs-jobs');
+  const store = openCampaign(dir, { readonly: true });
+  const config = store.config();
+  store.close();
+  const attempt = { index: 3, round: 0, attempt: 1, token: '1.abc' };
+  const job = (role: TrialRecord['role']) => parseJob(JSON.parse(JSON.stringify(makeJob(config, { index: 3, widths: [1, 2], seed: 5, role, rung: 1 }, attempt))));
+  for (const role of ['reference', 'finalist'] as const) {
+    const j = job(role);
+    assert.deepEqual([j.evalRungs, j.rung], [{ rungs: 2, eta: 2 }, undefined]);
+    assert.deepEqual(resolveRequest(j, { runDir: dir }).evalRungs, { rungs: 2, eta: 2 });
+  }
+  const sample = job('sample');
+  assert.equal(sample.evalRungs, undefined);
+  assert.equal(sample.rung?.rung, 1);
+  assert.throws(() => parseJob({ ...job('reference'), evalRungs: { rungs: 1, eta: 2 } }), /not a prunespace trial job \(evalRungs\.rungs/);
 });
 
 test('an async (ASHA) rung campaign runs to the end: no candidate is left paused, the top rung holds at least ceil(n/eta)', async () => {

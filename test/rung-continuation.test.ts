@@ -78,6 +78,27 @@ for (const backend of ['cpu', 'torch'] as const) {
   });
 }
 
+for (const backend of ['cpu', 'torch'] as const) {
+  const skip = backend === 'torch' && !torchAddon().addon ? `torch addon not built: ${torchAddon().problem}` : false;
+  test(`${backend}: a whole run that reports its lower rungs trains exactly as one that does not, and its rung 0 is a rung-0 candidate's`, { skip }, async () => {
+    const root = mkdtempSync(join(tmpdir(), `prunespace-evalrungs-${backend}-`));
+    const plain = await runTrial(request(backend, join(root, 'plain')));
+    const probed = await runTrial({ ...request(backend, join(root, 'probed')), evalRungs: { rungs: 3, eta: 2 } });
+    const rung0 = await runTrial(request(backend, join(root, 'rung0'), { rung: 0, rungs: 3, eta: 2, checkpoints: join(root, 'checkpoints') }));
+    for (const r of [plain, probed, rung0]) assert.equal(r.status, 'complete', r.error);
+    assert.equal(plain.lowerRungs, undefined);
+    // Bit for bit: the mid-run evaluations change neither the weights nor the RNG streams.
+    assert.equal(probed.valError, plain.valError);
+    assert.equal(probed.testError, plain.testError);
+    assert.equal(probed.trainLoss, plain.trainLoss);
+    assert.deepEqual(weights(join(root, 'probed')), weights(join(root, 'plain')));
+    assert.deepEqual(probed.lowerRungs!.map((r) => [r.rung, r.epochs, r.images]), [[0, 3 / 7, 3 * 16], [1, 1, 4 * 16]]);
+    assert.equal(probed.lowerRungs![0].valError, rung0.valError);
+    assert.equal(probed.lowerRungs![0].testError, rung0.testError);
+    assert.ok(Math.abs(probed.lowerRungs![0].trainLoss - rung0.trainLoss!) < 1e-6);
+  });
+}
+
 test('a rung with no step to train is bad input naming the rung', async () => {
   const root = mkdtempSync(join(tmpdir(), 'prunespace-rungs-none-'));
   await assert.rejects(

@@ -6,7 +6,7 @@ import { sampleSpace } from '../space/sampler.js';
 import { makeRng } from '../util/rng.js';
 import { best, defaultTopK, type Observation } from './population.js';
 import { widthProfile } from './profiles.js';
-import { incompleteBeta } from './significance.js';
+import { incompleteBeta, solveIncreasing } from './significance.js';
 import { decideRules, type RefineOptions, type RefineRule } from './refine.js';
 
 export interface NullRates {
@@ -36,16 +36,7 @@ export function clopperPearson(hits: number, n: number, level = 0.95): [number, 
   if (!n) return [0, 1];
   const tail = (1 - level) / 2;
   // P(X >= hits | p) = I_p(hits, n - hits + 1) rises with p; P(X <= hits | p) = 1 - I_p(hits + 1, n - hits) falls.
-  const solve = (f: (p: number) => number, target: number) => {
-    let lo = 0;
-    let hi = 1;
-    for (let i = 0; i < 60; i++) {
-      const mid = (lo + hi) / 2;
-      if (f(mid) < target) lo = mid;
-      else hi = mid;
-    }
-    return (lo + hi) / 2;
-  };
+  const solve = (f: (p: number) => number, target: number) => solveIncreasing(f, target, 0, 1, 60);
   const lower = hits === 0 ? 0 : solve((p) => incompleteBeta(p, hits, n - hits + 1), tail);
   const upper = hits === n ? 1 : solve((p) => incompleteBeta(p, hits + 1, n - hits), 1 - tail);
   return [lower, upper];

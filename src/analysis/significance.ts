@@ -190,3 +190,13 @@ export function permutationTest(
   }
   return { observed, p: (1 + extreme) / (1 + permutations), permutations };
 }
+
+/** The x in [lo, hi] where an increasing f reaches target, by bisection (quantiles of distributions with a CDF here). */
+export function solveIncreasing(f: (x: number) => number, target: number, lo: number, hi: number, iterations = 100): number {
+  for (let i = 0; i < iterations; i++) {
+    const mid = (lo + hi) / 2;
+    if (f(mid) < target) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}

@@ -9,7 +9,11 @@ import { RANK_ON, type DistillTrialOptions, type RankOn, type TrainSettings, typ
 import type { Attempt } from './store.js';
 import type { CampaignConfig, TrialRole } from './types.js';
 
-/** 2: jobs may carry `init`; 3: jobs may carry `rung` (a worker that ignored it would train the whole run, so older workers must refuse). */
+/**
+ * 2: jobs may carry `init`; 3: jobs may carry `rung` (a worker that ignored it would train the whole run, so older
+ * workers must refuse). `evalRungs` needs no new version: a worker that ignores it trains the same run and only leaves
+ * out the lower rungs' results, which the store then lacks.
+ */
 export const JOB_VERSION = 3;
 
 /**
@@ -44,6 +48,8 @@ export interface TrialJob {
   init?: JobInit;
   /** A rung of a multi-fidelity campaign: its checkpoints live in the run directory, under `checkpoints` (relative). */
   rung?: { rung: number; rungs: number; eta: number; checkpoints: string };
+  /** A reference seed or finalist of a rung campaign, trained in one go: also report the lower rungs' errors. */
+  evalRungs?: { rungs: number; eta: number };
 }
 
 /** What a host knows about its own disks. */
@@ -76,6 +82,11 @@ export function trainsInRungs(config: CampaignConfig, trial: { role?: TrialRole 
   return (config.rungs?.rungs ?? 1) > 1 && (trial.role ?? 'sample') === 'sample';
 }
 
+/** Whether a trial trains in one go but reports every rung: a reference seed or finalist of a campaign with more than one rung. */
+export function evaluatesRungs(config: CampaignConfig, trial: { role?: TrialRole }): boolean {
+  return (config.rungs?.rungs ?? 1) > 1 && (trial.role ?? 'sample') !== 'sample';
+}
+
 export function makeJob(config: CampaignConfig, trial: { index: number; widths: number[]; seed: number; role?: TrialRole; rung?: number }, a: Attempt, init?: JobInit): TrialJob {
   const { dir: _hostLocal, ...data } = config.settings.data;
   const settings = { ...config.settings, data, backend: config.backend as TrainSettings['backend'] };
@@ -97,6 +108,7 @@ export function makeJob(config: CampaignConfig, trial: { index: number; widths: 
     ...(trainsInRungs(config, trial)
       ? { rung: { rung: trial.rung ?? 0, rungs: config.rungs!.rungs, eta: config.rungs!.eta, checkpoints: checkpointsDir(trial.index) } }
       : {}),
+    ...(evaluatesRungs(config, trial) ? { evalRungs: { rungs: config.rungs!.rungs, eta: config.rungs!.eta } } : {}),
   };
 }
 
@@ -111,6 +123,7 @@ export function resolveRequest(job: TrialJob, host: HostDirs): TrialRequest {
     saveDir: job.model !== undefined && host.modelsDir !== undefined ? join(host.modelsDir, job.model) : undefined,
     ...(job.init ? { init: resolveInit(job.init, host) } : {}),
     ...(job.rung ? { rung: { ...job.rung, checkpoints: inRunDir(job.rung.checkpoints, host, 'a rung') } } : {}),
+    ...(job.evalRungs ? { evalRungs: job.evalRungs } : {}),
   };
 }
 
@@ -162,6 +175,7 @@ const jobSchema = z.object({
   role: z.enum(['sample', 'reference', 'finalist']).optional(),
   init: initSchema.optional(),
   rung: z.object({ rung: z.number().int().min(0), rungs: z.number().int().min(2), eta: z.number().int().min(2), checkpoints: insideRun }).strict().optional(),
+  evalRungs: z.object({ rungs: z.number().int().min(2), eta: z.number().int().min(2) }).strict().optional(),
 }).superRefine((job, ctx) => {
   // Kept indices must give exactly the job's widths, group by group.
   if (job.init?.mode !== 'inherit') return;

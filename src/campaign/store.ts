@@ -540,15 +540,19 @@ export class CampaignStore extends CampaignReader {
     let rungCurves: string | null = null;
     if (done) {
       const row = this.row(a.index);
+      // A whole run that reported its lower rungs (a reference seed or finalist) earns those rungs as well; the
+      // images it consumed are split between them, so the rungs add up to the run.
+      const lower: RungResult[] = (result.lowerRungs ?? []).filter((x) => x.rung < (row.rung ?? 0)).map((x) => ({ ...x, testError: finiteOrNull(x.testError), trainLoss: finiteOrNull(x.trainLoss) }));
       const earned: RungResult = {
         rung: row.rung ?? 0,
         epochs: result.epochs ?? result.curves.length,
         valError: finiteOrNull(result.valError) ?? NaN,
         testError: finiteOrNull(result.testError),
         trainLoss: finiteOrNull(result.trainLoss),
-        images: result.images ?? 0,
+        images: (result.images ?? 0) - lower.reduce((n, x) => n + x.images, 0),
       };
-      rungResults = JSON.stringify([...(JSON.parse(row.rung_results ?? '[]') as RungResult[]).filter((x) => x.rung !== earned.rung), earned]);
+      const replaced = new Set([...lower.map((x) => x.rung), earned.rung]);
+      rungResults = JSON.stringify([...(JSON.parse(row.rung_results ?? '[]') as RungResult[]).filter((x) => !replaced.has(x.rung)), ...lower, earned].sort((a, b) => a.rung - b.rung));
       rungCurves = JSON.stringify([...(JSON.parse(row.rung_curves ?? '[]') as EpochCurve[]), ...(result.curves ?? [])]);
     }
     const r = this.stmts.finish.run({

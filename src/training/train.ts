@@ -22,7 +22,27 @@ export type LoopSettings = Omit<TrainSettings, 'data' | 'backend'> & {
    */
   startStep?: number;
   stopStep?: number;
+  /**
+   * Steps of the run after which to also evaluate the validation and test splits (a run trained in one go that stands
+   * in for every rung of a rung campaign). Evaluation runs in inference mode and draws no random number, so the
+   * weights and the rest of the run are those of a run without it.
+   */
+  evalAt?: readonly number[];
 };
+
+/** The net as it was after `step` steps of the run (an `evalAt` step). */
+export interface StepEvaluation {
+  step: number;
+  /** Epochs trained from the start of the run (fractional mid-epoch). */
+  epochs: number;
+  valError: number;
+  valLoss: number;
+  testError: number;
+  /** Mean training loss of the epoch so far. */
+  trainLoss: number;
+  /** Training images this call consumed up to that step. */
+  images: number;
+}
 
 export interface TrainOutcome {
   status: 'complete' | 'failed';
@@ -40,6 +60,8 @@ export interface TrainOutcome {
   images: number;
   /** Epochs trained from the start of the run when it ended (fractional where it ended mid-epoch). */
   epochs?: number;
+  /** The evaluations at `evalAt` steps this call reached, in step order. */
+  evaluations?: StepEvaluation[];
 }
 
 /** What the step hook sees after every optimizer step (progress lines, within-epoch curve points). */
@@ -132,6 +154,8 @@ export async function train(
   const stopStep = Math.min(s.stopStep ?? totalSteps, totalSteps);
   let step = startStep;
   let trainSeconds = 0;
+  const evalAt = new Set((s.evalAt ?? []).filter((k) => k > startStep && k <= stopStep));
+  const evaluations: StepEvaluation[] = [];
   const swap = async (epoch: number): Promise<void> => {
     const next = await hooks?.afterEpoch?.(epoch, net);
     if (next) net = next;
@@ -149,6 +173,8 @@ export async function train(
     let wrong = 0;
     let seen = 0;
     let lr = 0;
+    // Time spent in mid-run evaluations: not training time.
+    let evalSeconds = 0;
     for (let b = firstBatch; b < stepsPerEpoch && step < stopStep; b++, step++) {
       lr = learningRate(step, totalSteps, warmupSteps, s.lr);
       const batch = makeBatch(data, data.train, order.subarray(b * batchSize, (b + 1) * batchSize), lut, augmentRng);
@@ -166,10 +192,17 @@ export async function train(
       lossSum += r.loss * batch.size;
       wrong += r.wrong;
       seen += batch.size;
-      const seconds = trainSeconds + (performance.now() - started) / 1000;
+      const seconds = trainSeconds + (performance.now() - started) / 1000 - evalSeconds;
+      if (evalAt.has(step + 1)) {
+        const evalStarted = performance.now();
+        const val = await evaluate(net, data, data.val, evalBatch);
+        const test = await evaluate(net, data, data.test, evalBatch);
+        evaluations.push({ step: step + 1, epochs: (step + 1) / stepsPerEpoch, valError: val.error, valLoss: val.loss, testError: test.error, trainLoss: lossSum / seen, images: (step + 1 - startStep) * batchSize });
+        evalSeconds += (performance.now() - evalStarted) / 1000;
+      }
       onStep?.({ epoch, step: step + 1, totalSteps, stepsPerEpoch, loss: r.loss, wrong: r.wrong, images: batch.size, seconds });
     }
-    const trainTime = (performance.now() - started) / 1000;
+    const trainTime = (performance.now() - started) / 1000 - evalSeconds;
     trainSeconds += trainTime;
     const val = await evaluate(net, data, data.val, evalBatch);
     const curve: EpochCurve = {
@@ -198,6 +231,7 @@ export async function train(
     valLoss: last?.valLoss,
     testError: test.error,
     testLoss: test.loss,
+    ...(evaluations.length ? { evaluations } : {}),
     imagesPerSecond: trainSeconds > 0 ? ((step - startStep) * batchSize) / trainSeconds : undefined,
   };
 }

@@ -8,11 +8,11 @@ import type { EngineNet } from './engine.js';
 import { selectEngine, type SelectedEngine } from './engines/select.js';
 import { inheritedWeights } from './inherit.js';
 import { saveNet } from './save.js';
-import { rungStopSteps, runLength, train, type StepProgress } from './train.js';
+import { rungStopSteps, runLength, train, type StepEvaluation, type StepProgress } from './train.js';
 import { captureCheckpoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { join } from 'node:path';
 import { CurvePointRecorder } from './curve-points.js';
-import type { EpochCurve, TrainSettings, TrialRequest, TrialResult } from './types.js';
+import type { EpochCurve, LowerRungResult, TrainSettings, TrialRequest, TrialResult } from './types.js';
 
 /**
  * Starts the requested engine ('auto': torch on CUDA, then torch on CPU, then native TensorFlow, then wasm with our
@@ -59,6 +59,18 @@ export function rungCheckpoint(checkpoints: string, rung: number): string {
   return join(checkpoints, `rung-${rung}`);
 }
 
+/** The evaluations at the lower rungs' stop steps as rung results; a stop no step reaches (rung of no step) has none. */
+function lowerRungResults(stops: number[], evaluations: StepEvaluation[]): LowerRungResult[] {
+  let imagesBefore = 0;
+  return stops.flatMap((stop, rung) => {
+    const e = evaluations.find((x) => x.step === stop);
+    if (!e) return [];
+    const images = e.images - imagesBefore;
+    imagesBefore = e.images;
+    return [{ rung, epochs: e.epochs, valError: e.valError, testError: e.testError, trainLoss: e.trainLoss, images }];
+  });
+}
+
 function errorText(e: unknown): string {
   if (e instanceof Error) return `${e.name === 'Error' ? '' : e.name + ': '}${e.message}`.split('\n')[0];
   return String(e);
@@ -91,13 +103,15 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       nesterov: req.settings.nesterov,
       weightDecay: req.settings.weightDecay,
     });
-    const segment = req.rung ? rungSpan(req.rung, runLength(req.settings, data.train.indices.length).totalSteps) : undefined;
+    const { totalSteps } = runLength(req.settings, data.train.indices.length);
+    const segment = req.rung ? rungSpan(req.rung, totalSteps) : undefined;
+    const lowerStops = req.evalRungs && !req.rung ? rungStopSteps(totalSteps, req.evalRungs.rungs, req.evalRungs.eta).slice(0, -1) : [];
     if (segment?.resumeFrom) await restoreCheckpoint(net, loadCheckpoint(segment.resumeFrom));
     else if (req.init?.mode === 'inherit') await net.writeWeights(await inheritedWeights(spec, req.widths, req.init.parent, req.init.kept));
     // Every trial records a few points per epoch, so the report can draw curves of one-epoch trials.
     const recorder = new CurvePointRecorder();
     const outcome = await train(
-      net, data, { ...req.settings, augment: req.settings.data.augment, startStep: segment?.startStep, stopStep: segment?.stopStep }, req.seed,
+      net, data, { ...req.settings, augment: req.settings.data.augment, startStep: segment?.startStep, stopStep: segment?.stopStep, evalAt: lowerStops }, req.seed,
       (curve) => {
         curve.points = recorder.take(curve.epoch);
         onEpoch?.(curve);
@@ -145,6 +159,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       wallSeconds: wall(),
       imagesPerSecond: outcome.imagesPerSecond,
       backend: backend.name,
+      ...(outcome.status === 'complete' && lowerStops.length ? { lowerRungs: lowerRungResults(lowerStops, outcome.evaluations ?? []) } : {}),
     };
   } catch (e) {
     if (isUserError(e)) throw e;

@@ -49,6 +49,23 @@ export interface TrialRequest {
   init?: TrialInit;
   /** Train one rung of a multi-fidelity run instead of the whole run (see RungSegment). */
   rung?: RungSegment;
+  /**
+   * A whole run that stands in for every rung of a rung campaign (a reference seed or a finalist): also evaluate at
+   * each lower rung's stop step (rungStopSteps), so its seeds measure seed noise at rung 0 too. Training is unchanged.
+   */
+  evalRungs?: { rungs: number; eta: number };
+}
+
+/** A whole run's errors at a lower rung's stop step (evalRungs): what a candidate stopped there would have had. */
+export interface LowerRungResult {
+  rung: number;
+  /** Epochs trained from the start of the run at that step (fractional mid-epoch). */
+  epochs: number;
+  valError: number;
+  testError: number;
+  trainLoss: number;
+  /** Training images since the rung below stopped (this rung's increment, as a candidate's rung result counts it). */
+  images: number;
 }
 
 /**
@@ -151,4 +168,6 @@ export interface TrialResult {
   /** Backend that actually ran: 'torch' | 'tensorflow' | 'wasm' | 'cpu'. */
   backend: string;
   metrics?: TrialMetrics;
+  /** Requested by evalRungs: rungs 0..R-2, in rung order; the result itself is the top rung. */
+  lowerRungs?: LowerRungResult[];
 }

@@ -5,6 +5,8 @@ import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
 import { initLabel, type LoadedCampaign } from '../campaign.js';
 import { compareEdfs, type ComparedPopulation, type Population } from '../compare.js';
 import { observations, populationTrials, type TrialLike } from '../population.js';
+import { fidelity } from '../fidelity.js';
+import { fidelitySection } from './fidelity-section.js';
 import { compareWithReference, type ReferenceComparison } from '../reference.js';
 import { bucketEdfPlot, curvesPlot, edfPlot, latencyPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type PlotData } from './charts.js';
 import { escapeHtml as esc } from './escape.js';
@@ -19,6 +21,8 @@ export interface ReportCampaign {
   description?: string;
   net: NetRef;
   seed: number;
+  /** The campaign's rung plan (absent: flat), for the fidelity section's advice. */
+  rungs?: { rungs: number; eta: number };
   trials: readonly TrialLike[];
   /** Reference seeds the campaign asked for, and why it has none where seeds were asked for but none fit the regime. */
   referenceSeeds?: number;
@@ -62,6 +66,7 @@ export function reportCampaign(c: LoadedCampaign): ReportCampaign {
     description: typeof space?.description === 'string' ? space.description : undefined,
     net: c.config.net,
     seed: c.config.seed,
+    rungs: c.config.rungs,
     trials: c.trials,
     referenceSeeds: c.config.reference?.seeds,
     referenceSkipped: c.config.reference?.skipped,
@@ -122,11 +127,13 @@ export function buildReport(main: ReportCampaign, options: ReportOptions = {}): 
     ...(reference ? [{ file: 'reference.csv', rows: referenceRows(reference) }] : []),
   ];
   const enough = a.obs.length > 0;
+  const fid = fidelity(main.trials, { rungs: main.rungs });
   const sections = (draw: PlotHtml): PageSection[] => {
     const html = (id: string) => draw(plots.find((p) => p.id === id) as Plot);
     return [
       { id: 'reference', title: 'Best against the uniform reference', html: referenceSection(reference, main.referenceSkipped) },
       { id: 'edf', title: 'Error distributions', html: edfSection(pops, html('edf')) },
+      { id: 'fidelity', title: 'Fidelity: can rung 0 rank the candidates?', html: fidelitySection(fid, (main.rungs?.rungs ?? 1) > 1) },
       { id: 'ratio', title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },
       {
         id: 'metrics',
@@ -158,6 +165,7 @@ ${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed 
   const summary = {
     campaign: main.name, trials: a.trialsTotal, completed: a.obs.length, failed: a.failed, best: a.summary,
     ratio: { original: a.ratio.originalRatio, optimum: a.ratio.optimum, bucketOptimum: a.ratio.bucketOptimum, reasons: a.ratio.reasons },
+    fidelity: fid,
     profile: { trend: a.profile.trendText, stageTrend: a.profile.stageTrend, monotone: a.profile.monotone },
     populations: populationRows(pops),
     reference: reference

@@ -10,6 +10,7 @@ import { intFlag } from '../parse.js';
 import { formatCount } from '../../util/format.js';
 import { budgetAccount, type BudgetAccount } from '../../campaign/rungs.js';
 import { describeLength, epochBound } from '../training-flags.js';
+import { fidelity, fidelityLines } from '../../analysis/fidelity.js';
 
 interface StatusFlags {
   json?: boolean;
@@ -119,6 +120,7 @@ export function registerStatus(program: Command): void {
         const failures = trials.filter((t) => t.state === 'failed');
         const reference = compareWithReference(trials, { planned: config.reference?.seeds });
         const budget = budgetAccount(trials, config.rungs);
+        const fid = fidelity(trials, { rungs: config.rungs });
         if (flags.json) {
           const summary = {
             name: config.name,
@@ -135,6 +137,7 @@ export function registerStatus(program: Command): void {
             failed: failures.map((t) => ({ index: t.index, attempts: t.attempts, error: t.error })),
             rungs: config.rungs ?? null,
             budget,
+            fidelity: fid,
           };
           console.log(JSON.stringify(summary, null, 2));
           return;
@@ -149,6 +152,7 @@ export function registerStatus(program: Command): void {
             `; ${rounds.length} round(s); ${formatDuration(trainSeconds)} of training`,
         ];
         out.push(...rungLines(config, trials, budget));
+        out.push(`fidelity${config.rungs && config.rungs.rungs > 1 ? ' (population statistics use rung 0)' : ''}:`, ...fidelityLines(fid).map((l) => `  ${l}`));
         if (top.length) {
           out.push(config.rungs && config.rungs.rungs > 1 ? 'best by validation error (top rung):' : 'best by validation error:');
           for (const t of top) {
