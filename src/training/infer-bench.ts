@@ -30,7 +30,7 @@ export interface InferTiming {
 export type TimedForward = (x: Float32Array, size: number) => Promise<unknown>;
 
 /** Median and quartiles of repeats, each the mean milliseconds per pass over a run of passes. */
-interface RepeatTimes {
+export interface RepeatTimes {
   median: number;
   quartiles: [number, number];
 }
@@ -65,7 +65,8 @@ function randomBatch(spec: NetSpec, size: number): Float32Array {
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
-async function repeatMs(forward: TimedForward, x: Float32Array, size: number, o: InferOptions): Promise<RepeatTimes> {
+/** Milliseconds per forward pass: warm-up, calibrated passes per repeat, median and quartiles over repeats. */
+export async function repeatMs(forward: TimedForward, x: Float32Array, size: number, o: InferOptions): Promise<RepeatTimes> {
   for (let i = 0; i < o.warmup; i++) await forward(x, size);
   // Calibrate: enough passes per repeat that timer resolution and scheduling noise stay small.
   const t0 = performance.now();
