@@ -55,7 +55,7 @@ export interface NetworkFit {
 
 interface TableEntry {
   key: TableKey;
-  /** Median milliseconds of each layer shape by itself. */
+  /** Milliseconds of each layer shape by itself (fastest repeat). */
   layers: Record<string, number>;
   fits: NetworkFit[];
 }
@@ -262,7 +262,7 @@ const median = (xs: number[]) => {
 
 /** End-to-end timing as campaigns measure trials (`search --measure-latency onnxruntime`). */
 const END_TO_END = { repeats: 5, minRepeatMs: 50, warmup: 2 };
-const LAYER = { repeats: 5, minRepeatMs: 15, warmup: 2 };
+const LAYER = { repeats: 15, minRepeatMs: 2, warmup: 3 };
 
 /**
  * Builds (or reads from the cache) the latency model of a space's network on its regime's target and returns its

@@ -49,13 +49,16 @@ function cpuOptions(threads: number): ort.InferenceSession.SessionOptions {
   return { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
 }
 
-/** Median milliseconds of one layer by itself (batch 1) in ONNX Runtime, with the session options networks get. */
+/**
+ * Milliseconds of one layer by itself (batch 1) in ONNX Runtime, with the session options networks get: the fastest of
+ * the repeats, since a layer takes microseconds and any other process's time slice would swamp a median.
+ */
 export async function timeLayer(layer: LayerShape, threads: number, o: Omit<InferOptions, 'batch'>): Promise<number> {
   const session = await ort.InferenceSession.create(encodeOnnx(buildLayerOnnx(layer)), cpuOptions(threads));
   const dims = layerInputDims(layer);
   const x = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => (i % 13) / 13);
   try {
-    return (await repeatMs(() => session.run({ x: new ort.Tensor('float32', x, dims) }), x, 1, { ...o, batch: 1 })).median;
+    return (await repeatMs(() => session.run({ x: new ort.Tensor('float32', x, dims) }), x, 1, { ...o, batch: 1 })).min;
   } finally {
     await session.release();
   }

@@ -32,6 +32,8 @@ export type TimedForward = (x: Float32Array, size: number) => Promise<unknown>;
 /** Median and quartiles of repeats, each the mean milliseconds per pass over a run of passes. */
 export interface RepeatTimes {
   median: number;
+  /** The fastest repeat: the least disturbed by other processes, for timing tiny layers on a shared machine. */
+  min: number;
   quartiles: [number, number];
 }
 
@@ -80,7 +82,7 @@ export async function repeatMs(forward: TimedForward, x: Float32Array, size: num
     times.push((performance.now() - start) / iters);
   }
   times.sort((a, b) => a - b);
-  return { median: quantile(times, 0.5), quartiles: [quantile(times, 0.25), quantile(times, 0.75)] };
+  return { median: quantile(times, 0.5), min: times[0], quartiles: [quantile(times, 0.25), quantile(times, 0.75)] };
 }
 
 /** Times a forward function of a saved model: batch-1 latency, then throughput at o.batch. */
