@@ -46,6 +46,8 @@ export interface NetworkFit {
   network: NetRef;
   /** Hash of the network and the layer keys the grid holds: a different grid is fitted again. */
   grid: string;
+  /** Per layer class, the widths of each axis whose layers were timed; predictions interpolate between them. */
+  grids: Record<string, number[][]>;
   /** Median over the fit configurations of measured / table sum. */
   scale: number;
   fitConfigs: number;
@@ -82,7 +84,10 @@ export interface BuildOptions {
   fitConfigs?: number;
   /** Held-out configurations measured to state the error (default 8). */
   holdout?: number;
-  /** Width grid points per layer axis (default 6); widths between them are interpolated. */
+  /**
+   * Width grid points per layer axis (default 6); widths between them are interpolated. When none of grid, fitConfigs
+   * and holdout is given, a fit of the same network already in the file is used even if it was built on another grid.
+   */
   grid?: number;
   log?: (line: string) => void;
 }
@@ -216,11 +221,11 @@ function bracket(grid: number[], x: number): [number, number, number] {
 }
 
 /** The table's sum over the network's layers at `widths`: each layer interpolated (bilinearly for convs) on its grid. */
-function tableSum(uses: LayerUse[], grids: Map<string, number[][]>, layers: Record<string, number>, widths: WidthConfig): number {
+function tableSum(uses: LayerUse[], grids: Record<string, number[][]>, layers: Record<string, number>, widths: WidthConfig): number {
   const overhead = layers[OVERHEAD];
   let total = overhead;
   for (const u of uses) {
-    const axes = grids.get(u.cls)!;
+    const axes = grids[u.cls];
     const at = u.axes.map((a) => ('fixed' in a ? a.fixed : widths[a.group]));
     const [i0, i1, t] = bracket(axes[0], at[0]);
     if (axes.length === 1) {
@@ -295,50 +300,58 @@ export async function buildLatencyModel(loaded: LoadedSpace, opts: BuildOptions 
     const points = axes.length === 1 ? axes[0].map((a) => [a]) : axes[0].flatMap((a) => axes[1].map((b) => [a, b]));
     for (const at of points) needed.push({ key: layerKey(cls, at), shape: use.make(at[0], at[1]) });
   }
+
+  const grid = createHash('sha256').update(JSON.stringify([net.ref, needed.map((n) => n.key).sort()])).digest('hex').slice(0, 16);
+  // A fit is usable when it is of this network and every layer its grids name is in the table.
+  const sameNet = (f: NetworkFit) =>
+    JSON.stringify(f.network) === JSON.stringify(net.ref) && f.grids !== undefined &&
+    Object.entries(f.grids).every(([cls, axes]) => (axes.length === 1 ? axes[0].map((a) => [a]) : axes[0].flatMap((a) => axes[1].map((b) => [a, b]))).every((at) => layers[layerKey(cls, at)] !== undefined));
+  const explicit = opts.grid !== undefined || opts.fitConfigs !== undefined || opts.holdout !== undefined;
+  const cached =
+    entry.fits.find((f) => sameNet(f) && f.grid === grid && f.fitConfigs >= fitN && f.holdout.n >= holdoutN) ??
+    (explicit ? undefined : entry.fits.filter(sameNet).at(-1));
+  if (cached) {
+    const sum = (w: WidthConfig) => tableSum(uses, cached.grids, layers, w);
+    return { predict: (w) => cached.scale * sum(w), fit: cached, file, key, timed: { layers: 0, endToEnd: 0 } };
+  }
+  const gridRecord = Object.fromEntries(grids);
+  const sum = (w: WidthConfig) => tableSum(uses, gridRecord, layers, w);
   const todo = needed.filter((n) => layers[n.key] === undefined);
   if (todo.length) log(`timing ${todo.length} layer shape(s) of ${net.ref.family} on onnxruntime ${key.onnxruntime} (CPU, 1 intra-op thread, batch 1)`);
   for (const n of todo) layers[n.key] = await timeLayer(n.shape, 1, LAYER);
-
-  const grid = createHash('sha256').update(JSON.stringify([net.ref, needed.map((n) => n.key).sort()])).digest('hex').slice(0, 16);
-  const sum = (w: WidthConfig) => tableSum(uses, grids, layers, w);
-  let fit = entry.fits.find((f) => f.grid === grid && f.fitConfigs >= fitN && f.holdout.n >= holdoutN);
-  let endToEnd = 0;
-  if (!fit) {
-    const sample = sampleSpace(compiled, fitN + holdoutN, 0, { ignoreLatency: true });
-    if (sample.configs.length < fitN + Math.min(holdoutN, 1)) {
-      throw new UserError(`${where}: the space holds only ${sample.configs.length} distinct configurations, too few to fit and check a latency model (${fitN} + ${holdoutN})`);
-    }
-    log(`measuring ${sample.configs.length} configuration(s) end to end: ${fitN} to fit, ${sample.configs.length - fitN} held out`);
-    const measured: { widths: WidthConfig; ms: number; sum: number }[] = [];
-    for (const c of sample.configs) measured.push({ widths: c.widths, ms: await latencyAtWidths(net, c.widths, 1, { batch: 1, ...END_TO_END }), sum: sum(c.widths) });
-    endToEnd = measured.length;
-    // Fit and held-out configurations alternate, so a change in the machine's load hits both alike.
-    const order = measured.map((_, i) => i).sort((a, b) => (a % 2) - (b % 2) || a - b);
-    const train = order.slice(0, fitN).map((i) => measured[i]);
-    const held = order.slice(fitN).map((i) => measured[i]);
-    // The median ratio, not a least-squares line: on a loaded machine one slow measurement tilts a line fitted to a
-    // few points over a narrow latency range (slopes below zero were seen), while the table sum already holds the
-    // run's fixed overhead.
-    const scale = median(train.map((m) => m.ms / m.sum));
-    const points = held.map((m) => ({ widths: m.widths, measuredMs: m.ms, predictedMs: scale * m.sum }));
-    const rel = points.map((p) => Math.abs(p.predictedMs - p.measuredMs) / p.measuredMs);
-    fit = {
-      network: net.ref,
-      grid,
-      scale,
-      fitConfigs: fitN,
-      holdout: {
-        n: points.length,
-        medianRelError: rel.length ? median(rel) : NaN,
-        maxRelError: rel.length ? Math.max(...rel) : NaN,
-        tableOnlyMedianRelError: held.length ? median(held.map((m) => Math.abs(m.sum - m.ms) / m.ms)) : NaN,
-        points,
-      },
-      measuredAt: new Date().toISOString(),
-    };
-    entry.fits = [...entry.fits.filter((f) => f.grid !== grid), fit];
+  const sample = sampleSpace(compiled, fitN + holdoutN, 0, { ignoreLatency: true });
+  if (sample.configs.length < fitN + Math.min(holdoutN, 1)) {
+    throw new UserError(`${where}: the space holds only ${sample.configs.length} distinct configurations, too few to fit and check a latency model (${fitN} + ${holdoutN})`);
   }
-  if (todo.length || endToEnd) writeTable(file, table);
-  const { scale } = fit;
-  return { predict: (w) => scale * sum(w), fit, file, key, timed: { layers: todo.length, endToEnd } };
+  log(`measuring ${sample.configs.length} configuration(s) end to end: ${fitN} to fit, ${sample.configs.length - fitN} held out`);
+  const measured: { widths: WidthConfig; ms: number; sum: number }[] = [];
+  for (const c of sample.configs) measured.push({ widths: c.widths, ms: await latencyAtWidths(net, c.widths, 1, { batch: 1, ...END_TO_END }), sum: sum(c.widths) });
+  // Fit and held-out configurations alternate, so a change in the machine's load hits both alike.
+  const order = measured.map((_, i) => i).sort((a, b) => (a % 2) - (b % 2) || a - b);
+  const train = order.slice(0, fitN).map((i) => measured[i]);
+  const held = order.slice(fitN).map((i) => measured[i]);
+  // The median ratio, not a least-squares line: on a loaded machine one slow measurement tilts a line fitted to a
+  // few points over a narrow latency range (slopes below zero were seen), while the table sum already holds the
+  // run's fixed overhead.
+  const scale = median(train.map((m) => m.ms / m.sum));
+  const points = held.map((m) => ({ widths: m.widths, measuredMs: m.ms, predictedMs: scale * m.sum }));
+  const rel = points.map((p) => Math.abs(p.predictedMs - p.measuredMs) / p.measuredMs);
+  const fit: NetworkFit = {
+    network: net.ref,
+    grid,
+    grids: gridRecord,
+    scale,
+    fitConfigs: fitN,
+    holdout: {
+      n: points.length,
+      medianRelError: rel.length ? median(rel) : NaN,
+      maxRelError: rel.length ? Math.max(...rel) : NaN,
+      tableOnlyMedianRelError: held.length ? median(held.map((m) => Math.abs(m.sum - m.ms) / m.ms)) : NaN,
+      points,
+    },
+    measuredAt: new Date().toISOString(),
+  };
+  entry.fits = [...entry.fits.filter((f) => f.grid !== grid), fit];
+  writeTable(file, table);
+  return { predict: (w) => scale * sum(w), fit, file, key, timed: { layers: todo.length, endToEnd: measured.length } };
 }
