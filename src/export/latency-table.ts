@@ -265,8 +265,11 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** End-to-end timing as campaigns measure trials (`search --measure-latency onnxruntime`). */
-const END_TO_END = { repeats: 5, minRepeatMs: 50, warmup: 2 };
+/**
+ * End-to-end timing for the fit: the fastest of more, shorter repeats than a campaign's trial measurement takes, the
+ * same statistic as the layers', so that other processes' load reaches neither side of the fit.
+ */
+const END_TO_END = { repeats: 15, minRepeatMs: 15, warmup: 2 };
 const LAYER = { repeats: 15, minRepeatMs: 2, warmup: 3 };
 
 /**
@@ -325,7 +328,7 @@ export async function buildLatencyModel(loaded: LoadedSpace, opts: BuildOptions 
   }
   log(`measuring ${sample.configs.length} configuration(s) end to end: ${fitN} to fit, ${sample.configs.length - fitN} held out`);
   const measured: { widths: WidthConfig; ms: number; sum: number }[] = [];
-  for (const c of sample.configs) measured.push({ widths: c.widths, ms: await latencyAtWidths(net, c.widths, 1, { batch: 1, ...END_TO_END }), sum: sum(c.widths) });
+  for (const c of sample.configs) measured.push({ widths: c.widths, ms: await latencyAtWidths(net, c.widths, 1, { batch: 1, ...END_TO_END }, 'min'), sum: sum(c.widths) });
   // Fit and held-out configurations alternate, so a change in the machine's load hits both alike.
   const order = measured.map((_, i) => i).sort((a, b) => (a % 2) - (b % 2) || a - b);
   const train = order.slice(0, fitN).map((i) => measured[i]);
