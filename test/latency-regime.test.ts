@@ -111,17 +111,18 @@ test('sample and search sample against the cached table; search measures every t
 });
 
 test('bad latency regimes and an unloadable onnxruntime-node: one line naming the field or file, exit 2, nothing written', () => {
-  const cases: [unknown, RegExp][] = [
-    [{ ms: { min: 2, max: 1 }, target: 'onnxruntime-cpu' }, /bad\.json: regime\.latency\.ms: min must not exceed max/],
-    [{ ms: { max: 1 }, target: 'tensorrt' }, /bad\.json: regime\.latency\.target: /],
-  ];
   const fresh = join(dir, 'never.json');
-  for (const [latency, message] of cases) {
-    const path = writeSpaceFile('bad.json', { ...SPACE, regime: { latency } });
-    const r = cli(latency === cases[0][0] ? ['latency-table', path, '--out', fresh] : ['sample', path, '-n', '2', '--latency-table', fresh]);
-    assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, message);
-    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  const r0 = cli(['latency-table', writeSpaceFile('bad.json', { ...SPACE, regime: { latency: { ms: { min: 2, max: 1 }, target: 'onnxruntime-cpu' } } }), '--out', fresh]);
+  assert.equal(r0.status, 2, r0.stderr);
+  assert.match(r0.stderr, /^prunespace: \S*bad\.json: regime\.latency\.ms: min must not exceed max\n$/);
+  const cases: [unknown, RegExp][] = [
+    [{ latency: { ms: { max: 1 }, target: 'tensorrt' } }, /^b\.json: regime\.latency\.target: /],
+    [{ latency: { ms: { max: 1 }, target: 'onnxruntime-cpu', batch: 8 } }, /^b\.json: regime\.latency\.batch: /],
+    [{ latency: { ms: {}, target: 'onnxruntime-cpu' } }, /^b\.json: regime\.latency\.ms: give min, max or both/],
+    [{}, /^b\.json: regime\.flops: give a flops window, a latency window, or both/],
+  ];
+  for (const [regime, message] of cases) {
+    assert.throws(() => parseSpace({ ...SPACE, regime }, 'b.json'), (e: unknown) => e instanceof UserError && message.test(e.message), JSON.stringify(regime));
   }
   const noRegime = cli(['latency-table', writeSpaceFile('flops.json', { ...SPACE, regime: { flops: { max: 0.5 } } }), '--out', fresh]);
   assert.equal(noRegime.status, 2);
