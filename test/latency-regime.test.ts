@@ -84,7 +84,7 @@ test('the sampler accepts only configurations whose predicted latency lies in th
   assert.throws(() => sampleSpace(compileSpace(parseSpace(windowed, 'w.json')), 5, 1), (e: unknown) => e instanceof UserError && /w\.json: regime\.latency needs a latency predictor/.test(e.message));
 });
 
-test('sample and search sample against the cached table; search measures every trial; refine keeps the latency regime', () => {
+test('sample, search and a refined round sample against the cached table; every trial is measured; refine keeps the latency regime', () => {
   const lowPredicted = model.fit.holdout.points.map((p) => p.predictedMs).sort((a, b) => a - b);
   const max = lowPredicted[lowPredicted.length - 2];
   const path = writeSpaceFile('windowed.json', { ...SPACE, regime: { latency: { ms: { max }, target: 'onnxruntime-cpu', batch: 1 } } });
@@ -113,6 +113,14 @@ test('sample and search sample against the cached table; search measures every t
   for (const t of samples) assert.ok(model.predict(t.widths) <= max);
   const reference = ts.find((t) => t.role === 'reference')!;
   assert.ok(model.predict(reference.widths) <= max);
+
+  // A refined round samples the child against the same table, read back from the file the campaign recorded.
+  const more = cli(['resume', run, '--rounds', '2', '--round-samples', '2']);
+  assert.equal(more.status, 0, more.stderr);
+  assert.doesNotMatch(more.stderr, /timing \d+ layer|measuring 12 configuration/);
+  const round1 = trials(run).filter((t) => t.round === 1);
+  assert.equal(round1.length, 2);
+  for (const t of round1) assert.ok(model.predict(t.widths) <= max && typeof t.latencyMs === 'number', JSON.stringify(t));
 
   const child = join(dir, 'child.json');
   const ref = cli(['refine', run, '--out', child]);
