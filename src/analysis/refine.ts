@@ -434,7 +434,8 @@ export function decideRules(
 /** Whether a space can yield configurations at all (its regime reachable, some draw accepted). */
 function sampleable(loaded: LoadedSpace, seed: number): string | null {
   try {
-    sampleSpace(compileSpace(loaded), 5, seed, { maxAttempts: 200_000 });
+    // A latency window is carried into the child unchanged; the check is on the width ranges and the FLOPs regime.
+    sampleSpace(compileSpace(loaded), 5, seed, { maxAttempts: 200_000, ignoreLatency: true });
     return null;
   } catch (e) {
     if (e instanceof UserError) return e.message;
@@ -492,7 +493,7 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
 
 /** Share of parent samples the child contains. */
 export function keptShare(parent: CompiledSpace, child: CompiledSpace, samples: number, seed: number): { share: number; samples: number } {
-  const { configs } = sampleSpace(parent, samples, seed);
+  const { configs } = sampleSpace(parent, samples, seed, { ignoreLatency: true });
   const kept = configs.filter((c) => child.contains(c.widths as WidthConfig)).length;
   return { share: configs.length ? kept / configs.length : 0, samples: configs.length };
 }

@@ -1,7 +1,7 @@
 /** Setting up a campaign: validate the space, sample round 0, and store it, or recognise the same campaign again. */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { compileSpace } from '../space/compile.js';
+import { compileSpace, type LatencyPredictor } from '../space/compile.js';
 import { loadSpace } from '../space/load.js';
 import { uniformReference } from '../space/uniform.js';
 import type { TrainSettings } from '../training/types.js';
@@ -38,6 +38,10 @@ export interface SearchRequest {
   /** Multi-fidelity rungs and finalists (absent: flat). */
   rungs?: RungsPlan;
   measureLatency?: CampaignConfig['measureLatency'];
+  /** The space's latency predictor, for a regime with a latency window (built by the caller, which can time). */
+  predictLatency?: LatencyPredictor;
+  /** What the campaign records of that predictor. */
+  latencyModel?: CampaignConfig['latencyModel'];
 }
 
 /** Reference seeds a campaign trains unless told otherwise (`search --reference-seeds`, a campaign file's reference.seeds). */
@@ -111,7 +115,7 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
   const dir = resolve(req.outDir);
   const referenceSeeds = req.referenceSeeds ?? 0;
   if (!Number.isInteger(referenceSeeds) || referenceSeeds < 0) throw new UserError(`--reference-seeds must be an integer >= 0, got ${referenceSeeds}`);
-  const compiled = compileSpace(loaded);
+  const compiled = compileSpace(loaded, { predictLatency: req.predictLatency });
   const init: CampaignInit = req.init ?? { mode: 'scratch' };
   if (req.rungs) checkRungs(req.rungs, req.settings, init);
   checkCampaignInit(init, compiled);
@@ -131,7 +135,9 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
     reference: { seeds: referenceSeeds } as ReferencePlan,
     init,
     ...(req.rungs ? { rungs: req.rungs } : {}),
-    ...(req.measureLatency ? { measureLatency: req.measureLatency } : {}),
+    // A latency regime is checked on measured latency: every trial is timed.
+    ...(req.measureLatency || compiled.latency ? { measureLatency: req.measureLatency ?? 'onnxruntime' } : {}),
+    ...(req.latencyModel ? { latencyModel: req.latencyModel } : {}),
   };
 
   if (isCampaignDir(dir)) {

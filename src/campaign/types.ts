@@ -130,6 +130,14 @@ export interface CampaignConfig {
   rungs?: RungsPlan;
   /** Measure every completed trial's batch-1 latency on this target (`search --measure-latency`). */
   measureLatency?: LatencyTarget;
+  /** The latency predictor the candidates were sampled against (spaces with regime.latency): its table file and held-out error. */
+  latencyModel?: {
+    table: string;
+    key: Record<string, unknown>;
+    scale: number;
+    fitConfigs: number;
+    holdout: { n: number; medianRelError: number; maxRelError: number };
+  };
 }
 
 /** Where trial latency is measured: ONNX Runtime's CPU execution provider, one intra-op thread. */

@@ -156,6 +156,8 @@ export interface SearchOptions extends Omit<TrainingFlags, 'epochs'>, DistillTri
   finalistSeeds?: number;
   /** Measure each completed trial's latency on this target (campaign files: launch.measureLatency). */
   measureLatency?: 'onnxruntime';
+  /** regime.latency: the latency table file (`--latency-table`; default the cache file). */
+  latencyTable?: string;
 }
 
 /** The campaign's rungs plan from the rungs flags (or a campaign file's rungs section); absent for a flat campaign without finalists. */

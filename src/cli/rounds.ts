@@ -9,7 +9,7 @@ import { refineCampaign } from '../analysis/refine-campaign.js';
 import type { RefineRule } from '../analysis/refine.js';
 import type { RunOptions, RunSummary } from '../campaign/campaign.js';
 import { runRounds as runCampaignRounds, type RefineRound } from '../campaign/rounds.js';
-import { compileSpace } from '../space/compile.js';
+import { compileSpace, type LatencyPredictor } from '../space/compile.js';
 import { loadSpace } from '../space/load.js';
 
 export interface RoundsOptions {
@@ -18,6 +18,8 @@ export interface RoundsOptions {
   /** Candidates per refined round (default: the campaign's --samples). */
   samples?: number;
   rules?: readonly RefineRule[];
+  /** The network's latency predictor, for spaces with a latency window (a refined space keeps its parent's). */
+  predictLatency?: LatencyPredictor;
   log: (line: string) => void;
 }
 
@@ -49,7 +51,7 @@ function refineStep(opts: RoundsOptions): RefineRound {
     const refined = refineCampaign(c, { round, out, name: `${c.name}.r${next}`, rules: opts.rules, force: true });
     for (const rule of refined.outcomes) opts.log(`round ${next} rule ${rule.rule}: ${rule.applied ? 'applied' : 'skipped'}: ${rule.reason}`);
     opts.log(`round ${next} space ${out} keeps ~${pct(refined.kept.share)} of round ${round}'s space`);
-    return { space: refined.child, compiled: compileSpace(loadSpace(out)) };
+    return { space: refined.child, compiled: compileSpace(loadSpace(out), { predictLatency: opts.predictLatency }) };
   };
 }
 

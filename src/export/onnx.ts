@@ -256,6 +256,63 @@ export function buildOnnx(spec: NetSpec, widths: WidthConfig, weights: WeightSet
   });
 }
 
+/** One layer of a network at one shape, as the latency table times it (NCHW, batch 1, weights whose values do not matter). */
+export type LayerShape =
+  | { op: 'conv'; cin: number; cout: number; h: number; w: number; kernel: number; stride: number; pad: 'same' | 'valid'; depthwise: boolean }
+  | { op: 'maxpool'; c: number; h: number; w: number; size: number; stride: number; pad: 'same' | 'valid' }
+  | { op: 'gap'; c: number; h: number; w: number }
+  | { op: 'add'; c: number; h: number; w: number }
+  | { op: 'linear'; fin: number; units: number };
+
+/** The input dims a single-layer model takes (batch first). */
+export function layerInputDims(layer: LayerShape): number[] {
+  if (layer.op === 'linear') return [1, layer.fin];
+  return [1, layer.op === 'conv' ? layer.cin : layer.c, layer.h, layer.w];
+}
+
+/**
+ * A model of one layer as buildOnnx writes it inside a network (a conv with its folded bias and the ReLU ORT fuses
+ * into it; a residual add with its ReLU), input 'x', for timing the layer by itself.
+ */
+export function buildLayerOnnx(layer: LayerShape, opset = OPSET_DEFAULT): O.ModelProto {
+  const g = new GraphWriter();
+  const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 997) / 997 - 0.5);
+  let y: string;
+  switch (layer.op) {
+    case 'conv': {
+      const cinPerGroup = layer.depthwise ? 1 : layer.cin;
+      const dims = [layer.cout, cinPerGroup, layer.kernel, layer.kernel];
+      const attrs = [ints('kernel_shape', [layer.kernel, layer.kernel]), ints('strides', [layer.stride, layer.stride]), ints('pads', padsFor([layer.h, layer.w, layer.cin], layer.kernel, layer.stride, layer.pad))];
+      if (layer.depthwise) attrs.push(int('group', layer.cout));
+      y = g.op('Conv', ['x', g.float('w', dims, fill(dims.reduce((a, b) => a * b, 1))), g.float('b', [layer.cout], fill(layer.cout))], 'conv', attrs);
+      y = g.op('Relu', [y], 'relu');
+      break;
+    }
+    case 'maxpool':
+      y = g.op('MaxPool', ['x'], 'pool', [ints('kernel_shape', [layer.size, layer.size]), ints('strides', [layer.stride, layer.stride]), ints('pads', padsFor([layer.h, layer.w, layer.c], layer.size, layer.stride, layer.pad))]);
+      break;
+    case 'gap':
+      y = g.op('GlobalAveragePool', ['x'], 'gap');
+      break;
+    case 'add':
+      // The second operand is a graph constant so the one input is all the timing feeds; the add still reads both.
+      y = g.op('Relu', [g.op('Add', ['x', g.float('other', [1, layer.c, layer.h, layer.w], fill(layer.c * layer.h * layer.w))], 'add')], 'relu');
+      break;
+    case 'linear':
+      y = g.op('Gemm', ['x', g.float('w', [layer.fin, layer.units], fill(layer.fin * layer.units)), g.float('b', [layer.units], fill(layer.units))], 'gemm');
+      break;
+  }
+  g.nodes.push({ opType: 'Identity', input: [y], output: ['y'], name: 'y' });
+  const tensor = (dims: number[]): O.ITypeProto => ({ tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } });
+  return onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'prunespace',
+    producerVersion: 'latency-table',
+    opsetImport: [{ domain: '', version: opset }],
+    graph: { name: layer.op, node: g.nodes, initializer: g.inits, input: [{ name: 'x', type: tensor(layerInputDims(layer)) }], output: [{ name: 'y', type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }] },
+  });
+}
+
 export function encodeOnnx(model: O.ModelProto): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }

@@ -5,7 +5,18 @@ import { baseWidths } from '../nets/resolve.js';
 import type { ChannelGroup, NetSpec, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
 import type { LoadedSpace } from './load.js';
-import type { SamplerSpec, Selection, SpaceFile } from './schema.js';
+import type { LatencyRegime, SamplerSpec, Selection, SpaceFile } from './schema.js';
+
+/**
+ * Predicted batch-1 milliseconds of the network at some widths on the regime's target. The space layer cannot time
+ * anything itself: the layer above builds the predictor (a per-layer latency table) and hands it in.
+ */
+export type LatencyPredictor = (widths: WidthConfig) => number;
+
+export interface CompileOptions {
+  /** Needed to sample a space whose regime has a latency window. */
+  predictLatency?: LatencyPredictor;
+}
 
 export interface GroupChoices {
   group: ChannelGroup;
@@ -28,9 +39,15 @@ export interface CompiledSpace {
   flops: Bounds;
   params: Bounds;
   flopsPerParam: Bounds;
+  /** The regime's latency window in milliseconds and its target, when it states one. */
+  latency?: { ms: Bounds; target: LatencyRegime['target']; batch: number };
+  /** The predictor the latency window is checked against (absent: the window cannot be checked). */
+  predictLatency?: LatencyPredictor;
   complexity(widths: WidthConfig): Complexity;
-  /** Whether the widths satisfy the regime and the constraints (not the sampler ranges). */
+  /** Whether the widths satisfy the regime and the constraints (not the sampler ranges); the latency window is checked by `admitsLatency`. */
   admits(widths: WidthConfig, c?: Complexity): boolean;
+  /** Whether the predicted latency lies in the latency window (true when the regime states none). */
+  admitsLatency(ms: number): boolean;
   /** Whether the widths are a configuration this space could sample. */
   contains(widths: WidthConfig): boolean;
 }
@@ -71,7 +88,7 @@ function absoluteBounds(
   return { min: (window.min ?? 0) * scale, max: window.max === undefined ? Infinity : window.max * scale };
 }
 
-export function compileSpace(loaded: LoadedSpace): CompiledSpace {
+export function compileSpace(loaded: LoadedSpace, opts: CompileOptions = {}): CompiledSpace {
   const { file, net } = loaded;
   const where = loaded.path || file.name;
   const model = compileComplexity(net);
@@ -87,6 +104,8 @@ export function compileSpace(loaded: LoadedSpace): CompiledSpace {
   const params = absoluteBounds(file.regime.params, original.params);
   const ratio = file.regime.flopsPerParam;
   const flopsPerParam = { min: ratio?.min ?? 0, max: ratio?.max ?? Infinity };
+  const lat = file.regime.latency;
+  const latency = lat && { ms: { min: lat.ms.min ?? 0, max: lat.ms.max ?? Infinity }, target: lat.target, batch: lat.batch };
   const monotone = compileConstraints(file, net);
   const complexity = (w: WidthConfig) => model.evaluate(w);
   const admits = (w: WidthConfig, c = complexity(w)) =>
@@ -105,8 +124,11 @@ export function compileSpace(loaded: LoadedSpace): CompiledSpace {
     flops,
     params,
     flopsPerParam,
+    ...(latency ? { latency } : {}),
+    ...(opts.predictLatency ? { predictLatency: opts.predictLatency } : {}),
     complexity,
     admits,
+    admitsLatency: (ms) => !latency || (ms >= latency.ms.min && ms <= latency.ms.max),
     contains: (w) => w.length === choices.length && choices.every((c, i) => c.widths.includes(w[i])) && admits(w),
   };
 }

@@ -9,6 +9,8 @@ import type { Bounds, CompiledSpace, GroupChoices } from './compile.js';
 export interface SampledConfig {
   widths: WidthConfig;
   complexity: Complexity;
+  /** Predicted batch-1 milliseconds, for spaces with a latency window. */
+  predictedLatencyMs?: number;
 }
 
 export interface SampleResult {
@@ -25,6 +27,11 @@ export interface SampleOptions {
   maxAttempts?: number;
   /** Configurations (by widths) that must not be drawn again, e.g. those of earlier rounds. */
   exclude?: Iterable<WidthConfig>;
+  /**
+   * Sample without the latency window even though the regime states one (refine's estimates of how much of the
+   * width ranges a child keeps: the child keeps the parent's latency window unchanged).
+   */
+  ignoreLatency?: boolean;
 }
 
 function nearestIndex(sorted: number[], value: number): number {
@@ -76,6 +83,7 @@ function checkReachable(space: CompiledSpace): void {
 function describeRegime(space: CompiledSpace): string {
   const win = (b: Bounds, f: (x: number) => string) => `${f(b.min)}–${b.max === Infinity ? 'any' : f(b.max)}`;
   const parts = [`FLOPs ${win(space.flops, fmt)}`];
+  if (space.latency) parts.push(`predicted latency ${win(space.latency.ms, (x) => `${x}`)} ms`);
   if (space.loaded.file.regime.params) parts.push(`params ${win(space.params, fmt)}`);
   if (space.loaded.file.regime.flopsPerParam) parts.push(`FLOPs/param ${win(space.flopsPerParam, (x) => x.toFixed(1))}`);
   return parts.join(', ');
@@ -84,6 +92,11 @@ function describeRegime(space: CompiledSpace): string {
 export function sampleSpace(space: CompiledSpace, n: number, seed: number, opts: SampleOptions = {}): SampleResult {
   if (!Number.isInteger(n) || n < 1) throw new UserError(`number of samples must be a positive integer, got ${n}`);
   checkReachable(space);
+  const where = space.loaded.path || space.loaded.file.name;
+  const predict = space.latency && !opts.ignoreLatency ? space.predictLatency : undefined;
+  if (space.latency && !opts.ignoreLatency && !predict) {
+    throw new UserError(`${where}: regime.latency needs a latency predictor for ${space.latency.target}, which this command does not build`);
+  }
   const rng = makeRng(seed, `sample:${space.loaded.file.name}`);
   const maxAttempts = opts.maxAttempts ?? Math.max(200_000, 2000 * n);
   const seen = new Set<string>();
@@ -97,17 +110,19 @@ export function sampleSpace(space: CompiledSpace, n: number, seed: number, opts:
     for (let g = 0; g < widths.length; g++) widths[g] = drawWidth(space.choices[g], rng);
     const complexity = space.complexity(widths);
     if (!space.admits(widths, complexity)) continue;
+    const predictedLatencyMs = predict?.(widths);
+    if (predictedLatencyMs !== undefined && !space.admitsLatency(predictedLatencyMs)) continue;
     admitted++;
     const key = widths.join(',');
     if (seen.has(key)) continue;
     seen.add(key);
-    configs.push({ widths: widths.slice(), complexity });
+    configs.push({ widths: widths.slice(), complexity, ...(predictedLatencyMs !== undefined ? { predictedLatencyMs } : {}) });
   }
   const acceptanceRate = admitted / attempts;
   if (configs.length === 0) {
     const reach = reachable(space);
     throw new UserError(
-      `${space.loaded.path || space.loaded.file.name}: no configuration satisfied the regime and constraints in ${attempts} draws ` +
+      `${where}: no configuration satisfied the regime and constraints in ${attempts} draws ` +
         `(the space reaches FLOPs ${fmt(reach.flops.min)}–${fmt(reach.flops.max)}; the regime asks ` +
         `${describeRegime(space)})`,
     );

@@ -49,9 +49,26 @@ const window = z
   .refine((w) => w.min !== undefined || w.max !== undefined, { message: 'give min, max or both' })
   .refine((w) => w.min === undefined || w.max === undefined || w.min <= w.max, { message: 'min must not exceed max' });
 
+/** Latency targets a regime may name: ONNX Runtime's CPU execution provider, one intra-op thread. */
+export const latencyTargets = ['onnxruntime-cpu'] as const;
+
+/** Batch-1 latency in milliseconds on a target, predicted for sampling and measured for every trial. */
+export const latencyRegimeSchema = z
+  .object({
+    ms: z
+      .object({ min: z.number().nonnegative().optional(), max: z.number().positive().optional() })
+      .strict()
+      .refine((w) => w.min !== undefined || w.max !== undefined, { message: 'give min, max or both' })
+      .refine((w) => w.min === undefined || w.max === undefined || w.min <= w.max, { message: 'min must not exceed max' }),
+    target: z.enum(latencyTargets),
+    batch: z.literal(1).default(1),
+  })
+  .strict();
+
 export const regimeSchema = z
   .object({
-    flops: window,
+    /** Required unless a latency window is given. */
+    flops: window.optional(),
     params: window.optional(),
     /** FLOPs per parameter, absolute (e.g. 120 means 120 MACs per parameter). */
     flopsPerParam: z
@@ -59,8 +76,10 @@ export const regimeSchema = z
       .strict()
       .refine((w) => w.min !== undefined || w.max !== undefined, { message: 'give min, max or both' })
       .optional(),
+    latency: latencyRegimeSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.flops !== undefined || r.latency !== undefined, { message: 'give a flops window, a latency window, or both', path: ['flops'] });
 
 export const constraintSchema = z
   .object({
@@ -96,4 +115,5 @@ export type SpaceFileInput = z.input<typeof spaceSchema>;
 export type Selection = z.infer<typeof selectionSchema>;
 export type SamplerSpec = z.infer<typeof samplerSchema>;
 export type Regime = z.infer<typeof regimeSchema>;
+export type LatencyRegime = z.infer<typeof latencyRegimeSchema>;
 export type Constraint = z.infer<typeof constraintSchema>;

@@ -30,6 +30,8 @@ export function spaceQuanta(space: CompiledSpace): number[] {
 export function uniformReference(space: CompiledSpace): UniformReference | { reason: string } {
   const bases = baseWidths(space.net);
   const quanta = spaceQuanta(space);
+  const predict = space.latency ? space.predictLatency : undefined;
+  if (predict) return uniformInLatency(space, bases, quanta, predict);
   const widest = widestUniform(bases, (w) => space.complexity(w).flops, space.flops.max, quanta);
   if (!widest) return { reason: `even one quantum per group has more FLOPs than the regime's maximum (${fmt(space.flops.max)})` };
   if (widest.flops < space.flops.min) {
@@ -43,5 +45,30 @@ export function uniformReference(space: CompiledSpace): UniformReference | { rea
     widths: widest.widths,
     complexity: space.complexity(widest.widths),
     ...(widest.wider ? { wider: { keep: widest.wider.ratio, widths: widest.wider.widths, flops: widest.wider.flops } } : {}),
+  };
+}
+
+/**
+ * With a latency window, the widest uniform configuration inside both windows: FLOPs and predicted latency both grow
+ * with the keep ratio, so the larger of the two shares of their maxima is what must stay at most 1.
+ */
+function uniformInLatency(space: CompiledSpace, bases: number[], quanta: number[], predict: (w: WidthConfig) => number): UniformReference | { reason: string } {
+  const ms = space.latency!.ms;
+  const share = (w: WidthConfig) => Math.max(space.complexity(w).flops / space.flops.max, predict(w) / ms.max);
+  const widest = widestUniform(bases, share, 1, quanta);
+  if (!widest) return { reason: `even one quantum per group exceeds the regime's FLOPs or latency maximum` };
+  const complexity = space.complexity(widest.widths);
+  const latency = predict(widest.widths);
+  if (complexity.flops < space.flops.min || latency < ms.min) {
+    return {
+      reason: `no uniform keep ratio lands inside the regime: keep ${widest.ratio.toFixed(4)} gives FLOPs ${fmt(complexity.flops)} ` +
+        `and a predicted ${latency.toFixed(3)} ms (window ${ms.min}–${ms.max === Infinity ? 'any' : ms.max} ms)`,
+    };
+  }
+  return {
+    keep: widest.ratio,
+    widths: widest.widths,
+    complexity,
+    ...(widest.wider ? { wider: { keep: widest.wider.ratio, widths: widest.wider.widths, flops: space.complexity(widest.wider.widths).flops } } : {}),
   };
 }

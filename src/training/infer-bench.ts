@@ -36,8 +36,10 @@ export type TimedForward = (x: Float32Array, size: number) => Promise<unknown>;
 export type TimedPasses = (count: number, size: number) => Promise<number>;
 
 /** Median and quartiles of repeats, each the mean milliseconds per pass over a run of passes. */
-interface RepeatTimes {
+export interface RepeatTimes {
   median: number;
+  /** The fastest repeat: the least disturbed by other processes, for timing tiny layers on a shared machine. */
+  min: number;
   quartiles: [number, number];
 }
 
@@ -72,7 +74,8 @@ export function randomBatch(spec: NetSpec, size: number): Float32Array {
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
-async function repeatMs(passes: TimedPasses, size: number, o: InferOptions): Promise<RepeatTimes> {
+/** Milliseconds per forward pass: warm-up, calibrated passes per repeat, median, fastest and quartiles over repeats. */
+export async function repeatMs(passes: TimedPasses, size: number, o: InferOptions): Promise<RepeatTimes> {
   if (o.warmup > 0) await passes(o.warmup, size);
   // Calibrate: enough passes per repeat that timer resolution and scheduling noise stay small.
   const one = Math.max(await passes(1, size), 1e-3);
@@ -80,7 +83,7 @@ async function repeatMs(passes: TimedPasses, size: number, o: InferOptions): Pro
   const times: number[] = [];
   for (let r = 0; r < o.repeats; r++) times.push((await passes(iters, size)) / iters);
   times.sort((a, b) => a - b);
-  return { median: quantile(times, 0.5), quartiles: [quantile(times, 0.25), quantile(times, 0.75)] };
+  return { median: quantile(times, 0.5), min: times[0], quartiles: [quantile(times, 0.25), quantile(times, 0.75)] };
 }
 
 /** Times passes of a saved model: batch-1 latency, then throughput at o.batch. */
@@ -100,16 +103,20 @@ export async function timePasses(dir: string, spec: NetSpec, widths: number[], p
   };
 }
 
-/** Times a forward function of a saved model in this process: batch-1 latency, then throughput at o.batch. */
-export async function timeForward(dir: string, spec: NetSpec, widths: number[], forward: TimedForward, o: InferOptions): Promise<InferTiming> {
-  const inputs = new Map([1, o.batch].map((size) => [size, randomBatch(spec, size)]));
-  const passes: TimedPasses = async (count, size) => {
-    const x = inputs.get(size)!;
+/** Passes of a forward function in this process, timed around the loop; `input` gives the batch of each size. */
+export function forwardPasses(forward: TimedForward, input: (size: number) => Float32Array): TimedPasses {
+  return async (count, size) => {
+    const x = input(size);
     const start = performance.now();
     for (let i = 0; i < count; i++) await forward(x, size);
     return performance.now() - start;
   };
-  return timePasses(dir, spec, widths, passes, o);
+}
+
+/** Times a forward function of a saved model in this process: batch-1 latency, then throughput at o.batch. */
+export async function timeForward(dir: string, spec: NetSpec, widths: number[], forward: TimedForward, o: InferOptions): Promise<InferTiming> {
+  const inputs = new Map([1, o.batch].map((size) => [size, randomBatch(spec, size)]));
+  return timePasses(dir, spec, widths, forwardPasses(forward, (size) => inputs.get(size)!), o);
 }
 
 /** Times one saved model on the engine. Its weights are loaded, so the work is that of the real model. */

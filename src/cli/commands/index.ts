@@ -4,6 +4,7 @@ import { registerBenchInfer } from './bench-infer.js';
 import { registerComplexity } from './complexity.js';
 import { registerDistill } from './distill.js';
 import { registerExport } from './export.js';
+import { registerLatencyTable } from './latency-table.js';
 import { registerPrune } from './prune.js';
 import { registerSample } from './sample.js';
 import { registerRefine } from './refine.js';
@@ -29,5 +30,6 @@ export function registerCommands(program: Command): void {
   registerPrune(program);
   registerBenchInfer(program);
   registerExport(program);
+  registerLatencyTable(program);
   registerServe(program);
 }

@@ -4,6 +4,8 @@ import { resolve } from 'node:path';
 import { isCampaignDir, openCampaign } from '../../campaign/store.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
+import { parseSpace } from '../../space/load.js';
+import { latencyModelFor } from '../latency.js';
 import { runRounds } from '../rounds.js';
 import { addPoolFlags, checkQueueFlag, poolOptions, reportSummary, roundsOptions, type PoolFlags } from './search.js';
 
@@ -21,6 +23,10 @@ export function registerResume(program: Command): void {
     const reader = openCampaign(run, { readonly: true });
     const config = reader.config();
     reader.close();
-    reportSummary(await runRounds(resolve(run), poolOptions(flags), roundsOptions(config, flags.rounds, flags.roundSamples)));
+    // Refined rounds of a latency regime sample against the same table (read from the file the campaign recorded).
+    const log = (line: string) => process.stderr.write(`prunespace: ${line}\n`);
+    const latency = await latencyModelFor(parseSpace(config.space, config.spacePath), { file: config.latencyModel?.table, log });
+    const rounds = { ...roundsOptions(config, flags.rounds, flags.roundSamples), ...(latency ? { predictLatency: latency.predict } : {}) };
+    reportSummary(await runRounds(resolve(run), poolOptions(flags), rounds));
   });
 }

@@ -6,6 +6,7 @@ import { loadSpace } from '../../space/load.js';
 import { sampleSpace } from '../../space/sampler.js';
 import { UserError } from '../../util/errors.js';
 import { formatCount } from '../../util/format.js';
+import { latencyModelFor } from '../latency.js';
 import { intFlag } from '../parse.js';
 
 interface Options {
@@ -15,6 +16,7 @@ interface Options {
   csv?: boolean;
   maxDraws?: number;
   maxAttempts?: number;
+  latencyTable?: string;
 }
 
 export function registerSample(program: Command): void {
@@ -29,12 +31,15 @@ export function registerSample(program: Command): void {
     .addOption(new Option('--max-attempts <k>').hideHelp())
     .option('--json', 'print JSON')
     .option('--csv', 'print CSV, one column per group')
-    .action((path: string, opts: Options) => {
+    .option('--latency-table <file>', 'regime.latency: the latency table file (default ~/.cache/prunespace/latency-tables.json; built where missing, see latency-table)')
+    .action(async (path: string, opts: Options) => {
       if (opts.json && opts.csv) throw new UserError('give either --json or --csv, not both');
       if (opts.maxAttempts !== undefined) {
         throw new UserError('sample: --max-attempts is now --max-draws (the bound on sampler draws); --max-attempts is search\'s attempts per trial');
       }
-      const space = compileSpace(loadSpace(path));
+      const loaded = loadSpace(path);
+      const latency = await latencyModelFor(loaded, { file: opts.latencyTable, log: (line) => process.stderr.write(`prunespace: ${line}\n`) });
+      const space = compileSpace(loaded, { predictLatency: latency?.predict });
       const result = sampleSpace(space, opts.n, opts.seed, { maxAttempts: opts.maxDraws });
       const groups = space.net.groups;
       const rate = `${(100 * result.acceptanceRate).toFixed(2)}%`;
@@ -44,16 +49,21 @@ export function registerSample(program: Command): void {
         index: i,
         ...c.complexity,
         flopsFraction: c.complexity.flops / space.original.flops,
+        ...(c.predictedLatencyMs !== undefined ? { predictedLatencyMs: c.predictedLatencyMs } : {}),
         widths: c.widths,
       }));
       if (opts.json) {
-        const out = { space: space.loaded.file.name, seed: opts.seed, attempts: result.attempts, acceptanceRate: result.acceptanceRate };
+        const out = {
+          space: space.loaded.file.name, seed: opts.seed, attempts: result.attempts, acceptanceRate: result.acceptanceRate,
+          ...(latency ? { latencyTable: { file: latency.file, heldOutMedianRelError: latency.fit.holdout.medianRelError } } : {}),
+        };
         console.log(JSON.stringify({ ...out, groups: groups.map((g) => g.name), configs: rows }, null, 2));
         return;
       }
       if (opts.csv) {
-        const header = ['index', 'flops', 'params', 'activations', 'flops_fraction', ...groups.map((g) => g.name)];
-        const body = rows.map((r) => [r.index, r.flops, r.params, r.activations, r.flopsFraction.toFixed(6), ...r.widths]);
+        const ms = latency ? ['predicted_latency_ms'] : [];
+        const header = ['index', 'flops', 'params', 'activations', 'flops_fraction', ...ms, ...groups.map((g) => g.name)];
+        const body = rows.map((r) => [r.index, r.flops, r.params, r.activations, r.flopsFraction.toFixed(6), ...(latency ? [r.predictedLatencyMs!.toFixed(4)] : []), ...r.widths]);
         process.stdout.write(stringify([header, ...body]));
         process.stderr.write(`${summary}\n`);
         return;
@@ -62,7 +72,7 @@ export function registerSample(program: Command): void {
       for (const r of rows) {
         console.log(
           `${String(r.index).padStart(4)}  FLOPs ${formatCount(r.flops).padStart(8)} (${(100 * r.flopsFraction).toFixed(1)}%)  ` +
-            `params ${formatCount(r.params).padStart(7)}  widths ${r.widths.join(',')}`,
+            `params ${formatCount(r.params).padStart(7)}  ${r.predictedLatencyMs !== undefined ? `predicted ${r.predictedLatencyMs.toFixed(3)} ms  ` : ''}widths ${r.widths.join(',')}`,
         );
       }
     });

@@ -12,6 +12,8 @@ import { addTrainingFlags, trainSettings } from '../training-flags.js';
 import { runRounds, type RoundsOptions } from '../rounds.js';
 import { campaignInit, checkAgainstStored, DEFAULT_CRITERION, DEFAULT_ETA, discardStoredCampaign, resolveSearch, rungsPlan, storeCampaign } from '../campaign-file.js';
 import { COMBINES, criterionNames } from '../../pruning/importance.js';
+import { loadSpace } from '../../space/load.js';
+import { describeFit, latencyModelFor, latencyRecord } from '../latency.js';
 
 
 export interface PoolFlags {
@@ -125,7 +127,8 @@ export function registerSearch(program: Command): void {
     .addOption(new Option('--rung-mode <mode>', '--rungs: sync (default: a rung is decided once all of it is in; deterministic) or async (ASHA: promote as soon as a candidate ranks in the top 1/eta of those done)').choices(['sync', 'async']))
     .option('--finalists <f>', 'retrain the top F candidates of the last rung from scratch at the final budget, with --finalist-seeds seeds each, as the uniform reference is (default 0)', intFlag('--finalists', { min: 0 }))
     .option('--finalist-seeds <k>', "--finalists: seeds per finalist, paired seed for seed with the reference's (default: --reference-seeds)", intFlag('--finalist-seeds', { min: 1 }))
-    .addOption(new Option('--measure-latency <target>', "time each completed trial's batch-1 inference (onnxruntime: CPU execution provider, 1 thread) after training; stored with the trial and shown in the report").choices(['onnxruntime']));
+    .addOption(new Option('--measure-latency <target>', "time each completed trial's batch-1 inference (onnxruntime: CPU execution provider, 1 thread) after training; stored with the trial and shown in the report (implied by a space's regime.latency)").choices(['onnxruntime']))
+    .option('--latency-table <file>', 'regime.latency: the latency table file (default ~/.cache/prunespace/latency-tables.json; built where missing, see latency-table)');
   addPoolFlags(cmd).action(async (spaceArg: string | undefined, given: Record<string, unknown>, command: Command) => {
     // A campaign file and the flags give one options object; flags typed on the command line win.
     const { spacePath, options: flags, campaign } = resolveSearch(spaceArg, given, command);
@@ -136,6 +139,9 @@ export function registerSearch(program: Command): void {
       throw new UserError(`--gpus needs a native engine (--backend torch or tensorflow, or auto where one is installed), not --backend ${flags.backend}`);
     }
     await checkQueueFlag(flags);
+    const log = (line: string) => process.stderr.write(`prunespace: ${line}\n`);
+    const latency = await latencyModelFor(loadSpace(spacePath), { file: flags.latencyTable, log });
+    if (latency) log(`sampling against the latency table ${latency.file}: ${describeFit(latency.fit)}`);
     const prepared = prepareCampaign({
       spacePath,
       outDir: flags.out,
@@ -150,6 +156,7 @@ export function registerSearch(program: Command): void {
       init,
       rungs,
       ...(flags.measureLatency ? { measureLatency: flags.measureLatency } : {}),
+      ...(latency ? { predictLatency: latency.predict, latencyModel: latencyRecord(latency) } : {}),
     });
     if (prepared.created) storeCampaign(prepared.dir, campaign);
     for (const note of prepared.notes) process.stderr.write(`prunespace: ${note}\n`);
@@ -160,7 +167,7 @@ export function registerSearch(program: Command): void {
       );
     }
     try {
-      const rounds = { ...roundsOptions(prepared.config), ...(flags.rules ? { rules: flags.rules } : {}) };
+      const rounds = { ...roundsOptions(prepared.config), ...(flags.rules ? { rules: flags.rules } : {}), ...(latency ? { predictLatency: latency.predict } : {}) };
       reportSummary(await runRounds(prepared.dir, poolOptions(flags), rounds));
     } catch (e) {
       // The input failed the first trial (e.g. missing data files): leave no half-born campaign in the way of a retry.
