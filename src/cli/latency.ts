@@ -2,7 +2,7 @@
 import type { BuildOptions, LatencyModel, NetworkFit } from '../export/latency-table.js';
 import type { CampaignConfig } from '../campaign/types.js';
 import type { LoadedSpace } from '../space/load.js';
-import { UserError } from '../util/errors.js';
+import { requireOrt } from './ort.js';
 
 export interface LatencyTableFlags {
   latencyTable?: string;
@@ -11,11 +11,7 @@ export interface LatencyTableFlags {
 
 /** ONNX Runtime is loaded only for spaces that need it; when it cannot be, one line says why and names the space. */
 async function latencyTables(where: string): Promise<typeof import('../export/latency-table.js')> {
-  try {
-    await import('onnxruntime-node');
-  } catch (e) {
-    throw new UserError(`${where}: regime.latency needs onnxruntime-node, which cannot be loaded (${(e as Error).message.split('\n')[0]})`);
-  }
+  await requireOrt(`${where}: regime.latency`);
   return import('../export/latency-table.js');
 }
 

@@ -1,12 +1,12 @@
 /** `prunespace bench-infer`: inference latency and throughput of saved models on one engine, against the first model. */
 import { Option, type Command } from 'commander';
 import { benchBrowser, browserModel, chromiumPath, type BrowserInfo } from '../../export/browser-bench.js';
-import { benchOrt, ortDescription } from '../../export/ort-bench.js';
 import { selectEngine } from '../../training/engines/select.js';
 import { benchInfer, readSaved, type InferOptions, type InferTiming } from '../../training/infer-bench.js';
 import type { TrainSettings } from '../../training/types.js';
 import { UserError } from '../../util/errors.js';
 import { formatCount } from '../../util/format.js';
+import { requireOrt } from '../ort.js';
 import { intFlag, numberFlag } from '../parse.js';
 import { ENGINE_CHOICES } from '../../training/engine-names.js';
 
@@ -24,6 +24,8 @@ function engineList(value: string): EngineName[] {
 async function timeOn(name: EngineName, dirs: string[], threads: number | undefined, o: InferOptions, say: (l: string) => void): Promise<{ engine: string; rows: InferTiming[] }> {
   const rows: InferTiming[] = [];
   if (name === 'onnxruntime') {
+    await requireOrt('--engine onnxruntime');
+    const { benchOrt, ortDescription } = await import('../../export/ort-bench.js');
     say(`engine: ${ortDescription(threads ?? 1)}`);
     for (const d of dirs) rows.push(await benchOrt(d, threads ?? 1, o));
     return { engine: 'onnxruntime', rows };
