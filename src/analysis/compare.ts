@@ -88,8 +88,8 @@ export interface RoundComparison {
 /**
  * A refined round against its parent at equal budget: is the child better? Min and mean summarise; the decision is
  * the one-sided EDF gap D+ (child above parent: more of the child's candidates at every error level or below) with a
- * seeded permutation p-value, which asks only the direction that matters. D+ is discrete, so the permutation test sits
- * a little below its level; test/campaign-rounds.test.ts measures the rate on noise and the power on a planted shift.
+ * seeded permutation p-value, which asks only the direction that matters; test/campaign-rounds.test.ts measures its
+ * rate on noise and its power on a planted shift.
  */
 export function compareRounds(
   parent: readonly number[],
@@ -101,12 +101,22 @@ export function compareRounds(
   const seed = options.seed ?? 0;
   const alpha = options.alpha ?? ROUND_ALPHA;
   const two = permutationTest(parent, child, (a, b) => ksDistance(a, b), { permutations, seed });
-  const one = permutationTest(parent, child, (a, b) => edfLead(b, a), { permutations, seed: `${seed}/lead` });
+  // D+ takes few values (multiples of 1/(n_parent n_child) at most), so many shuffles tie with the observed gap and the
+  // test would sit well below its level (3% at 5% for 48 against 24). Ties are broken by the mean gap, squeezed below
+  // the spacing of D+'s values, so the order of distinct D+ values is kept and the statistic is nearly continuous.
+  const pooled = [...parent, ...child];
+  const m = pooled.reduce((x, y) => x + y, 0) / pooled.length;
+  const scale = Math.sqrt(pooled.reduce((x, y) => x + (y - m) ** 2, 0) / pooled.length) || 1;
+  const meanOf = (xs: readonly number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const tieBreak = 0.5 / (parent.length * child.length + 1);
+  const statistic = (a: readonly number[], b: readonly number[]) => edfLead(b, a) + tieBreak * (0.5 + 0.5 * Math.tanh((meanOf(a) - meanOf(b)) / scale));
+  const one = permutationTest(parent, child, statistic, { permutations, seed: `${seed}/lead` });
+  const lead = edfLead(child, parent);
   const better = one.p <= alpha;
-  const gap = `its error EDF lies up to ${one.observed.toFixed(3)} above the parent's (one-sided permutation p = ${one.p.toFixed(3)})`;
+  const gap = `its error EDF lies up to ${lead.toFixed(3)} above the parent's (one-sided permutation p = ${one.p.toFixed(3)})`;
   const text = better ? `the child round is better than its parent: ${gap}` : `no evidence that the child round is better than its parent at ${Math.round(100 * alpha)}%: ${gap}`;
   return {
-    parent: summarize(parent), child: summarize(child), ks: two.observed, pValue: two.p, lead: one.observed, leadPValue: one.p,
+    parent: summarize(parent), child: summarize(child), ks: two.observed, pValue: two.p, lead, leadPValue: one.p,
     permutations, alpha, better, text,
   };
 }
