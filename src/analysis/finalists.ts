@@ -149,6 +149,8 @@ export function finalistsDecision(finalists: readonly FinalistInput[], reference
 }
 
 const points = (x: number) => `${(100 * Math.abs(x)).toFixed(2)} points`;
+/** A p-value as printed: three decimals, or "< 0.001". */
+export const pValueText = (p: number) => (p < 0.001 ? '< 0.001' : p.toFixed(3));
 const signed = (x: number) => `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`;
 
 /** How the seeds were compared, in words. */
@@ -171,7 +173,7 @@ export function finalistsText(d: FinalistsDecision, referenceSeeds: number): str
       : `not enough finalist seeds yet: each finalist needs at least 2 finished re-seeded runs (paired) to measure seed noise`;
   }
   const t = lead!.test!;
-  const how = `${methodText(t, lead!.seeds.length, referenceSeeds)}, p = ${t.p.toFixed(3)}, Holm-adjusted ${lead!.adjusted!.toFixed(3)}, ${family}`;
+  const how = `${methodText(t, lead!.seeds.length, referenceSeeds)}, p ${t.p < 0.001 ? '' : '= '}${pValueText(t.p)}, Holm-adjusted ${pValueText(lead!.adjusted!)}, ${family}`;
   const name = `finalist #${lead!.rank} (trial ${lead!.candidate})`;
   if (d.verdict === 'better') return `${name} beats the uniform reference by ${points(t.difference)} (${how})${pending}`;
   if (d.verdict === 'noise') {

@@ -4,6 +4,7 @@ import type { CampaignAnalysis } from '../analyse.js';
 import { finalistsRuleText, finalistsTable, verdictRuleText, type ReferenceComparison } from '../reference.js';
 import type { ComparedPopulation, RoundComparison } from '../compare.js';
 import { escapeHtml as esc } from './escape.js';
+import { pValueText } from '../finalists.js';
 import type { Row } from './charts.js';
 
 export const pct = (x: number | null | undefined, digits = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`);
@@ -118,7 +119,7 @@ export function finalistsHtml(r: ReferenceComparison): string {
     row.params === null ? '–' : formatCount(row.params), row.widths?.join(',') ?? '–', ...row.errors.map((e) => pct(e)),
     row.mean === null ? '–' : `${pct(row.mean)}${row.sd !== null ? ` ± ${pct(row.sd)}` : ''}`,
     row.difference === null ? '–' : `${points(row.difference)} [${points(row.interval![0])}, ${points(row.interval![1])}]`,
-    row.p === null ? '–' : row.p.toFixed(3), row.adjusted === null ? '–' : row.adjusted.toFixed(3), row.method ?? '–',
+    row.p === null ? '–' : pValueText(row.p), row.adjusted === null ? '–' : pValueText(row.adjusted), row.method ?? '–',
   ]);
   const level = Math.round(100 * (1 - 2 * r.alpha));
   return `<h3>Finalists, re-seeded</h3>

@@ -1,5 +1,6 @@
 /** `prunespace status`: summarise a campaign from its store, also while a coordinator is writing it. */
 import type { Command } from 'commander';
+import { pValueText } from '../../analysis/finalists.js';
 import { compareWithReference, finalistsTable, type ReferenceComparison } from '../../analysis/reference.js';
 import { describeInit } from '../../analysis/campaign.js';
 import { populationTrials } from '../../analysis/population.js';
@@ -87,7 +88,7 @@ export function finalistLines(r: ReferenceComparison): string[] {
     const spread = row.mean === null ? '-' : `${pct(row.mean)}${row.sd !== null ? ` ± ${pct(row.sd)}` : ''}`;
     const head = row.role === 'reference' ? '  reference' : `  #${row.rank} trial ${row.candidate}`;
     const test = row.role === 'reference' ? '' : row.difference === null ? '  (too few seeds to test)'
-      : `  diff ${signedPoints(row.difference)} [${signedPoints(row.interval![0])}, ${signedPoints(row.interval![1])}] points  p ${row.p!.toFixed(3)} (Holm ${row.adjusted!.toFixed(3)}, ${row.method})`;
+      : `  diff ${signedPoints(row.difference)} [${signedPoints(row.interval![0])}, ${signedPoints(row.interval![1])}] points  p ${pValueText(row.p!)} (Holm ${pValueText(row.adjusted!)}, ${row.method})`;
     out.push(`${head}  flops ${row.flops !== null ? formatCount(row.flops) : '-'}  widths ${widthsText(row.widths)}  seeds ${seeds}  mean ${spread}${test}`);
   }
   return out;
