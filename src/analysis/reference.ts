@@ -145,9 +145,9 @@ export interface FinalistComparison extends FinalistTest {
   widths: number[];
   flops: number;
   params: number;
-  /** Re-seeded runs created for it, and the trial of each completed one (by position in `seeds`). */
+  /** Re-seeded runs created for it, and each completed one (in the order of `seeds`). */
   created: number;
-  trials: number[];
+  runs: Array<{ trial: number; seed: number | null; seedIndex: number | null; error: number; testError: number | null }>;
 }
 
 /** The finalists' verdict: each finalist's seeds against the reference's, family-wise over the F finalists. */
@@ -250,7 +250,7 @@ function compareFinalists(trials: readonly TrialLike[], reference: readonly Refe
     flops: inputs[i].mine[0].complexity.flops,
     params: inputs[i].mine[0].complexity.params,
     created: inputs[i].mine.length,
-    trials: inputs[i].finished.map((t) => t.index),
+    runs: inputs[i].finished.map((t) => ({ trial: t.index, seed: t.seed ?? null, seedIndex: t.seedIndex ?? null, error: t.valError!, testError: t.testError })),
   }));
   return { alpha, finalists, verdict: decision.verdict, text: finalistsText(decision, reference.length) };
 }

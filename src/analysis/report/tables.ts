@@ -104,7 +104,7 @@ export function referenceRows(r: ReferenceComparison): Row[] {
     ...r.seeds.map((s) => ({ role: 'reference', trial: s.index, seed: s.seed, val_error: s.error, test_error: s.testError, flops: r.flops, widths: r.widths?.join(' ') ?? null })),
     ...r.best.map((o) => ({ role: 'sample', trial: o.index, seed: null, val_error: o.error, test_error: o.testError, flops: o.flops, widths: o.widths.join(' ') })),
     ...(r.finalists?.finalists ?? []).flatMap((f) =>
-      f.seeds.map((s, i) => ({ role: 'finalist', trial: f.trials[i], seed: s.seedIndex, val_error: s.error, test_error: null, flops: f.flops, widths: f.widths.join(' ') }))),
+      f.runs.map((x) => ({ role: 'finalist', trial: x.trial, seed: x.seed, val_error: x.error, test_error: x.testError, flops: f.flops, widths: f.widths.join(' ') }))),
   ];
 }
 

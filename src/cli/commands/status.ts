@@ -106,7 +106,7 @@ function referenceJson(r: ReferenceComparison) {
           verdict: r.finalists.verdict, text: r.finalists.text, alpha: r.finalists.alpha,
           finalists: r.finalists.finalists.map((f) => ({
             rank: f.rank, candidate: f.candidate, widths: f.widths, flops: f.flops, params: f.params, created: f.created,
-            seeds: f.seeds.map((s, i) => ({ trial: f.trials[i], seedIndex: s.seedIndex, valError: s.error })),
+            seeds: f.runs.map((x) => ({ trial: x.trial, seed: x.seed, seedIndex: x.seedIndex, valError: x.error, testError: x.testError })),
             mean: f.mean, sd: f.sd, difference: f.test?.difference ?? null, interval: f.interval, method: f.test?.method ?? null,
             pairs: f.test?.pairs ?? null, df: f.test?.df ?? null, pValue: f.test?.p ?? null, adjusted: f.adjusted, better: f.better,
           })),
