@@ -83,7 +83,8 @@ export function seedDifference(finalist: readonly SeedError[], reference: readon
       method = 'unpaired';
     }
   }
-  if (!(se2 > 0)) return null;
+  // Errors equal up to float rounding measure no noise.
+  if (!(se2 > 1e-18 * Math.max(1, difference * difference))) return null;
   const se = Math.sqrt(se2);
   return { difference, se, df, pairs: np, method, p: studentLowerTail(difference / se, df) };
 }

@@ -124,7 +124,8 @@ export function referenceDecision(
   if (k < 2 || candidates.length === 0) return { verdict: 'insufficient', t: null, critical: null };
   const mean = seeds.reduce((a, b) => a + b, 0) / k;
   const sd = Math.sqrt(seeds.reduce((a, x) => a + (x - mean) ** 2, 0) / (k - 1));
-  if (!(sd > 0)) return { verdict: 'insufficient', t: null, critical: null };
+  // Seeds equal up to float rounding (a small validation set gives discrete errors) measure no noise either.
+  if (!(sd > 1e-9 * Math.max(1, Math.abs(mean)))) return { verdict: 'insufficient', t: null, critical: null };
   const b = Math.min(...candidates);
   const t = (mean - b) / sd;
   const critical = criticalValue(Math.max(n, candidates.length), k, alpha);
