@@ -91,7 +91,7 @@ export async function writeSyntheticStore(dir: string, c: SyntheticCampaign, fin
   writeFileSync(join(dir, 'space-r0.json'), JSON.stringify(c.config.space, null, 2));
   const config = { ...c.config, groups: [], maxAttempts: 2 } as CampaignConfig;
   const round = { round: 0, spaceFile: 'space-r0.json', space: c.config.space, samples: c.trials.length, sampleSeed: c.config.seed, sampleAttempts: c.trials.length, acceptanceRate: 1, createdAt: c.config.createdAt };
-  const store = createCampaignStore(dir, config, round, c.trials.map((t) => ({ index: t.index, widths: t.widths, seed: t.seed, complexity: t.complexity, role: t.role })));
+  const store = createCampaignStore(dir, config, round, c.trials.map((t) => ({ index: t.index, widths: t.widths, seed: t.seed, complexity: t.complexity, role: t.role, finalistOf: t.finalistOf, seedIndex: t.seedIndex })));
   for (const t of c.trials.slice(0, finished)) {
     const attempt = store.start(t.index, { worker: 'w0', leaseMs: 60_000, maxAttempts: 2 });
     store.finish(

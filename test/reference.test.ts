@@ -310,3 +310,65 @@ test('status reads a synthetic store with reference trials written through the s
   assert.match(st.stdout, /^verdict: the best candidate beats the uniform reference beyond noise/m);
   assert.match(st.stdout, /failed #\d+ \(reference\)/);
 });
+
+/** Rung-0 errors z and top-rung errors correlated with them (the same run continued), promoted as successive halving does. */
+function rungCampaign(rng: () => number, n: number, keep: number, correlation: number): { rung0: number[]; top: number[] } {
+  const rung0 = normals(rng, n);
+  const final = rung0.map((z) => correlation * z + Math.sqrt(1 - correlation * correlation) * gaussian(rng));
+  const promoted = rung0.map((z, i) => [z, i] as const).sort((a, b) => a[0] - b[0]).slice(0, keep).map(([, i]) => i);
+  return { rung0, top: promoted.map((i) => final[i]) };
+}
+
+test('rung campaigns: the best-of-N rule takes N from rung 0, since the top rung was selected on correlated rung-0 errors', (t) => {
+  const sims = 4000;
+  const rng = makeRng(12, 'reference-rungs');
+  // 27 candidates, eta 3, 3 rungs: 3 reach the top. Under the null every final-budget error is a reference seed draw.
+  for (const correlation of [1, 0.7]) {
+    let right = 0;
+    let wrong = 0;
+    for (let i = 0; i < sims; i++) {
+      const c = rungCampaign(rng, 27, 3, correlation);
+      const seeds = normals(rng, 3);
+      if (referenceDecision(c.top, seeds, 0.05, 27).verdict === 'better') right++;
+      if (referenceDecision(c.top, seeds, 0.05, 3).verdict === 'better') wrong++;
+    }
+    const [lo, hi] = wilsonInterval(right, sims);
+    t.diagnostic(`rung null, correlation ${correlation}: N = 27 (rung 0) fired ${(100 * right / sims).toFixed(2)}% (Wilson 95% ${(100 * lo).toFixed(1)}-${(100 * hi).toFixed(1)}%); N = 3 (top rung) fired ${(100 * wrong / sims).toFixed(2)}%`);
+    assert.ok(lo <= 0.05, `N from rung 0 holds the level (correlation ${correlation})`);
+    if (correlation === 1) assert.ok(right / sims >= 0.035, 'exact when rung 0 ranks perfectly');
+    assert.ok(wrong / sims > 0.1, 'N = the top-rung count would fire far too often');
+  }
+});
+
+test('compareWithReference in a rung campaign compares top-rung errors, with N = the candidates of rung 0', () => {
+  const { trials } = syntheticCampaign({ n: 27 });
+  const done = trials.filter((x) => x.state === 'complete');
+  const ranked = [...done].sort((a, b) => a.valError! - b.valError!);
+  const rung = (x: TrialRecord, r: number, e: number) => ({ rung: r, epochs: r + 1, valError: e, testError: e, trainLoss: 0.3, images: 100 });
+  // Rung-0 errors are high (a short budget); the top three continue to rung 2, where their errors are the ones that count.
+  const staged = trials.map((x) => {
+    if (x.state !== 'complete') return x;
+    const place = ranked.indexOf(x);
+    const results = [rung(x, 0, x.valError! + 0.3)];
+    if (place < 9) results.push(rung(x, 1, x.valError! + 0.1));
+    if (place < 3) results.push(rung(x, 2, x.valError!));
+    return { ...x, rung: results.length - 1, rungResults: results, state: place < 3 ? ('complete' as const) : ('pruned' as const) };
+  });
+  const refs = [0.3, 0.31, 0.305].map((e, k) => ({ ...trials[0], index: 100 + k, role: 'reference' as const, seedIndex: k, rung: 2, state: 'complete' as const, valError: e, testError: e, rungResults: [rung(trials[0], 2, e)] }));
+  const r = compareWithReference([...staged, ...refs])!;
+  assert.equal(r.basis, 'top-rung');
+  assert.equal(r.topRung, 2);
+  assert.equal(r.candidates, done.length);
+  assert.equal(r.compared, 3);
+  assert.deepEqual(r.best.map((o) => [o.index, o.error]), ranked.slice(0, 3).map((x) => [x.index, x.valError]));
+  assert.equal(r.critical, criticalValue(done.length, 3));
+  assert.match(r.text, /the best candidate beats the uniform reference beyond noise: .* the best of 26 would reach/);
+  assert.equal(r.finalists, null);
+  // Before any candidate reaches the top rung there is nothing to compare.
+  const early = compareWithReference([...staged.map((x) => ({ ...x, rungResults: (x.rungResults ?? []).filter((y) => y.rung === 0) })), ...refs])!;
+  assert.equal(early.verdict, 'insufficient');
+  assert.match(early.text, /no candidate has reached the top rung \(rung 2\) yet/);
+  // A flat campaign is unchanged: every candidate at its own error.
+  const flat = compareWithReference(withReference(trials, [0.3, 0.31, 0.305]))!;
+  assert.deepEqual([flat.basis, flat.candidates, flat.compared], ['final', done.length, done.length]);
+});

@@ -113,3 +113,16 @@ export function ksDistance(
   for (const e of [...fa, ...fb].map((p) => p.error)) d = Math.max(d, Math.abs(edfAt(fa, e) - edfAt(fb, e)));
   return d;
 }
+
+/**
+ * One-sided KS distance D+: the largest amount by which a's EDF lies above b's (0 where it never does). A population
+ * whose errors are lower has its EDF above, so edfLead(child, parent) measures how far the child is better.
+ */
+export function edfLead(a: readonly number[], b: readonly number[]): number {
+  if (!a.length || !b.length) return NaN;
+  const fa = edf(a);
+  const fb = edf(b);
+  let d = 0;
+  for (const p of fa) d = Math.max(d, p.cumulative - edfAt(fb, p.error));
+  return d;
+}

@@ -12,9 +12,14 @@
  * If candidates have their own architecture effects and none of them is better than uniform in expectation, each
  * candidate's error is stochastically above a reference draw, so the best is too and the rule fires at most alpha of
  * the time: the identical-distribution null is the least favourable one. test/reference.test.ts measures the rate.
+ *
+ * A rung campaign compares its top-rung candidates at their top-rung error with N = every candidate of rung 0
+ * (bestOfNPool says why). A campaign with finalists decides on them instead (finalists.ts: re-seeded runs, no
+ * winner's curse, paired with the reference's seeds); the best-of-N verdict stays beside it.
  */
 import { normalCdf } from './significance.js';
-import { best, observations, referenceTrials, type Observation, type TrialLike } from './population.js';
+import { finalistsDecision, finalistsText, methodText, type FinalistTest, type FinalistsVerdictKind } from './finalists.js';
+import { best, finalistTrials, observations, populationTrials, referenceTrials, type Observation, type TrialLike } from './population.js';
 
 export const REFERENCE_ALPHA = 0.05;
 
@@ -112,23 +117,46 @@ export function referenceDecision(
   candidates: readonly number[],
   seeds: readonly number[],
   alpha = REFERENCE_ALPHA,
+  /** How many candidates the best was selected from (default: all given; a rung campaign passes its rung-0 count). */
+  n = candidates.length,
 ): { verdict: ReferenceVerdict; t: number | null; critical: number | null } {
   const k = seeds.length;
   if (k < 2 || candidates.length === 0) return { verdict: 'insufficient', t: null, critical: null };
   const mean = seeds.reduce((a, b) => a + b, 0) / k;
   const sd = Math.sqrt(seeds.reduce((a, x) => a + (x - mean) ** 2, 0) / (k - 1));
-  if (!(sd > 0)) return { verdict: 'insufficient', t: null, critical: null };
+  // Seeds equal up to float rounding (a small validation set gives discrete errors) measure no noise either.
+  if (!(sd > 1e-9 * Math.max(1, Math.abs(mean)))) return { verdict: 'insufficient', t: null, critical: null };
   const b = Math.min(...candidates);
   const t = (mean - b) / sd;
-  const critical = criticalValue(candidates.length, k, alpha);
+  const critical = criticalValue(Math.max(n, candidates.length), k, alpha);
   return { verdict: t > critical ? 'better' : b >= mean ? 'not-better' : 'noise', t, critical };
 }
 
 export interface ReferenceSeed {
   index: number;
   seed: number | null;
+  /** Seed index k (pairs with each finalist's seed k); null in stores before seed indices. */
+  seedIndex: number | null;
   error: number;
   testError: number | null;
+}
+
+/** One finalist: its candidate, widths and complexity, its re-seeded runs and its test against the reference. */
+export interface FinalistComparison extends FinalistTest {
+  widths: number[];
+  flops: number;
+  params: number;
+  /** Re-seeded runs created for it, and each completed one (in the order of `seeds`). */
+  created: number;
+  runs: Array<{ trial: number; seed: number | null; seedIndex: number | null; error: number; testError: number | null }>;
+}
+
+/** The finalists' verdict: each finalist's seeds against the reference's, family-wise over the F finalists. */
+export interface FinalistsComparison {
+  alpha: number;
+  finalists: FinalistComparison[];
+  verdict: FinalistsVerdictKind;
+  text: string;
 }
 
 export interface ReferenceComparison {
@@ -142,9 +170,18 @@ export interface ReferenceComparison {
   /** Seed-to-seed sample sd (K - 1 in the denominator). */
   sd: number | null;
   testMean: number | null;
-  /** Completed candidates the best was chosen from. */
+  /**
+   * Which errors the best-of-N rule compares: 'final' (a flat campaign: every candidate at the final budget) or
+   * 'top-rung' (a rung campaign: the candidates that reached the top rung, at its error, the reference's budget).
+   */
+  basis: 'final' | 'top-rung';
+  /** The top rung (0 in a flat campaign). */
+  topRung: number;
+  /** N of the rule: the candidates the best was selected from (a rung campaign: every one with a rung-0 error). */
   candidates: number;
-  /** The best candidates by validation error (up to `top`). */
+  /** Candidates whose error was compared (flat: all N; rung campaign: those at the top rung). */
+  compared: number;
+  /** The best candidates by the compared error (up to `top`). */
   best: Observation[];
   /** best - reference mean (negative: the best candidate has the lower error). */
   difference: number | null;
@@ -156,6 +193,12 @@ export interface ReferenceComparison {
   /** P(T >= t) under the null. */
   pValue: number | null;
   alpha: number;
+  /** The best-of-N rule's verdict and sentence. */
+  bestVerdict: ReferenceVerdict;
+  bestText: string;
+  /** Campaigns with finalists: their verdict, which is then the campaign's. */
+  finalists: FinalistsComparison | null;
+  /** The campaign's verdict: the finalists' where it has finalists, else the best-of-N rule's. */
   verdict: ReferenceVerdict;
   /** One sentence: the verdict and why. */
   text: string;
@@ -165,8 +208,57 @@ const points = (x: number) => `${(100 * x).toFixed(2)} points`;
 const pctText = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 /**
- * Compares the best completed candidates with the completed reference seeds; null when the trials hold no reference
- * trial at all (a campaign without one).
+ * The candidates the best-of-N rule compares with a reference trained at the final budget, and the N it must use.
+ *
+ * Flat campaign: every candidate, at its (final-budget) error; N is their number. Rung campaign: rung-0 errors are at
+ * a lower budget than the reference's, so only candidates that reached the top rung are compared, at their top-rung
+ * error (trained exactly as at the final budget from the start). They were selected by noisy lower-rung errors, which
+ * are correlated with their top-rung errors through the same run, so the best of them is not the best of M independent
+ * draws (M = top-rung count): using M would fire too often. But each of the N candidates that entered rung 0 has a
+ * final-budget error it would have reached, and the best over the promoted subset is never below the best over all
+ * N of them. So N = the rung-0 count keeps the rule at most alpha under the same null, whatever the correlation
+ * between rungs: exact when rung-0 ranks perfectly, conservative otherwise (test/reference.test.ts measures both).
+ */
+function bestOfNPool(trials: readonly TrialLike[], refs: readonly TrialLike[]): { basis: 'final' | 'top-rung'; topRung: number; n: number; compared: Observation[] } {
+  const obs = observations(trials);
+  const samples = populationTrials(trials);
+  const topRung = Math.max(0, ...refs.map((t) => t.rung ?? 0), ...samples.flatMap((t) => (t.rungResults ?? []).map((r) => r.rung)));
+  if (topRung === 0) return { basis: 'final', topRung, n: obs.length, compared: obs };
+  const atTop = new Map<number, { valError: number; testError: number | null }>();
+  for (const t of samples) {
+    const top = (t.rungResults ?? []).find((r) => r.rung === topRung && Number.isFinite(r.valError));
+    if (top) atTop.set(t.index, { valError: top.valError, testError: top.testError });
+  }
+  const compared = obs.filter((o) => atTop.has(o.index)).map((o) => ({ ...o, error: atTop.get(o.index)!.valError, testError: atTop.get(o.index)!.testError }));
+  return { basis: 'top-rung', topRung, n: obs.length, compared };
+}
+
+/** The finalists' seeds against the reference's, in the order the finalists were created; null without finalist trials. */
+function compareFinalists(trials: readonly TrialLike[], reference: readonly ReferenceSeed[], alpha: number): FinalistsComparison | null {
+  const runs = finalistTrials(trials).sort((a, b) => a.index - b.index);
+  if (!runs.length) return null;
+  const candidates = [...new Set(runs.map((t) => t.finalistOf ?? -1))];
+  const done = (t: TrialLike) => t.state === 'complete' && t.valError !== null && Number.isFinite(t.valError);
+  const inputs = candidates.map((c) => {
+    const mine = runs.filter((t) => (t.finalistOf ?? -1) === c);
+    const finished = mine.filter(done);
+    return { mine, finished, input: { candidate: c, seeds: finished.map((t) => ({ seedIndex: t.seedIndex ?? null, error: t.valError! })) } };
+  });
+  const decision = finalistsDecision(inputs.map((x) => x.input), reference.map((s) => ({ seedIndex: s.seedIndex, error: s.error })), alpha);
+  const finalists = decision.finalists.map((f, i) => ({
+    ...f,
+    widths: inputs[i].mine[0].widths,
+    flops: inputs[i].mine[0].complexity.flops,
+    params: inputs[i].mine[0].complexity.params,
+    created: inputs[i].mine.length,
+    runs: inputs[i].finished.map((t) => ({ trial: t.index, seed: t.seed ?? null, seedIndex: t.seedIndex ?? null, error: t.valError!, testError: t.testError })),
+  }));
+  return { alpha, finalists, verdict: decision.verdict, text: finalistsText(decision, reference.length) };
+}
+
+/**
+ * Compares the best completed candidates with the completed reference seeds, and the finalists where the campaign has
+ * them; null when the trials hold no reference trial at all (a campaign without one).
  */
 export function compareWithReference(
   trials: readonly TrialLike[],
@@ -176,27 +268,29 @@ export function compareWithReference(
   if (!refs.length) return null;
   const alpha = opts.alpha ?? REFERENCE_ALPHA;
   const done = refs.filter((t) => t.state === 'complete' && t.valError !== null && Number.isFinite(t.valError));
-  const seeds: ReferenceSeed[] = done.map((t) => ({ index: t.index, seed: t.seed ?? null, error: t.valError!, testError: t.testError }));
-  const obs = observations(trials);
-  const top = best(obs, opts.top ?? 3);
+  const seeds: ReferenceSeed[] = done.map((t) => ({ index: t.index, seed: t.seed ?? null, seedIndex: t.seedIndex ?? null, error: t.valError!, testError: t.testError }));
+  const pool = bestOfNPool(trials, refs);
+  const top = best(pool.compared, opts.top ?? 3);
   const k = seeds.length;
   const errors = seeds.map((s) => s.error);
   const mean = k ? errors.reduce((a, b) => a + b, 0) / k : null;
   const sd = k >= 2 && mean !== null ? Math.sqrt(errors.reduce((a, x) => a + (x - mean) ** 2, 0) / (k - 1)) : null;
   const tests = seeds.map((s) => s.testError).filter((x): x is number => x !== null);
-  const decision = referenceDecision(obs.map((o) => o.error), errors, alpha);
+  const n = pool.n;
+  const decision = referenceDecision(pool.compared.map((o) => o.error), errors, alpha, n);
   const bestError = top[0]?.error ?? null;
   const difference = bestError !== null && mean !== null ? bestError - mean : null;
   const threshold = decision.critical !== null && mean !== null && sd !== null ? mean - decision.critical * sd : null;
-  const pValue = decision.t !== null ? nullTail(decision.t, obs.length, k) : null;
-  const n = obs.length;
+  const pValue = decision.t !== null ? nullTail(decision.t, Math.max(n, pool.compared.length), k) : null;
   const planned = opts.planned ?? null;
+  // "the best of 48" in a flat campaign; "the best of the 6 top-rung candidates (chosen from 48)" in a rung campaign.
+  const theBest = pool.basis === 'final' ? `the best of ${n}` : `the best of the ${pool.compared.length} top-rung candidates (chosen from ${n})`;
   let text: string;
   if (decision.verdict === 'insufficient') {
     const need = `${k} of ${planned ?? refs.length} reference seed(s) finished`;
     text =
       k < 2 ? `not enough reference seeds: ${need}; at least 2 are needed to measure seed-to-seed noise`
-      : n === 0 ? 'no completed candidate yet to compare with the reference'
+      : pool.compared.length === 0 ? (pool.basis === 'final' ? 'no completed candidate yet to compare with the reference' : `no candidate has reached the top rung (rung ${pool.topRung}) yet to compare with the reference`)
       : `not enough reference seeds: the ${k} seeds gave identical errors, so seed-to-seed noise cannot be measured`;
   } else if (decision.verdict === 'better') {
     text =
@@ -205,11 +299,12 @@ export function compareWithReference(
   } else if (decision.verdict === 'noise') {
     const bar = threshold! > 0 ? `it would need to be below ${pctText(threshold!)}` : `with this seed spread no error could count (the bar, ${pctText(threshold!)}, is below zero); more reference seeds lower it`;
     text =
-      `not distinguishable from noise: the best of ${n} candidates is ${points(-difference!)} below the reference mean, but the best of ${n} ` +
+      `not distinguishable from noise: ${theBest} candidates is ${points(-difference!)} below the reference mean, but the best of ${n} ` +
       `draws of the reference's own seed noise gets that low in ${pctText(pValue!)} of campaigns; ${bar}`;
   } else {
-    text = `no candidate beats the uniform reference: the best of ${n} is ${points(difference!)} above the reference mean`;
+    text = `no candidate beats the uniform reference: ${theBest} is ${points(difference!)} above the reference mean`;
   }
+  const finalists = compareFinalists(trials, seeds, alpha);
   return {
     planned,
     created: refs.length,
@@ -219,7 +314,10 @@ export function compareWithReference(
     mean,
     sd,
     testMean: tests.length ? tests.reduce((a, b) => a + b, 0) / tests.length : null,
+    basis: pool.basis,
+    topRung: pool.topRung,
     candidates: n,
+    compared: pool.compared.length,
     best: top,
     difference,
     t: decision.t,
@@ -227,9 +325,65 @@ export function compareWithReference(
     threshold,
     pValue,
     alpha,
-    verdict: decision.verdict,
-    text,
+    bestVerdict: decision.verdict,
+    bestText: text,
+    finalists,
+    verdict: finalists ? finalists.verdict : decision.verdict,
+    text: finalists ? finalists.text : text,
   };
+}
+
+/** One row of the finalists' table: a finalist (or the reference) with its error at each seed index. */
+export interface SeedTableRow {
+  role: 'finalist' | 'reference';
+  /** Finalist #rank; null for the reference. */
+  rank: number | null;
+  /** The candidate trial a finalist re-seeds; null for the reference. */
+  candidate: number | null;
+  widths: number[] | null;
+  flops: number | null;
+  params: number | null;
+  /** Validation error per seed index of the table (null: no finished run at that index). */
+  errors: (number | null)[];
+  mean: number | null;
+  sd: number | null;
+  difference: number | null;
+  interval: [number, number] | null;
+  method: string | null;
+  p: number | null;
+  adjusted: number | null;
+}
+
+/** The finalists and the reference side by side, one column per seed index (what status and the report print). */
+export function finalistsTable(r: ReferenceComparison): { seedIndices: number[]; rows: SeedTableRow[] } | null {
+  if (!r.finalists) return null;
+  const key = (s: { seedIndex: number | null }, i: number) => s.seedIndex ?? i;
+  const seedIndices = [...new Set([...r.seeds.map(key), ...r.finalists.finalists.flatMap((f) => f.seeds.map(key))])].sort((a, b) => a - b);
+  const column = (seeds: readonly { seedIndex: number | null; error: number }[]) => {
+    const at = new Map(seeds.map((s, i) => [key(s, i), s.error]));
+    return seedIndices.map((k) => at.get(k) ?? null);
+  };
+  const rows: SeedTableRow[] = r.finalists.finalists.map((f) => ({
+    role: 'finalist', rank: f.rank, candidate: f.candidate, widths: f.widths, flops: f.flops, params: f.params,
+    errors: column(f.seeds), mean: f.mean, sd: f.sd, difference: f.test?.difference ?? null, interval: f.interval,
+    method: f.test ? methodText(f.test, f.seeds.length, r.seeds.length) : null, p: f.test?.p ?? null, adjusted: f.adjusted,
+  }));
+  rows.push({
+    role: 'reference', rank: null, candidate: null, widths: r.widths, flops: r.flops, params: null, errors: column(r.seeds),
+    mean: r.mean, sd: r.sd, difference: null, interval: null, method: null, p: null, adjusted: null,
+  });
+  return { seedIndices, rows };
+}
+
+/** What the finalists' test is, for the report and README. */
+export function finalistsRuleText(alpha = REFERENCE_ALPHA): string {
+  return (
+    `Finalists are retrained from scratch with fresh seeds, so their errors carry no winner's curse. Each finalist's seed k uses ` +
+    `the reference's seed k (same data order and augmentation), and the test is a one-sided paired t on the differences ` +
+    `(Welch's t where seeds do not pair), using every seed; Holm's correction over the F finalists keeps the chance that any ` +
+    `finalist is called better when none is at ${Math.round(100 * alpha)}% or less. The interval is the ${Math.round(100 * (1 - 2 * alpha))}% ` +
+    `two-sided one, whose upper end is the one-sided bound the test uses.`
+  );
 }
 
 /** What the verdict means and how often it fires on noise, for the report and README. */

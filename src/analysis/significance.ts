@@ -49,6 +49,29 @@ export function studentTwoSided(t: number, df: number): number {
   return incompleteBeta(df / (df + t * t), df / 2, 0.5);
 }
 
+/** P(T <= t) for Student's t with df degrees of freedom: the one-sided p-value of "the mean is below zero". */
+export function studentLowerTail(t: number, df: number): number {
+  if (t === -Infinity) return 0;
+  if (t === Infinity) return 1;
+  const half = studentTwoSided(t, df) / 2;
+  return t < 0 ? half : 1 - half;
+}
+
+/** The q-quantile of Student's t with df degrees of freedom (bisection on the lower tail, to 1e-10). */
+export function studentQuantile(q: number, df: number): number {
+  if (!(q > 0 && q < 1)) throw new Error(`studentQuantile needs 0 < q < 1, got ${q}`);
+  let lo = -1;
+  let hi = 1;
+  while (studentLowerTail(lo, df) > q) lo *= 2;
+  while (studentLowerTail(hi, df) < q) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-10 * Math.max(1, Math.abs(hi)); i++) {
+    const mid = (lo + hi) / 2;
+    if (studentLowerTail(mid, df) < q) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 /** Standard normal CDF (complementary error function, Numerical Recipes' erfc Chebyshev fit, |error| < 1.2e-7). */
 export function normalCdf(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;

@@ -2,9 +2,8 @@
  * The CLI side of `search --rounds R`: supplies the campaign's rounds loop with the analysis layer's refinement
  * and prints each round's error EDF against its parent's (analysis never imports the campaign runner or training).
  */
-import { compareRounds } from '../analysis/compare.js';
+import { successiveRounds } from '../analysis/compare.js';
 import { loadCampaign, type LoadedCampaign } from '../analysis/campaign.js';
-import { observations } from '../analysis/population.js';
 import { refineCampaign } from '../analysis/refine-campaign.js';
 import type { RefineRule } from '../analysis/refine.js';
 import type { RunOptions, RunSummary } from '../campaign/campaign.js';
@@ -25,21 +24,15 @@ export interface RoundsOptions {
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(2)}%`);
 
-/** One line per round after the first: its validation-error EDF against its parent round's. */
+/** Two lines per round after the first: its rung-0 validation errors against its parent round's, and whether it is better. */
 export function roundComparisons(c: LoadedCampaign): string[] {
-  const rounds = [...new Set(c.trials.map((t) => t.round))].sort((a, b) => a - b);
-  const lines: string[] = [];
-  for (const r of rounds.slice(1)) {
-    const errors = (k: number) => observations(c.trials.filter((t) => t.round === k)).map((o) => o.error);
-    const cmp = compareRounds(errors(r - 1), errors(r), { seed: `${c.config.seed}/round${r}` });
-    if (!cmp) continue;
-    lines.push(
-      `round ${r} vs round ${r - 1}: n ${cmp.child.n} vs ${cmp.parent.n}, ` +
-        `min val error ${pct(cmp.child.min)} vs ${pct(cmp.parent.min)}, ` +
-        `mean ${pct(cmp.child.mean)} vs ${pct(cmp.parent.mean)}, KS distance ${cmp.ks.toFixed(3)} (permutation p = ${cmp.pValue.toFixed(3)}, ${cmp.permutations} shuffles)`,
-    );
-  }
-  return lines;
+  return successiveRounds(c.trials, c.config.seed).flatMap(({ round: r, comparison: cmp }) => [
+    `round ${r} vs round ${r - 1}: n ${cmp.child.n} vs ${cmp.parent.n}, ` +
+      `min val error ${pct(cmp.child.min)} vs ${pct(cmp.parent.min)}, ` +
+      `mean ${pct(cmp.child.mean)} vs ${pct(cmp.parent.mean)}, EDF gap D+ ${cmp.lead.toFixed(3)} (one-sided permutation p = ${cmp.leadPValue.toFixed(3)}), ` +
+      `KS distance ${cmp.ks.toFixed(3)} (permutation p = ${cmp.pValue.toFixed(3)}, ${cmp.permutations} shuffles)`,
+    `round ${r}: ${cmp.text}`,
+  ]);
 }
 
 /** The refinement step of the loop: analysis rules applied to a finished round, logged rule by rule. */

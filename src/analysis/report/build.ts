@@ -3,7 +3,7 @@ import type { NetRef } from '../../nets/types.js';
 import { formatCount } from '../../util/format.js';
 import { analyseCampaign, type CampaignAnalysis } from '../analyse.js';
 import { initLabel, type LoadedCampaign } from '../campaign.js';
-import { compareEdfs, type ComparedPopulation, type Population } from '../compare.js';
+import { compareEdfs, successiveRounds, type ComparedPopulation, type Population } from '../compare.js';
 import { observations, populationTrials, type TrialLike } from '../population.js';
 import { fidelity } from '../fidelity.js';
 import { fidelitySection } from './fidelity-section.js';
@@ -12,7 +12,7 @@ import { bucketEdfPlot, curvesPlot, edfPlot, latencyPlot, metricBinsPlot, pareto
 import { escapeHtml as esc } from './escape.js';
 import type { PageSection } from './page.js';
 import { latencyFit, OUTLIER_MADS } from '../latency.js';
-import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText, referenceRows, referenceSection } from './tables.js';
+import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText, referenceRows, referenceSection, roundsHtml } from './tables.js';
 
 export interface ReportCampaign {
   /** How the report names the campaign (its run directory's name). */
@@ -126,13 +126,14 @@ export function buildReport(main: ReportCampaign, options: ReportOptions = {}): 
     { file: 'metrics.csv', rows: metricRows(a) },
     ...(reference ? [{ file: 'reference.csv', rows: referenceRows(reference) }] : []),
   ];
+  const rounds = successiveRounds(main.trials, main.seed);
   const enough = a.obs.length > 0;
   const fid = fidelity(main.trials, { rungs: main.rungs });
   const sections = (draw: PlotHtml): PageSection[] => {
     const html = (id: string) => draw(plots.find((p) => p.id === id) as Plot);
     return [
       { id: 'reference', title: 'Best against the uniform reference', html: referenceSection(reference, main.referenceSkipped) },
-      { id: 'edf', title: 'Error distributions', html: edfSection(pops, html('edf')) },
+      { id: 'edf', title: 'Error distributions', html: `${edfSection(pops, html('edf'))}\n${roundsHtml(rounds)}` },
       { id: 'fidelity', title: 'Fidelity: can rung 0 rank the candidates?', html: fidelitySection(fid, (main.rungs?.rungs ?? 1) > 1) },
       { id: 'ratio', title: 'FLOPs-to-parameter-bucket ratio', html: `${enough ? ratioText(a) : ''}\n${html('ratio')}\n${html('bucket-edf')}` },
       {
@@ -168,9 +169,13 @@ ${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed 
     fidelity: fid,
     profile: { trend: a.profile.trendText, stageTrend: a.profile.stageTrend, monotone: a.profile.monotone },
     populations: populationRows(pops),
+    rounds: rounds.map(({ round, comparison: c }) => ({ round, lead: c.lead, leadPValue: c.leadPValue, ks: c.ks, ksPValue: c.pValue, better: c.better, text: c.text })),
     reference: reference
       ? { verdict: reference.verdict, text: reference.text, seeds: reference.seeds.length, mean: reference.mean, sd: reference.sd, best: reference.best[0]?.error ?? null,
-          difference: reference.difference, critical: reference.critical, pValue: reference.pValue, alpha: reference.alpha, candidates: reference.candidates }
+          difference: reference.difference, critical: reference.critical, pValue: reference.pValue, alpha: reference.alpha, candidates: reference.candidates,
+          basis: reference.basis, compared: reference.compared, bestVerdict: reference.bestVerdict, bestText: reference.bestText,
+          finalists: reference.finalists?.finalists.map((f) => ({ rank: f.rank, candidate: f.candidate, seeds: f.seeds.length, mean: f.mean, sd: f.sd,
+            difference: f.test?.difference ?? null, interval: f.interval, pValue: f.test?.p ?? null, adjusted: f.adjusted, better: f.better })) ?? null }
       : null,
   };
   return { analysis: a, pops, plots, reference, tables, meta, sections, summary };

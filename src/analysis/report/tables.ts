@@ -1,9 +1,10 @@
 /** HTML tables and text blocks of the report; every value passes through escapeHtml. */
 import { formatCount } from '../../util/format.js';
 import type { CampaignAnalysis } from '../analyse.js';
-import { verdictRuleText, type ReferenceComparison } from '../reference.js';
-import type { ComparedPopulation } from '../compare.js';
+import { finalistsRuleText, finalistsTable, verdictRuleText, type ReferenceComparison } from '../reference.js';
+import type { ComparedPopulation, RoundComparison } from '../compare.js';
 import { escapeHtml as esc } from './escape.js';
+import { pValueText } from '../finalists.js';
 import type { Row } from './charts.js';
 
 export const pct = (x: number | null | undefined, digits = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`);
@@ -102,7 +103,28 @@ export function referenceRows(r: ReferenceComparison): Row[] {
   return [
     ...r.seeds.map((s) => ({ role: 'reference', trial: s.index, seed: s.seed, val_error: s.error, test_error: s.testError, flops: r.flops, widths: r.widths?.join(' ') ?? null })),
     ...r.best.map((o) => ({ role: 'sample', trial: o.index, seed: null, val_error: o.error, test_error: o.testError, flops: o.flops, widths: o.widths.join(' ') })),
+    ...(r.finalists?.finalists ?? []).flatMap((f) =>
+      f.runs.map((x) => ({ role: 'finalist', trial: x.trial, seed: x.seed, val_error: x.error, test_error: x.testError, flops: f.flops, widths: f.widths.join(' ') }))),
   ];
+}
+
+const points = (x: number | null) => (x === null ? '–' : `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`);
+
+/** The finalists against the reference, seed by seed, with each finalist's test (empty without finalists). */
+export function finalistsHtml(r: ReferenceComparison): string {
+  const t = finalistsTable(r);
+  if (!t) return '';
+  const rows = t.rows.map((row) => [
+    row.role === 'reference' ? 'uniform reference' : `finalist #${row.rank}`, row.candidate ?? '–', row.flops === null ? '–' : formatCount(row.flops),
+    row.params === null ? '–' : formatCount(row.params), row.widths?.join(',') ?? '–', ...row.errors.map((e) => pct(e)),
+    row.mean === null ? '–' : `${pct(row.mean)}${row.sd !== null ? ` ± ${pct(row.sd)}` : ''}`,
+    row.difference === null ? '–' : `${points(row.difference)} [${points(row.interval![0])}, ${points(row.interval![1])}]`,
+    row.p === null ? '–' : pValueText(row.p), row.adjusted === null ? '–' : pValueText(row.adjusted), row.method ?? '–',
+  ]);
+  const level = Math.round(100 * (1 - 2 * r.alpha));
+  return `<h3>Finalists, re-seeded</h3>
+${table(['', 'candidate trial', 'FLOPs', 'params', 'widths (group order)', ...t.seedIndices.map((k) => `seed ${k}`), 'mean ± sd', `finalist − reference, points (${level}% interval)`, 'p (one-sided)', 'Holm p', 'seeds compared'], rows, 'finalists')}
+<p>${esc(finalistsRuleText(r.alpha))} The best-of-N rule on the search's own errors, for comparison: ${esc(r.bestText)}.</p>`;
 }
 
 /**
@@ -117,14 +139,27 @@ export function referenceSection(r: ReferenceComparison | null, skipped?: string
   const diff = (x: number) => (r.mean === null ? '–' : `${x - r.mean <= 0 ? '' : '+'}${(100 * (x - r.mean)).toFixed(2)} points`);
   const rows: unknown[][] = [
     ['uniform reference', `${k} of ${r.planned ?? r.created} seeds`, `${pct(r.mean)}${r.sd !== null ? ` ± ${pct(r.sd)} (sd)` : ''}`, pct(r.testMean), r.flops === null ? '–' : formatCount(r.flops), '', r.widths?.join(',') ?? '–'],
-    ...r.best.map((o, i) => [`best #${i + 1} candidate`, `trial ${o.index}`, pct(o.error), pct(o.testError), formatCount(o.flops), diff(o.error), o.widths.join(',')]),
+    ...r.best.map((o, i) => [`best #${i + 1} candidate${r.basis === 'top-rung' ? ` (rung ${r.topRung})` : ''}`, `trial ${o.index}`, pct(o.error), pct(o.testError), formatCount(o.flops), diff(o.error), o.widths.join(',')]),
   ];
   const seeds = r.seeds.map((s) => ['reference', s.index, s.seed ?? '–', pct(s.error), pct(s.testError)]);
   const verdict = { better: 'Beats uniform', noise: 'Within noise', 'not-better': 'Not better than uniform', insufficient: 'Not enough data' }[r.verdict];
   return `<p><b>${esc(verdict)}:</b> ${esc(r.text)}.</p>
+${finalistsHtml(r)}
 ${table(['', 'trials', 'val error', 'test error', 'FLOPs', 'vs reference mean', 'widths (group order)'], rows, 'reference')}
-<p>${esc(verdictRuleText(r.alpha))}${r.critical !== null ? ` Here N = ${r.candidates} candidates and K = ${k} seeds: the best must lie more than ${r.critical.toFixed(2)} reference sds below the reference mean.` : ''}
+<p>${esc(verdictRuleText(r.alpha))}${r.critical !== null ? ` Here N = ${r.candidates} candidates and K = ${k} seeds: the best must lie more than ${r.critical.toFixed(2)} reference sds below the reference mean.` : ''}${r.basis === 'top-rung' ? ` In this rung campaign the reference trains at the final budget, so the best is taken among the ${r.compared} candidates that reached the top rung, at their top-rung error; they were selected from all ${r.candidates} by noisy lower-rung errors, and N counts all of them, which keeps the rate at ${Math.round(100 * r.alpha)}% or less.` : ''}
 The uniform reference keeps one ratio of every channel group (rounded as the space rounds widths), the widest whose FLOPs stay inside the regime, trained with the campaign's settings; its seeds are listed below and are left out of every other statistic in this report.</p>
 ${table(['role', 'trial', 'seed', 'val error', 'test error'], seeds, 'reference-seeds')}
 <p>Data: <a href="reference.csv">reference.csv</a></p>`;
+}
+
+/** Each refined round against its parent at equal budget: is the child better? (empty for one round) */
+export function roundsHtml(rounds: readonly { round: number; comparison: RoundComparison }[]): string {
+  if (!rounds.length) return '';
+  const rows = rounds.map(({ round, comparison: c }) => [
+    `round ${round} vs ${round - 1}`, `${c.child.n} vs ${c.parent.n}`, `${pct(c.child.min)} vs ${pct(c.parent.min)}`, `${pct(c.child.mean)} vs ${pct(c.parent.mean)}`,
+    c.lead.toFixed(3), c.leadPValue.toFixed(3), c.better ? 'better' : 'not shown better',
+  ]);
+  return `<h3>Refined rounds against their parents</h3>
+${table(['', 'n (child vs parent)', 'min val error', 'mean', 'EDF gap D+', 'one-sided p (permutation)', `decision at ${Math.round(100 * rounds[0].comparison.alpha)}%`], rows, 'rounds')}
+<p>D+ is the largest amount by which the child round's rung-0 validation-error EDF lies above its parent's (the child has more candidates at or below some error); its p-value counts how often ${rounds[0].comparison.permutations} seeded shuffles of the round labels give a gap at least as large. Each line: ${rounds.map((r) => `round ${r.round}: ${esc(r.comparison.text)}`).join('; ')}.</p>`;
 }

@@ -37,7 +37,7 @@ export function registerReport(program: Command): void {
       console.log(`${main.name}: ${a.obs.length} completed of ${a.trialsTotal} trials; best validation error ${a.summary.min === null ? '–' : (100 * a.summary.min).toFixed(2) + '%'}`);
       if (a.ratio.optimum) console.log(`optimal FLOPs/param ratio ${a.ratio.optimum.ratio.toFixed(1)} (95% interval ${a.ratio.optimum.interval.lo.toFixed(1)}-${a.ratio.optimum.interval.hi.toFixed(1)}; original ${a.originalRatio.toFixed(1)})`);
       else console.log(`no optimal FLOPs/param ratio claimed: ${a.ratio.reasons.join('; ')}`);
-      if (written.reference) console.log(`best against the uniform reference: ${written.reference.text}`);
+      if (written.reference) console.log(`${written.reference.finalists ? 'finalists' : 'best'} against the uniform reference: ${written.reference.text}`);
       for (const m of written.missing) console.log(`left out plot ${m.plot}: ${m.reason}`);
       console.log(`wrote ${written.html} and ${written.files.length} data files`);
     });

@@ -1,6 +1,7 @@
 /** `prunespace status`: summarise a campaign from its store, also while a coordinator is writing it. */
 import type { Command } from 'commander';
-import { compareWithReference, type ReferenceComparison } from '../../analysis/reference.js';
+import { pValueText } from '../../analysis/finalists.js';
+import { compareWithReference, finalistsTable, type ReferenceComparison } from '../../analysis/reference.js';
 import { describeInit } from '../../analysis/campaign.js';
 import { populationTrials } from '../../analysis/population.js';
 import { openCampaign } from '../../campaign/store.js';
@@ -62,19 +63,57 @@ export function referenceLines(r: ReferenceComparison): string[] {
     `uniform reference: ${r.flops !== null ? `flops ${formatCount(r.flops)}, ` : ''}widths ${r.widths?.join(',') ?? '-'}; ` +
       `${k} of ${r.planned ?? r.created} seed(s) done: val ${pct(r.mean)}${spread}${r.testMean !== null ? `, test ${pct(r.testMean)}` : ''}`,
   ];
+  const rung = r.basis === 'top-rung' ? ` (rung ${r.topRung})` : '';
   for (const [i, o] of r.best.entries()) {
-    out.push(`  best #${i + 1}: trial ${o.index}  val ${pct(o.error)}  flops ${formatCount(o.flops)}${r.mean !== null ? `  (${o.error - r.mean <= 0 ? '' : '+'}${(100 * (o.error - r.mean)).toFixed(2)} points vs reference)` : ''}`);
+    out.push(`  best #${i + 1}: trial ${o.index}  val${rung} ${pct(o.error)}  flops ${formatCount(o.flops)}${r.mean !== null ? `  (${signedPoints(o.error - r.mean)} points vs reference)` : ''}`);
   }
-  if (r.difference !== null) out.push(`best − reference: ${r.difference <= 0 ? '' : '+'}${(100 * r.difference).toFixed(2)} points (best of ${r.candidates} candidates)`);
+  const pool = r.basis === 'final' ? `best of ${r.candidates} candidates` : `best of ${r.compared} top-rung candidates, selected from ${r.candidates}`;
+  if (r.difference !== null) out.push(`best − reference: ${signedPoints(r.difference)} points (${pool})`);
+  if (r.finalists) out.push(`best-of-N rule: ${r.bestText}`, ...finalistLines(r));
   out.push(`verdict: ${r.text}`);
+  return out;
+}
+
+const signedPoints = (x: number) => `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`;
+/** Long width lists are cut: the table is for telling finalists apart, `--json` has them whole. */
+const widthsText = (w: number[] | null) => (!w ? '-' : w.length <= 8 ? w.join(',') : `${w.slice(0, 8).join(',')},…`);
+
+/** The finalists' table: each seed's validation error, mean ± sd, the difference from the reference and its test. */
+export function finalistLines(r: ReferenceComparison): string[] {
+  const t = finalistsTable(r);
+  if (!t) return [];
+  const f = r.finalists!.finalists.length;
+  const out = [`finalists (val error at seed ${t.seedIndices.join(', ')}; finalist − reference, ${Math.round(100 * (1 - 2 * r.alpha))}% interval; one-sided p, Holm over ${f}):`];
+  for (const row of t.rows) {
+    const seeds = row.errors.map(pct).join(' ');
+    const spread = row.mean === null ? '-' : `${pct(row.mean)}${row.sd !== null ? ` ± ${pct(row.sd)}` : ''}`;
+    const head = row.role === 'reference' ? '  reference' : `  #${row.rank} trial ${row.candidate}`;
+    const test = row.role === 'reference' ? '' : row.difference === null ? '  (too few seeds to test)'
+      : `  diff ${signedPoints(row.difference)} [${signedPoints(row.interval![0])}, ${signedPoints(row.interval![1])}] points  p ${pValueText(row.p!)} (Holm ${pValueText(row.adjusted!)}, ${row.method})`;
+    out.push(`${head}  flops ${row.flops !== null ? formatCount(row.flops) : '-'}  widths ${widthsText(row.widths)}  seeds ${seeds}  mean ${spread}${test}`);
+  }
   return out;
 }
 
 function referenceJson(r: ReferenceComparison) {
   return {
     planned: r.planned, created: r.created, seeds: r.seeds, widths: r.widths, flops: r.flops, mean: r.mean, sd: r.sd, testMean: r.testMean,
-    candidates: r.candidates, best: r.best.map((o) => ({ index: o.index, valError: o.error, testError: o.testError, flops: o.flops, params: o.params })),
-    difference: r.difference, t: r.t, critical: r.critical, threshold: r.threshold, pValue: r.pValue, alpha: r.alpha, verdict: r.verdict, text: r.text,
+    basis: r.basis, topRung: r.topRung, candidates: r.candidates, compared: r.compared,
+    best: r.best.map((o) => ({ index: o.index, valError: o.error, testError: o.testError, flops: o.flops, params: o.params })),
+    difference: r.difference, t: r.t, critical: r.critical, threshold: r.threshold, pValue: r.pValue, alpha: r.alpha,
+    bestVerdict: r.bestVerdict, bestText: r.bestText,
+    finalists: r.finalists
+      ? {
+          verdict: r.finalists.verdict, text: r.finalists.text, alpha: r.finalists.alpha,
+          finalists: r.finalists.finalists.map((f) => ({
+            rank: f.rank, candidate: f.candidate, widths: f.widths, flops: f.flops, params: f.params, created: f.created,
+            seeds: f.runs.map((x) => ({ trial: x.trial, seed: x.seed, seedIndex: x.seedIndex, valError: x.error, testError: x.testError })),
+            mean: f.mean, sd: f.sd, difference: f.test?.difference ?? null, interval: f.interval, method: f.test?.method ?? null,
+            pairs: f.test?.pairs ?? null, df: f.test?.df ?? null, pValue: f.test?.p ?? null, adjusted: f.adjusted, better: f.better,
+          })),
+        }
+      : null,
+    verdict: r.verdict, text: r.text,
   };
 }
 
@@ -88,6 +127,8 @@ export function rungLines(config: CampaignConfig, trials: TrialRecord[], account
       `(${formatCount(account.flatImages)}${account.measured ? '' : ', estimated from rung 0'})`
     : '';
   const out = [`rungs: ${plan.rungs} at eta ${plan.eta} (${plan.mode}); ${spent}${flat}`];
+  // Finalists with the reference beside them are in the reference's lines; a campaign without a reference lists their progress here.
+  if (trials.some((t) => t.role === 'reference')) return out;
   const finalists = trials.filter((t) => t.role === 'finalist');
   for (const of of [...new Set(finalists.map((t) => t.finalistOf!))]) {
     const seeds = finalists.filter((t) => t.finalistOf === of);
