@@ -284,7 +284,7 @@ export function compareWithReference(
   const pValue = decision.t !== null ? nullTail(decision.t, Math.max(n, pool.compared.length), k) : null;
   const planned = opts.planned ?? null;
   // "the best of 48" in a flat campaign; "the best of the 6 top-rung candidates (chosen from 48)" in a rung campaign.
-  const theBest = pool.basis === 'final' ? `the best of ${n}` : `the best of the ${pool.compared.length} top-rung candidates (chosen from ${n})`;
+  const theBest = pool.basis === 'final' ? `the best of ${n} candidates` : `the best of the ${pool.compared.length} top-rung candidates (chosen from ${n})`;
   let text: string;
   if (decision.verdict === 'insufficient') {
     const need = `${k} of ${planned ?? refs.length} reference seed(s) finished`;
@@ -299,7 +299,7 @@ export function compareWithReference(
   } else if (decision.verdict === 'noise') {
     const bar = threshold! > 0 ? `it would need to be below ${pctText(threshold!)}` : `with this seed spread no error could count (the bar, ${pctText(threshold!)}, is below zero); more reference seeds lower it`;
     text =
-      `not distinguishable from noise: ${theBest} candidates is ${points(-difference!)} below the reference mean, but the best of ${n} ` +
+      `not distinguishable from noise: ${theBest} is ${points(-difference!)} below the reference mean, but the best of ${n} ` +
       `draws of the reference's own seed noise gets that low in ${pctText(pValue!)} of campaigns; ${bar}`;
   } else {
     text = `no candidate beats the uniform reference: ${theBest} is ${points(difference!)} above the reference mean`;
