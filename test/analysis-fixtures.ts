@@ -5,7 +5,7 @@ import { compileSpace } from '../src/space/compile.js';
 import { parseSpace } from '../src/space/load.js';
 import { sampleSpace } from '../src/space/sampler.js';
 import type { SpaceFileInput } from '../src/space/schema.js';
-import { makeRng } from '../src/util/rng.js';
+import { makeRng, normalDraw } from '../src/util/rng.js';
 
 export const r20Space: SpaceFileInput = {
   name: 'r20-test',
@@ -19,9 +19,7 @@ export const r20Space: SpaceFileInput = {
 };
 
 /** Box-Muller normal noise from a seeded stream. */
-export function gaussian(rng: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
-}
+export const gaussian = normalDraw;
 
 /** Observations with fixed FLOPs and chosen ratios; error = f(ratio) + noise. */
 export function ratioObservations(n: number, errorOf: (ratio: number) => number, noise: number, seed = 1, ratioRange: [number, number] = [60, 240]): Observation[] {

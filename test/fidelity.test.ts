@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fidelity, fidelityLines, fQuantile, pooledSeedNoise, spearmanWithInterval, structureShare, STRUCTURE_FLOOR } from '../src/analysis/fidelity.js';
-import { normalDraw } from '../src/analysis/calibration.js';
+import { normalDraw } from '../src/util/rng.js';
 import type { TrialLike } from '../src/analysis/population.js';
 import { makeRng, type Rng } from '../src/util/rng.js';
 

@@ -3,7 +3,7 @@ import type { NetSpec } from '../nets/types.js';
 import { compileSpace } from '../space/compile.js';
 import type { LoadedSpace } from '../space/load.js';
 import { sampleSpace } from '../space/sampler.js';
-import { makeRng } from '../util/rng.js';
+import { makeRng, normalDraw } from '../util/rng.js';
 import { best, defaultTopK, type Observation } from './population.js';
 import { widthProfile } from './profiles.js';
 import { incompleteBeta, solveIncreasing } from './significance.js';
@@ -79,11 +79,6 @@ export function nullRefineRates(
 
 /** A simulated campaign's errors: a planted link to structure (or none) plus unit normal noise. */
 export type ErrorModel = (sampled: { widths: number[]; flops: number; params: number }[], rng: () => number) => number[];
-
-/** Box-Muller normal draw from a seeded stream. */
-export function normalDraw(rng: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
-}
 
 /** Standardised values (mean 0, sd 1). */
 function standardised(values: readonly number[]): number[] {

@@ -17,6 +17,7 @@
  * all seeds pair. It is conservative (about 2% at alpha 5% for 5 finalist seeds against 3; Welch's df instead gave
  * about 7%, too liberal). test/finalists.test.ts measures the null rate and the power of all three.
  */
+import * as ss from 'simple-statistics';
 import { holmAdjust, studentLowerTail, studentQuantile } from './significance.js';
 
 /** One seed's error; runs pair across the two sides where their seedIndex is equal (null never pairs). */
@@ -39,11 +40,8 @@ export interface SeedDifference {
   p: number;
 }
 
-const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const variance = (xs: readonly number[]) => {
-  const m = mean(xs);
-  return xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1);
-};
+const mean = (xs: readonly number[]) => ss.mean(xs as number[]);
+const variance = (xs: readonly number[]) => ss.sampleVariance(xs as number[]);
 
 /** The seed-for-seed comparison of one finalist with the reference; null where the seeds cannot measure noise. */
 export function seedDifference(finalist: readonly SeedError[], reference: readonly SeedError[]): SeedDifference | null {
@@ -152,7 +150,8 @@ export function finalistsDecision(finalists: readonly FinalistInput[], reference
 const points = (x: number) => `${(100 * Math.abs(x)).toFixed(2)} points`;
 /** A p-value as printed: three decimals, or "< 0.001". */
 export const pValueText = (p: number) => (p < 0.001 ? '< 0.001' : p.toFixed(3));
-const signed = (x: number) => `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`;
+/** A difference in error as signed points ("+1.16", "-0.71"). */
+export const signedPoints = (x: number) => `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`;
 
 /** How the seeds were compared, in words. */
 export function methodText(t: SeedDifference, finalistSeeds: number, referenceSeeds: number): string {
@@ -179,7 +178,7 @@ export function finalistsText(d: FinalistsDecision, referenceSeeds: number): str
   if (d.verdict === 'better') return `${name} beats the uniform reference by ${points(t.difference)} (${how})${pending}`;
   if (d.verdict === 'noise') {
     return `no finalist beats the uniform reference beyond noise: the closest, ${name}, is ${points(t.difference)} below it ` +
-      `(${how}; ${Math.round(100 * (1 - 2 * d.alpha))}% interval ${signed(lead!.interval![0])} to ${signed(lead!.interval![1])} points)${pending}`;
+      `(${how}; ${Math.round(100 * (1 - 2 * d.alpha))}% interval ${signedPoints(lead!.interval![0])} to ${signedPoints(lead!.interval![1])} points)${pending}`;
   }
-  return `no finalist beats the uniform reference: every finalist's mean error is at or above the reference mean (closest ${name}, ${signed(t.difference)} points)${pending}`;
+  return `no finalist beats the uniform reference: every finalist's mean error is at or above the reference mean (closest ${name}, ${signedPoints(t.difference)} points)${pending}`;
 }

@@ -57,19 +57,14 @@ export function studentLowerTail(t: number, df: number): number {
   return t < 0 ? half : 1 - half;
 }
 
-/** The q-quantile of Student's t with df degrees of freedom (bisection on the lower tail, to 1e-10). */
+/** The q-quantile of Student's t with df degrees of freedom (a doubling bracket, then bisection on the lower tail). */
 export function studentQuantile(q: number, df: number): number {
   if (!(q > 0 && q < 1)) throw new Error(`studentQuantile needs 0 < q < 1, got ${q}`);
   let lo = -1;
   let hi = 1;
   while (studentLowerTail(lo, df) > q) lo *= 2;
   while (studentLowerTail(hi, df) < q) hi *= 2;
-  for (let i = 0; i < 200 && hi - lo > 1e-10 * Math.max(1, Math.abs(hi)); i++) {
-    const mid = (lo + hi) / 2;
-    if (studentLowerTail(mid, df) < q) lo = mid;
-    else hi = mid;
-  }
-  return (lo + hi) / 2;
+  return solveIncreasing((t) => studentLowerTail(t, df), q, lo, hi);
 }
 
 /** Standard normal CDF (complementary error function, Numerical Recipes' erfc Chebyshev fit, |error| < 1.2e-7). */

@@ -12,3 +12,8 @@ export function makeRng(seed: number | string, stream = ''): Rng {
 export function deriveSeed(seed: number | string, label: string | number): number {
   return Math.floor(seedrandom(`${seed}:${label}`)() * 0x7fffffff);
 }
+
+/** A standard normal draw (Box-Muller) from a seeded stream. */
+export function normalDraw(rng: Rng): number {
+  return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+}

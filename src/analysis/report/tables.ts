@@ -4,7 +4,7 @@ import type { CampaignAnalysis } from '../analyse.js';
 import { finalistsRuleText, finalistsTable, verdictRuleText, type ReferenceComparison } from '../reference.js';
 import type { ComparedPopulation, RoundComparison } from '../compare.js';
 import { escapeHtml as esc } from './escape.js';
-import { pValueText } from '../finalists.js';
+import { pValueText, signedPoints } from '../finalists.js';
 import type { Row } from './charts.js';
 
 export const pct = (x: number | null | undefined, digits = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`);
@@ -108,7 +108,7 @@ export function referenceRows(r: ReferenceComparison): Row[] {
   ];
 }
 
-const points = (x: number | null) => (x === null ? '–' : `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`);
+const points = (x: number | null) => (x === null ? '–' : signedPoints(x));
 
 /** The finalists against the reference, seed by seed, with each finalist's test (empty without finalists). */
 export function finalistsHtml(r: ReferenceComparison): string {

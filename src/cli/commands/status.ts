@@ -1,6 +1,6 @@
 /** `prunespace status`: summarise a campaign from its store, also while a coordinator is writing it. */
 import type { Command } from 'commander';
-import { pValueText } from '../../analysis/finalists.js';
+import { pValueText, signedPoints } from '../../analysis/finalists.js';
 import { compareWithReference, finalistsTable, type ReferenceComparison } from '../../analysis/reference.js';
 import { describeInit } from '../../analysis/campaign.js';
 import { populationTrials } from '../../analysis/population.js';
@@ -74,7 +74,6 @@ export function referenceLines(r: ReferenceComparison): string[] {
   return out;
 }
 
-const signedPoints = (x: number) => `${x <= 0 ? '' : '+'}${(100 * x).toFixed(2)}`;
 /** Long width lists are cut: the table is for telling finalists apart, `--json` has them whole. */
 const widthsText = (w: number[] | null) => (!w ? '-' : w.length <= 8 ? w.join(',') : `${w.slice(0, 8).join(',')},…`);
 
