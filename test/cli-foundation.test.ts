@@ -95,7 +95,7 @@ test('sample --max-draws bounds the draws', () => {
 });
 
 test('a run bounded by --steps alone is described by its steps, never as a million epochs', () => {
-  const flags = { data: 'synthetic', augment: false, batch: 8, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 0, warmup: 0, labelSmoothing: 0, backend: 'wasm' } as const;
+  const flags = { data: 'synthetic', augment: false, batch: 8, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 0, warmup: 0, labelSmoothing: 0, backend: 'wasm', preciseBn: 0 } as const;
   const stepsOnly = trainSettings({ ...flags, steps: 500 }, 1);
   assert.equal(describeLength(stepsOnly), '500 steps');
   assert.equal(epochBound(stepsOnly), undefined);

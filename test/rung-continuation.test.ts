@@ -23,7 +23,7 @@ before(async () => {
 
 const spec = buildNet({ family: 'resnet20', input: [8, 8, 1], classes: 4 });
 // 128 synthetic images: 115 train at batch 16 is 7 steps an epoch, 14 in all; rungs 3, eta 2 stop at 3 (mid-epoch), 7, 14.
-const settings = (backend: TrainSettings['backend']): TrainSettings => ({
+const settings = (backend: TrainSettings['backend'], preciseBn = 0): TrainSettings => ({
   data: { name: 'synthetic', samples: 128, augment: true },
   epochs: 2,
   batchSize: 16,
@@ -34,10 +34,11 @@ const settings = (backend: TrainSettings['backend']): TrainSettings => ({
   warmupEpochs: 0.5,
   labelSmoothing: 0.1,
   backend,
+  ...(preciseBn ? { preciseBn } : {}),
 });
 
-function request(backend: TrainSettings['backend'], saveDir: string, rung?: TrialRequest['rung']): TrialRequest {
-  return { net: spec.ref, widths: keepWidths(spec, 0.25), seed: 5, settings: settings(backend), saveDir, ...(rung ? { rung } : {}) };
+function request(backend: TrainSettings['backend'], saveDir: string, rung?: TrialRequest['rung'], preciseBn = 0): TrialRequest {
+  return { net: spec.ref, widths: keepWidths(spec, 0.25), seed: 5, settings: settings(backend, preciseBn), saveDir, ...(rung ? { rung } : {}) };
 }
 
 function weights(dir: string): Float32Array {
@@ -51,16 +52,18 @@ test('rung stops: the top rung is the whole run, rung 0 its 1/eta^(R-1)', () => 
   assert.deepEqual(rungStopSteps(5, 1, 3), [5]);
 });
 
-for (const backend of ['cpu', 'torch'] as const) {
+// Precise BN (2 batches) re-estimates the statistics before every evaluation: continuation stays exact with it.
+for (const [backend, preciseBn] of [['cpu', 0], ['torch', 0], ['cpu', 2], ['torch', 2]] as const) {
   const skip = backend === 'torch' && !torchAddon().addon ? `torch addon not built: ${torchAddon().problem}` : false;
-  test(`${backend}: three rungs continued from checkpoints train exactly as one run at the final budget`, { skip }, async () => {
+  const bn = preciseBn ? `, precise BN over ${preciseBn} batches` : '';
+  test(`${backend}${bn}: three rungs continued from checkpoints train exactly as one run at the final budget`, { skip }, async () => {
     const root = mkdtempSync(join(tmpdir(), `prunespace-rungs-${backend}-`));
-    const whole = await runTrial(request(backend, join(root, 'whole')));
+    const whole = await runTrial(request(backend, join(root, 'whole'), undefined, preciseBn));
     assert.equal(whole.status, 'complete', whole.error);
     const checkpoints = join(root, 'checkpoints');
     const parts: TrialResult[] = [];
     for (let rung = 0; rung < 3; rung++) {
-      parts.push(await runTrial(request(backend, join(root, 'rungs'), { rung, rungs: 3, eta: 2, checkpoints })));
+      parts.push(await runTrial(request(backend, join(root, 'rungs'), { rung, rungs: 3, eta: 2, checkpoints }, preciseBn)));
       assert.equal(parts[rung].status, 'complete', parts[rung].error);
     }
     assert.deepEqual(parts.map((p) => p.steps), [3, 7, 14]);
@@ -78,13 +81,14 @@ for (const backend of ['cpu', 'torch'] as const) {
   });
 }
 
-for (const backend of ['cpu', 'torch'] as const) {
+for (const [backend, preciseBn] of [['cpu', 0], ['torch', 0], ['cpu', 2], ['torch', 2]] as const) {
   const skip = backend === 'torch' && !torchAddon().addon ? `torch addon not built: ${torchAddon().problem}` : false;
-  test(`${backend}: a whole run that reports its lower rungs trains exactly as one that does not, and its rung 0 is a rung-0 candidate's`, { skip }, async () => {
+  const bn = preciseBn ? `, precise BN over ${preciseBn} batches` : '';
+  test(`${backend}${bn}: a whole run that reports its lower rungs trains exactly as one that does not, and its rung 0 is a rung-0 candidate's`, { skip }, async () => {
     const root = mkdtempSync(join(tmpdir(), `prunespace-evalrungs-${backend}-`));
-    const plain = await runTrial(request(backend, join(root, 'plain')));
-    const probed = await runTrial({ ...request(backend, join(root, 'probed')), evalRungs: { rungs: 3, eta: 2 } });
-    const rung0 = await runTrial(request(backend, join(root, 'rung0'), { rung: 0, rungs: 3, eta: 2, checkpoints: join(root, 'checkpoints') }));
+    const plain = await runTrial(request(backend, join(root, 'plain'), undefined, preciseBn));
+    const probed = await runTrial({ ...request(backend, join(root, 'probed'), undefined, preciseBn), evalRungs: { rungs: 3, eta: 2 } });
+    const rung0 = await runTrial(request(backend, join(root, 'rung0'), { rung: 0, rungs: 3, eta: 2, checkpoints: join(root, 'checkpoints') }, preciseBn));
     for (const r of [plain, probed, rung0]) assert.equal(r.status, 'complete', r.error);
     assert.equal(plain.lowerRungs, undefined);
     // Bit for bit: the mid-run evaluations change neither the weights nor the RNG streams.

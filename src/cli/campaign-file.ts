@@ -18,7 +18,7 @@ import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
 import { UserError } from '../util/errors.js';
-import type { TrainingFlags } from './training-flags.js';
+import { DEFAULT_PRECISE_BN, type TrainingFlags } from './training-flags.js';
 import { ENGINE_CHOICES } from '../training/engine-names.js';
 
 /** Reduction factor of a rung campaign unless told otherwise (Hyperband's and ASHA's usual 3). */
@@ -56,6 +56,7 @@ export const campaignSchema = z
         weightDecay: z.number().min(0).default(5e-4),
         warmup: z.number().min(0).default(0),
         labelSmoothing: z.number().min(0).max(0.99).default(0),
+        preciseBn: int(0).default(DEFAULT_PRECISE_BN),
         /** supervised: trained with labels from the trial's init; distill: the parent distilled to the widths, no labels. */
         mode: z.enum(['supervised', 'distill']).default('supervised'),
         students: int(1).optional(),
@@ -340,6 +341,7 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     weightDecay: t.weightDecay,
     warmup: t.warmup,
     labelSmoothing: t.labelSmoothing,
+    preciseBn: t.preciseBn,
     backend: c.launch.backend,
     ...(c.launch.workers !== undefined ? { workers: c.launch.workers } : {}),
     ...(c.launch.gpus !== undefined ? { gpus: c.launch.gpus } : {}),
@@ -436,6 +438,7 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
       data: o.data, dataDir: o.dataDir, subset: o.subset, valFraction: o.valFraction, testSubset: o.testSubset, syntheticSamples: o.syntheticSamples,
       augment: o.augment, epochs: o.epochs, steps: o.steps, batch: o.batch, lr: o.lr, momentum: o.momentum,
       nesterov: o.nesterov, weightDecay: o.weightDecay, warmup: o.warmup, labelSmoothing: o.labelSmoothing,
+      preciseBn: o.preciseBn,
     }),
     launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus, measureLatency: o.measureLatency }),
     rounds: drop({ count: o.rounds, samples: o.roundSamples }),

@@ -25,7 +25,11 @@ export interface TrainingFlags {
   labelSmoothing: number;
   backend: TrainSettings['backend'];
   threads?: number;
+  preciseBn: number;
 }
+
+/** Precise BN's batches by default: 2,048 images at batch 128 (pycls pools 8,192 before each test). */
+export const DEFAULT_PRECISE_BN = 16;
 
 /** With only --steps, epochs stop bounding the run. */
 const UNBOUNDED_EPOCHS = 1_000_000;
@@ -64,7 +68,13 @@ export function addTrainingFlags(cmd: Command, epochs: { required: boolean; fall
     .option('--warmup <epochs>', 'linear learning-rate warmup, in epochs', numberFlag('--warmup', { min: 0 }), 0)
     .option('--label-smoothing <s>', 'label smoothing', numberFlag('--label-smoothing', { min: 0, max: 0.99 }), 0)
     .addOption(new Option('--backend <name>', 'auto: torch (CUDA, then CPU), else tensorflow, else wasm, else cpu').choices(ENGINE_CHOICES).default('auto'))
-    .option('--threads <n>', 'torch: intra-op threads per trial (default 1: one trial per core)', intFlag('--threads', { min: 1 }));
+    .option('--threads <n>', 'torch: intra-op threads per trial (default 1: one trial per core)', intFlag('--threads', { min: 1 }))
+    .option(
+      '--precise-bn <batches>',
+      'before every evaluation, re-estimate the BN statistics from this many batches of training images at the current weights (mid-schedule, the running averages lag the weights; 0: use them)',
+      intFlag('--precise-bn', { min: 0 }),
+      DEFAULT_PRECISE_BN,
+    );
 }
 
 export function trainSettings(f: TrainingFlags, defaultEpochs: number): TrainSettings {
@@ -90,5 +100,6 @@ export function trainSettings(f: TrainingFlags, defaultEpochs: number): TrainSet
   };
   if (f.steps !== undefined) s.steps = f.steps;
   if (f.threads !== undefined) s.threads = f.threads;
+  if (f.preciseBn > 0) s.preciseBn = f.preciseBn;
   return s;
 }

@@ -4,10 +4,11 @@
  * Written once over EngineNet: schedule, data order, augmentation and the NaN guard stay here for every engine.
  */
 import { makeRng } from '../util/rng.js';
+import { recalibrateBn } from './bn-stats.js';
 import { makeBatch, normaliser, skipAugmentation } from './data/batch.js';
 import { permutation } from './data/prepare.js';
 import type { PreparedData, Split } from './data/types.js';
-import type { EngineNet } from './engine.js';
+import type { EngineBatch, EngineNet } from './engine.js';
 import type { EpochCurve, TrainSettings } from './types.js';
 
 export type LoopSettings = Omit<TrainSettings, 'data' | 'backend'> & {
@@ -129,6 +130,18 @@ export async function evaluate(
   return { loss: lossSum / n, error: wrong / n };
 }
 
+/** The images precise BN pools over: `batches` batches of the training split, unaugmented, in a seeded order of their own. */
+export function preciseBnBatches(data: PreparedData, batches: number, batchSize: number, seed: number): EngineBatch[] {
+  const n = data.train.indices.length;
+  const order = permutation(n, makeRng(seed, 'precise-bn'));
+  const lut = normaliser(data);
+  const out: EngineBatch[] = [];
+  for (let start = 0; out.length < batches && start < n; start += batchSize) {
+    out.push(makeBatch(data, data.train, order.subarray(start, Math.min(n, start + batchSize)), lut));
+  }
+  return out;
+}
+
 /**
  * Trains the net in place. One seed fixes the data order and augmentation; the net's own seed fixed its
  * initialisation. The last incomplete batch of an epoch is dropped so every step has the same shape and BN
@@ -156,9 +169,21 @@ export async function train(
   let trainSeconds = 0;
   const evalAt = new Set((s.evalAt ?? []).filter((k) => k > startStep && k <= stopStep));
   const evaluations: StepEvaluation[] = [];
+  // Precise BN before every evaluation; its images come from their own random stream, so training is unchanged.
+  let bnBatches: EngineBatch[] | undefined;
+  let bnStale = true;
+  const refreshBn = async (): Promise<void> => {
+    if (!s.preciseBn || !bnStale) return;
+    bnBatches ??= preciseBnBatches(data, s.preciseBn, batchSize, seed);
+    await recalibrateBn(net, net.spec, bnBatches);
+    bnStale = false;
+  };
   const swap = async (epoch: number): Promise<void> => {
     const next = await hooks?.afterEpoch?.(epoch, net);
-    if (next) net = next;
+    if (next) {
+      net = next;
+      bnStale = true;
+    }
   };
   if (startStep === 0) await swap(0);
   const firstEpoch = Math.floor(startStep / stepsPerEpoch) + 1;
@@ -179,6 +204,7 @@ export async function train(
       lr = learningRate(step, totalSteps, warmupSteps, s.lr);
       const batch = makeBatch(data, data.train, order.subarray(b * batchSize, (b + 1) * batchSize), lut, augmentRng);
       const r = await net.trainStep(batch, lr, s.labelSmoothing);
+      bnStale = true;
       if (!Number.isFinite(r.loss)) {
         const what = Number.isNaN(r.loss) ? 'NaN' : 'infinite';
         return {
@@ -195,6 +221,7 @@ export async function train(
       const seconds = trainSeconds + (performance.now() - started) / 1000 - evalSeconds;
       if (evalAt.has(step + 1)) {
         const evalStarted = performance.now();
+        await refreshBn();
         const val = await evaluate(net, data, data.val, evalBatch);
         const test = await evaluate(net, data, data.test, evalBatch);
         evaluations.push({ step: step + 1, epochs: (step + 1) / stepsPerEpoch, valError: val.error, valLoss: val.loss, testError: test.error, trainLoss: lossSum / seen, images: (step + 1 - startStep) * batchSize });
@@ -204,6 +231,7 @@ export async function train(
     }
     const trainTime = (performance.now() - started) / 1000 - evalSeconds;
     trainSeconds += trainTime;
+    await refreshBn();
     const val = await evaluate(net, data, data.val, evalBatch);
     const curve: EpochCurve = {
       epoch,
@@ -219,6 +247,7 @@ export async function train(
     await swap(epoch);
   }
   const last = curves[curves.length - 1];
+  await refreshBn();
   const test = await evaluate(net, data, data.test, evalBatch);
   return {
     status: 'complete',

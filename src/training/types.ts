@@ -35,6 +35,11 @@ export interface TrainSettings {
   backend: EngineChoice;
   /** Intra-op threads of the torch engine (default 1: one worker per core). */
   threads?: number;
+  /**
+   * Precise BN: batches of training images (unaugmented, a fixed seeded draw) whose training-mode activations
+   * re-estimate the BN running statistics before every evaluation. Absent or 0: the running averages of training.
+   */
+  preciseBn?: number;
 }
 
 /** One candidate to train: the network, its widths, settings and its own seed. */

@@ -185,7 +185,7 @@ export function registerStatus(program: Command): void {
         const s = config.settings;
         const data = `${s.data.name}${s.data.subset !== undefined ? ` subset ${s.data.subset}` : ''}`;
         const out = [
-          `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${describeLength(s)}, backend ${config.backend}, seed ${config.seed}`,
+          `campaign ${config.name}: ${config.spacePath} (${config.net.family}), ${data}, ${describeLength(s)}, ${s.preciseBn ? `precise BN over ${s.preciseBn} batches` : 'BN running averages'}, backend ${config.backend}, seed ${config.seed}`,
           `init: ${describeInit(config)}`,
           `trials: ${counts.complete} complete, ${counts.failed} failed, ${counts.running} running, ${counts.waiting} waiting` +
             `${counts.paused ? `, ${counts.paused} paused between rungs` : ''}${counts.pruned ? `, ${counts.pruned} pruned` : ''}, ${counts.total} total` +

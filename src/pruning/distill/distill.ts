@@ -12,7 +12,7 @@ import type { PreparedData, Split } from '../../training/data/types.js';
 import type { Engine, EngineBatch, EngineNet, OptimizerSettings, WeightSet } from '../../training/engine.js';
 import { UserError } from '../../util/errors.js';
 import { makeRng } from '../../util/rng.js';
-import { recalibrateBn } from './bn-stats.js';
+import { recalibrateBn } from '../../training/bn-stats.js';
 import { bnByGroup, orderKept, removableRule, stageTaps, zeroPadCouplings } from './channels.js';
 import { softKl, softmaxRows, studentLoss, type DistillWeights, type LossParts } from './losses.js';
 import { checkTarget, selectChannels, type Selection, type SparsityTarget } from './select.js';

@@ -1,10 +1,11 @@
 /**
- * Re-estimates BN running statistics from unlabelled images: distillation trains through gradients, which leave
- * running statistics alone, so the students' statistics are recomputed from their own activations before any
- * inference-mode use.
+ * Re-estimates BN running statistics from the net's own activations at its current weights ("precise BN"). Training
+ * evaluates mid-schedule, where the running averages lag weights that move fast at a high learning rate and the
+ * validation error swings by tens of points from seed to seed; distillation trains through gradients, which leave
+ * running statistics alone. Both recompute them before inference-mode use.
  */
-import type { EngineBatch, EngineNet, WeightSet } from '../../training/engine.js';
-import type { NetSpec } from '../../nets/types.js';
+import type { EngineBatch, EngineNet, WeightSet } from './engine.js';
+import type { NetSpec } from '../nets/types.js';
 
 /**
  * Pools each BN input's per-channel mean and (unbiased) variance over the batches, in training mode, and writes

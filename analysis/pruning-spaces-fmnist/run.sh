@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The pruning-spaces claims on Fashion-MNIST (ResNet-20, torch engine), one part at a time. Every part is resumable:
+# its campaign stores live in runs/ (working copies, ignored by git) and are packed into store/ (committed), so a part
+# that does not finish in one sitting continues later from the committed store.
+#
+#   bash analysis/pruning-spaces-fmnist/run.sh claim1 25|50   search one regime (160 candidates, 3 rungs, finalists, reference)
+#   bash analysis/pruning-spaces-fmnist/run.sh claim2 25|50   refine the claim-1 campaign, search child and parent again (fresh seeds, equal budget)
+#   bash analysis/pruning-spaces-fmnist/run.sh claim3 25|50   a 15-epoch parent pruned by l1, taylor and bn-scale (global allocation), fine-tuned, 5 seeds
+#   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present into results/
+#   bash analysis/pruning-spaces-fmnist/run.sh pack|unpack    runs/ <-> store/*.tar.xz
+#
+# WORKERS (default 2) trains that many trials at once; each trial uses one intra-op thread.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cli() { node "$root/bin/prunespace.js" "$@"; }
+runs="$here/runs"
+store="$here/store"
+workers=${WORKERS:-2}
+mkdir -p "$runs" "$store"
+
+regime() {
+  case "${1:-}" in 25|50) ;; *) echo "run.sh: regime must be 25 or 50, got '${1:-}'" >&2; exit 2 ;; esac
+}
+
+# Search a campaign file into runs/NAME, or resume it where a store already exists.
+campaign() {
+  local config=$1 name=$2
+  unpack_one "$name"
+  if [[ -f "$runs/$name/campaign.json" ]]; then
+    cli resume "$runs/$name" --workers "$workers"
+  else
+    cli search --config "$config" --out "$runs/$name" --workers "$workers"
+  fi
+  pack_one "$name"
+}
+
+# Checkpoints of candidates a rung stopped are not needed once the campaign is done; a running campaign keeps all.
+pack_one() {
+  local name=$1 dir="$runs/$1"
+  [[ -d $dir ]] || return 0
+  node -e 'const D=require("better-sqlite3");const db=new D(process.argv[1]);db.pragma("wal_checkpoint(TRUNCATE)");db.close()' "$dir/campaign.db"
+  tar -C "$runs" -cJf "$store/$name.tar.xz.tmp" "$name" && mv "$store/$name.tar.xz.tmp" "$store/$name.tar.xz"
+  echo "packed $name: $(du -h "$store/$name.tar.xz" | cut -f1)"
+}
+
+unpack_one() {
+  local name=$1
+  if [[ ! -d "$runs/$name" && -f "$store/$name.tar.xz" ]]; then tar -C "$runs" -xJf "$store/$name.tar.xz"; fi
+}
+
+case "${1:-}" in
+  claim1)
+    regime "${2:-}"
+    campaign "$here/campaign-$2.json" "claims-r$2"
+    ;;
+  claim2)
+    regime "${2:-}"
+    unpack_one "claims-r$2"
+    child="$here/space-$2-child.json"
+    [[ -f $child ]] || cli refine "$runs/claims-r$2" --out "$child"
+    # The same search again from the child and from the parent space at equal budget (same candidates and rungs), with
+    # fresh seeds; no reference and no finalists (claim 2 compares the populations).
+    for which in child parent; do
+      config="$here/campaign-$2-$which.json"
+      [[ -f $config ]] || node -e '
+        const fs = require("fs"), path = require("path");
+        const [file, which, child, out] = process.argv.slice(1);
+        const c = JSON.parse(fs.readFileSync(file, "utf8"));
+        c.name = `${which}-r${c.seed}`;
+        c.description = `Issue 24, claim 2: the claim-1 search again from the ${which} space, fresh seeds`;
+        if (which === "child") c.space = path.relative(path.dirname(out), child);
+        c.seed += 1000;
+        c.reference = { seeds: 0 };
+        c.rungs.finalists = 0;
+        fs.writeFileSync(out, JSON.stringify(c, null, 2) + "\n");' "$here/campaign-$2.json" "$which" "$child" "$config"
+      campaign "$config" "$which-r$2"
+    done
+    ;;
+  claim3)
+    regime "${2:-}"
+    flops=$(node -e 'console.log(Number(process.argv[1])/100)' "$2")
+    parent="$runs/parent-15ep"
+    if [[ ! -f "$parent/prunespace.json" ]]; then
+      rm -rf "$parent"
+      cli train --net resnet20 --data fashion-mnist --no-augment --epochs 15 --batch 128 --lr 0.1 --nesterov \
+        --backend torch --seed 0 --save "$parent"
+    fi
+    for criterion in l1 taylor bn-scale; do
+      for seed in 0 1 2 3 4; do
+        out="$runs/pruned-r$2-$criterion-s$seed"
+        [[ -f "$out/prunespace.json" ]] && continue
+        rm -rf "$out"
+        cli prune --parent "$parent" --criterion "$criterion" --allocation global --flops "$flops" --epochs 5 \
+          --lr 0.01 --no-augment --seed "$seed" --backend torch --out "$out" --json > "$out.json"
+      done
+    done
+    # At equal total epochs (15 + 5): the claim-1 finalists and the uniform reference trained from scratch for 20.
+    unpack_one "claims-r$2"
+    node -e '
+      const fs = require("fs");
+      const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => l.split(","));
+      const head = rows.shift(), col = (n) => head.indexOf(n), groups = head.slice(col("error") + 1);
+      const seen = new Set();
+      for (const r of rows) {
+        if (r[col("role")] !== "finalist" && r[col("role")] !== "reference") continue;
+        const widths = groups.map((g) => r[col(g)]).join(",");
+        const name = r[col("role")] === "reference" ? "uniform" : `finalist-${r[col("finalist_of")]}`;
+        if (!seen.has(name)) { seen.add(name); console.log(`${name} ${widths}`); }
+      }' "$runs/claims-r$2/trials.csv" | while read -r name widths; do
+      for seed in 0 1 2 3 4; do
+        out="$runs/scratch-r$2-$name-s$seed.json"
+        [[ -s $out ]] && continue
+        cli train --net resnet20 --widths "$widths" --data fashion-mnist --no-augment --epochs 20 --batch 128 --lr 0.1 \
+          --nesterov --backend torch --seed "$seed" --json > "$out.tmp" && mv "$out.tmp" "$out"
+      done
+    done
+    ;;
+  analyse)
+    mkdir -p "$here/results"
+    for dir in "$runs"/claims-r* "$runs"/child-r* "$runs"/parent-r*; do
+      [[ -d $dir ]] || continue
+      name=$(basename "$dir")
+      cli status "$dir" > "$here/results/$name-status.txt"
+      cp "$dir/trials.csv" "$here/results/$name-trials.csv"
+      compare=()
+      if [[ $name == child-r* ]]; then compare=(--compare "$runs/parent-${name#child-}"); fi
+      cli report "$dir" --out "$here/results/$name" "${compare[@]}"
+    done
+    ;;
+  pack)
+    for dir in "$runs"/*/; do [[ -f "$dir/campaign.json" ]] && pack_one "$(basename "$dir")"; done
+    ;;
+  unpack)
+    for f in "$store"/*.tar.xz; do [[ -f $f ]] && unpack_one "$(basename "$f" .tar.xz)"; done
+    ;;
+  *)
+    sed -n '2,12p' "$0" >&2
+    exit 2
+    ;;
+esac
