@@ -9,6 +9,7 @@ import { openCampaign } from '../src/campaign/store.js';
 import { compileSpace } from '../src/space/compile.js';
 import { parseSpace } from '../src/space/load.js';
 import { sampleSpace } from '../src/space/sampler.js';
+import { keptShare } from '../src/analysis/refine.js';
 import type { SpaceFileInput } from '../src/space/schema.js';
 import { UserError } from '../src/util/errors.js';
 import { cli, ROOT, tempDir, tinyFlags, trials } from './campaign-helpers.js';
@@ -113,6 +114,34 @@ test('sample, search and a refined round sample against the cached table; every 
   for (const t of samples) assert.ok(model.predict(t.widths) <= max);
   const reference = ts.find((t) => t.role === 'reference')!;
   assert.ok(model.predict(reference.widths) <= max);
+  // Every trial keeps the latency it was sampled with, the reference's too.
+  for (const t of ts) assert.equal(t.predictedLatencyMs, model.predict(t.widths), JSON.stringify(t));
+
+  // status and report show the predictor and how it matched the measured latency of the candidates.
+  const st = cli(['status', run]);
+  assert.equal(st.status, 0, st.stderr);
+  assert.match(st.stdout, new RegExp(`latency regime: onnxruntime-cpu, batch 1, predicted 0–${max} ms`));
+  assert.match(st.stdout, /predictor: table \S*table\.json \(machine key: target onnxruntime-cpu, cpu .*, cores \d+, onnxruntime [\d.]+/);
+  assert.match(st.stdout, /latency ≈ [\d.]+ x table sum \(scale fitted on 6 configuration\(s\)\); held-out error on 6 configuration\(s\): median [\d.]+%, max [\d.]+%/);
+  assert.match(st.stdout, /predicted against measured on 3 candidate\(s\): median \|error\| [\d.]+%, max [\d.]+%/);
+  assert.match(st.stdout, /outliers \(relative error beyond 3 scaled MADs\): /);
+  const json = JSON.parse(cli(['status', run, '--json']).stdout).latencyPredictor;
+  assert.equal(json.predictor.table, table);
+  assert.equal(json.accuracy.points.length, 3);
+  for (const p of json.accuracy.points) {
+    const t = samples.find((x) => x.index === p.index)!;
+    assert.equal(p.predictedMs, model.predict(t.widths));
+    assert.equal(p.measuredMs, t.latencyMs);
+  }
+  const expectedMedian = [...json.accuracy.points.map((p: { relError: number }) => Math.abs(p.relError))].sort((a, b) => a - b)[1];
+  assert.equal(json.accuracy.medianAbsRelError, expectedMedian);
+  const reportDir = join(dir, 'report');
+  const rep = cli(['report', run, '--out', reportDir]);
+  assert.equal(rep.status, 0, rep.stderr);
+  const html = readFileSync(join(reportDir, 'report.html'), 'utf8');
+  assert.match(html, /Latency predictor/);
+  assert.match(html, /predicted against measured on 3 candidate\(s\)/);
+  assert.equal(JSON.parse(readFileSync(join(reportDir, 'summary.json'), 'utf8')).latencyPredictor.accuracy.points.length, 3);
 
   // A refined round samples the child against the same table, read back from the file the campaign recorded.
   const more = cli(['resume', run, '--rounds', '2', '--round-samples', '2']);
@@ -125,7 +154,31 @@ test('sample, search and a refined round sample against the cached table; every 
   const child = join(dir, 'child.json');
   const ref = cli(['refine', run, '--out', child]);
   assert.equal(ref.status, 0, ref.stderr);
+  assert.match(ref.stdout, /the child keeps [\d.]+% of the parent space \(estimated from \d+ parent samples inside its latency window\)/);
+  assert.doesNotMatch(ref.stderr, /timing \d+ layer/);
   assert.deepEqual(JSON.parse(readFileSync(child, 'utf8')).regime.latency, { ms: { max }, target: 'onnxruntime-cpu', batch: 1 });
+});
+
+test("refine's kept share is of the parent inside its latency window, with the predictor the sampler uses", () => {
+  // A child narrowed to the wide end of the widths keeps little of a parent whose window holds the narrow, fast end.
+  const wideAt = 0.6;
+  const predictLatency = (w: number[]) => w.reduce((a, b) => a + b, 0);
+  const loose = compileSpace(parseSpace(SPACE, 'p.json'), { predictLatency });
+  const sums = sampleSpace(loose, 400, 5).configs.map((c) => predictLatency(c.widths)).sort((a, b) => a - b);
+  const max = sums[200];
+  const windowed = { ...SPACE, regime: { latency: { ms: { max }, target: 'onnxruntime-cpu' as const } } };
+  const narrowed = { ...windowed, samplers: [{ ...SPACE.samplers[0], keep: { min: wideAt, max: 0.8 } }] };
+  const parent = compileSpace(parseSpace(windowed, 'p.json'), { predictLatency });
+  const child = compileSpace(parseSpace(narrowed, 'c.json'), { predictLatency });
+  const kept = keptShare(parent, child, 500, 3);
+  // The same estimate by hand: the sampler's windowed parent samples that the child's ranges and window admit.
+  const drawn = sampleSpace(parent, 500, 3).configs;
+  assert.equal(kept.samples, drawn.length);
+  const byHand = drawn.filter((c) => child.contains(c.widths) && predictLatency(c.widths) <= max).length / drawn.length;
+  assert.equal(kept.share, byHand);
+  // Ignoring the window (no predictor) counts the wide configurations the parent's candidates never include.
+  const blind = keptShare(compileSpace(parseSpace(windowed, 'p.json')), compileSpace(parseSpace(narrowed, 'c.json')), 500, 3);
+  assert.ok(blind.share > kept.share + 0.02, `without the window ${blind.share}, with it ${kept.share}`);
 });
 
 test('bad latency regimes and an unloadable onnxruntime-node: one line naming the field or file, exit 2, nothing written', () => {

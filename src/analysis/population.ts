@@ -8,7 +8,7 @@ import type { WidthConfig } from '../nets/types.js';
  * that pairs them seed for seed.
  */
 export type TrialLike = Pick<TrialRecord, 'index' | 'round' | 'widths' | 'complexity' | 'state' | 'valError' | 'testError'> &
-  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed' | 'latencyMs' | 'rung' | 'rungResults' | 'finalistOf' | 'seedIndex'>>;
+  Partial<Pick<TrialRecord, 'curves' | 'role' | 'seed' | 'latencyMs' | 'predictedLatencyMs' | 'rung' | 'rungResults' | 'finalistOf' | 'seedIndex'>>;
 
 /** The sampled population: every trial but the uniform reference's seeds and the finalists' re-seeds, compared with, never pooled in. */
 export function populationTrials<T extends TrialLike>(trials: readonly T[]): T[] {

@@ -1,6 +1,7 @@
 /** Refines the space of a campaign's round into a child space file: the step `refine` and `search --rounds` share. */
 import { existsSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
+import type { LatencyPredictor } from '../space/compile.js';
 import { writeSpace, relativeParent } from '../space/load.js';
 import { UserError } from '../util/errors.js';
 import { analyseCampaign, type AnalysisOptions } from './analyse.js';
@@ -18,6 +19,8 @@ export interface RefineCampaignOptions {
   name?: string;
   analysis?: AnalysisOptions;
   date?: string;
+  /** A latency regime's predictor, for the kept-share estimate (see keptShare). */
+  predictLatency?: LatencyPredictor;
 }
 
 /** The generation number of a refined space name ('x.r2' -> 2, 'x' -> 0). */
@@ -58,6 +61,7 @@ export function refineCampaign(c: LoadedCampaign, options: RefineCampaignOptions
     date: options.date,
     seed: c.config.seed,
     ratio: options.analysis?.ratio,
+    ...(options.predictLatency ? { predictLatency: options.predictLatency } : {}),
   });
   writeSpace(out, refinement.child, { force: options.force });
   return { ...refinement, out, parentPath, round };

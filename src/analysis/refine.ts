@@ -7,7 +7,7 @@
  */
 import * as ss from 'simple-statistics';
 import type { ChannelGroup, WidthConfig } from '../nets/types.js';
-import { compileSpace, selects, type CompiledSpace } from '../space/compile.js';
+import { compileSpace, selects, type CompiledSpace, type LatencyPredictor } from '../space/compile.js';
 import { parseSpace, type LoadedSpace } from '../space/load.js';
 import { sampleSpace } from '../space/sampler.js';
 import type { Constraint, SamplerSpec, SpaceFile } from '../space/schema.js';
@@ -81,6 +81,8 @@ export interface RefineOptions {
   tailShare?: number;
   /** Kept for the ratio analysis options the CLI passes (buckets); the rules bin ratios themselves. */
   ratio?: RatioOptions;
+  /** A latency regime's predictor (the one the campaign sampled against): the kept share is then of the latency-bounded parent. */
+  predictLatency?: LatencyPredictor;
 }
 
 export interface Refinement {
@@ -445,7 +447,8 @@ function sampleable(loaded: LoadedSpace, seed: number): string | null {
 
 export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, options: RefineOptions): Refinement {
   const seed = options.seed ?? 0;
-  const compiledParent = compileSpace(parent);
+  const latency = { predictLatency: options.predictLatency };
+  const compiledParent = compileSpace(parent, latency);
   const decided = decideRules(parent, analysis, options);
   const build = (dropped: ReadonlySet<RefineRule>): SpaceFile => {
     const child: SpaceFile = structuredClone(parent.file);
@@ -468,7 +471,7 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
     outcomes = outcomes.map((o) => (o === last ? { ...o, applied: false, reason: `dropped: together with the rules before it, it left a space that cannot be sampled (${problem}); it had: ${o.reason}` } : o));
     child = build(dropped);
   }
-  const compiledChild = compileSpace(parseSpace(child, options.name));
+  const compiledChild = compileSpace(parseSpace(child, options.name), latency);
   const kept = keptShare(compiledParent, compiledChild, options.keptSamples ?? 2000, seed);
   const applied = outcomes.filter((o) => o.applied).map((o) => o.rule);
   // One 'Refined from' sentence per file: a grandchild replaces its parent's rather than stacking them.
@@ -491,10 +494,14 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
   return { child, outcomes, kept };
 }
 
-/** Share of parent samples the child contains. */
+/**
+ * Share of parent samples the child contains. With a latency regime and its predictor the parent is sampled inside
+ * its latency window, as its candidates were, and the child must admit each sample's predicted latency too; without
+ * the predictor the latency window cannot be checked and the estimate is over the width ranges and FLOPs alone.
+ */
 export function keptShare(parent: CompiledSpace, child: CompiledSpace, samples: number, seed: number): { share: number; samples: number } {
-  const { configs } = sampleSpace(parent, samples, seed, { ignoreLatency: true });
-  const kept = configs.filter((c) => child.contains(c.widths as WidthConfig)).length;
+  const { configs } = sampleSpace(parent, samples, seed, { ignoreLatency: !parent.predictLatency });
+  const predict = child.latency ? child.predictLatency : undefined;
+  const kept = configs.filter((c) => child.contains(c.widths as WidthConfig) && (!predict || child.admitsLatency(c.predictedLatencyMs ?? predict(c.widths)))).length;
   return { share: configs.length ? kept / configs.length : 0, samples: configs.length };
 }
-

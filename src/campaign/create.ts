@@ -176,10 +176,11 @@ export function prepareCampaign(req: SearchRequest): PreparedCampaign {
       notes.push(`no uniform reference trial: ${uniform.reason}`);
     } else {
       base.reference = { seeds: referenceSeeds, keep: uniform.keep, widths: uniform.widths, flops: uniform.complexity.flops };
+      const predictedLatencyMs = compiled.latency ? compiled.predictLatency?.(uniform.widths) : undefined;
       for (let k = 0; k < referenceSeeds; k++) {
         const index = trials.length + k;
         // Trained at the final budget (the top rung of a rung campaign); seed index k pairs it with each finalist's seed k.
-        reference.push({ index, widths: uniform.widths, complexity: uniform.complexity, seed: deriveSeed(req.seed, index), role: 'reference', rung: top, seedIndex: k });
+        reference.push({ index, widths: uniform.widths, complexity: uniform.complexity, seed: deriveSeed(req.seed, index), role: 'reference', rung: top, seedIndex: k, ...(predictedLatencyMs !== undefined ? { predictedLatencyMs } : {}) });
       }
       notes.push(
         `plus ${referenceSeeds} uniform reference trial(s) (seeds of one network, trained first): keep ${uniform.keep.toFixed(4)} in every group, ` +

@@ -50,6 +50,7 @@ export function sampleRoundTrials(
     widths: c.widths,
     complexity: c.complexity,
     seed: deriveSeed(opts.campaignSeed, opts.firstIndex + i),
+    ...(c.predictedLatencyMs !== undefined ? { predictedLatencyMs: c.predictedLatencyMs } : {}),
   }));
   return { sample, trials };
 }

@@ -96,6 +96,8 @@ const TRIAL_INITS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_inits (idx INTEGER P
 const TRIAL_METRICS_TABLE = 'CREATE TABLE IF NOT EXISTS trial_metrics (idx INTEGER PRIMARY KEY, metrics TEXT NOT NULL)';
 /** Measured batch-1 latency per trial (`search --measure-latency`): its own table, created where missing, as trial_inits. */
 const TRIAL_LATENCY_TABLE = 'CREATE TABLE IF NOT EXISTS trial_latency (idx INTEGER PRIMARY KEY, latency_ms REAL NOT NULL, target TEXT NOT NULL)';
+/** Latency regimes: each trial's latency as the predictor it was sampled against gave it, written with the trial. */
+const TRIAL_PREDICTED_LATENCY_TABLE = 'CREATE TABLE IF NOT EXISTS trial_predicted_latency (idx INTEGER PRIMARY KEY, predicted_ms REAL NOT NULL)';
 
 const SCHEMA = `
 CREATE TABLE campaign (
@@ -223,6 +225,8 @@ export interface NewTrial {
   finalistOf?: number;
   /** Reference and finalist seeds: seed index k pairs a finalist's seed k with the reference's. */
   seedIndex?: number;
+  /** Latency regimes: the predicted batch-1 milliseconds it was sampled with. */
+  predictedLatencyMs?: number;
 }
 
 /** One started attempt of a trial: what an executor must hand back with its result. */
@@ -330,12 +334,22 @@ export class CampaignReader {
   private withSideTables(records: TrialRecord[]): TrialRecord[] {
     const metrics = this.trialMetrics();
     const latency = this.latencies();
+    const predicted = this.predictedLatencies();
     for (const t of records) {
       const m = metrics.get(t.index);
       if (m) t.metrics = m;
       if (latency.has(t.index)) t.latencyMs = latency.get(t.index);
+      if (predicted.has(t.index)) t.predictedLatencyMs = predicted.get(t.index);
     }
     return records;
+  }
+
+  /** Predicted latency by trial index (empty unless the campaign's space has a latency regime). */
+  private predictedLatencies(): Map<number, number> {
+    const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trial_predicted_latency'").get();
+    if (!table) return new Map();
+    const rows = this.db.prepare('SELECT idx, predicted_ms FROM trial_predicted_latency').all() as { idx: number; predicted_ms: number }[];
+    return new Map(rows.map((r) => [r.idx, r.predicted_ms]));
   }
 
   /** Measured latency by trial index (empty for a campaign that measures none). */
@@ -601,6 +615,11 @@ export class CampaignStore extends CampaignReader {
         rung: t.rung ?? 0, finalistOf: t.finalistOf ?? null, seedIndex: t.seedIndex ?? null,
       });
     }
+    const predicted = trials.filter((t) => t.predictedLatencyMs !== undefined);
+    if (!predicted.length) return;
+    this.db.exec(TRIAL_PREDICTED_LATENCY_TABLE);
+    const insert = this.db.prepare('INSERT OR REPLACE INTO trial_predicted_latency (idx, predicted_ms) VALUES (?, ?)');
+    for (const t of predicted) insert.run(t.index, t.predictedLatencyMs);
   }
 
   /** running → waiting (stopped before it finished: Ctrl-C, cancel); the attempt does not count. */

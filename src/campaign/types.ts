@@ -81,6 +81,8 @@ export interface TrialRecord {
   seedIndex?: number;
   /** Median batch-1 inference milliseconds on the campaign's latency target, where the campaign measures it. */
   latencyMs?: number;
+  /** Latency regimes: the batch-1 milliseconds the campaign's predictor gave it when it was sampled. */
+  predictedLatencyMs?: number;
 }
 
 /** One sample-train-analyse-refine round: its own space file (copied into the run directory) and sample. */

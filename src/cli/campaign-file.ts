@@ -96,6 +96,8 @@ export const campaignSchema = z
         saveModels: z.boolean().default(false),
         /** As --measure-latency: time each completed trial's batch-1 inference on this target. */
         measureLatency: z.enum(['onnxruntime']).optional(),
+        /** As --latency-table: the latency table a regime.latency space samples against (relative to this file). */
+        latencyTable: z.string().min(1, 'expected a table file path').optional(),
       })
       .strict()
       .default({ backend: 'auto', maxAttempts: 2, saveModels: false }),
@@ -253,7 +255,7 @@ export interface StoredCampaign {
   samples: number;
   seed: number;
   train: Record<string, unknown>;
-  launch: { backend: string; maxAttempts: number; saveModels: boolean; workers?: number; gpus?: string[]; measureLatency?: 'onnxruntime' };
+  launch: { backend: string; maxAttempts: number; saveModels: boolean; workers?: number; gpus?: string[]; measureLatency?: 'onnxruntime'; latencyTable?: string };
   rounds: { count: number; samples?: number };
   /** Absent in campaign.json files written before reference trials: none. */
   reference?: { seeds: number };
@@ -290,6 +292,7 @@ export function loadCampaignFile(path: string): LoadedCampaignFile {
   const here = dirname(resolve(path));
   if (file.train.dataDir !== undefined) file.train.dataDir = resolve(here, file.train.dataDir);
   if (file.init?.parent !== undefined) file.init.parent = resolve(here, file.init.parent);
+  if (file.launch.latencyTable !== undefined) file.launch.latencyTable = resolve(here, file.launch.latencyTable);
   if (typeof file.space === 'string') {
     const spacePath = resolve(here, file.space);
     if (!existsSync(spacePath)) throw new UserError(`${path}: space: space file ${file.space} does not exist (paths are relative to the campaign file)`);
@@ -346,6 +349,7 @@ function fileOptions(c: CampaignFile): Omit<SearchOptions, 'out'> {
     ...(c.launch.workers !== undefined ? { workers: c.launch.workers } : {}),
     ...(c.launch.gpus !== undefined ? { gpus: c.launch.gpus } : {}),
     ...(c.launch.measureLatency !== undefined ? { measureLatency: c.launch.measureLatency } : {}),
+    ...(c.launch.latencyTable !== undefined ? { latencyTable: c.launch.latencyTable } : {}),
     ...(c.analysis.rules !== undefined ? { rules: c.analysis.rules } : {}),
     ...(c.init !== undefined ? { init: c.init.mode } : {}),
     ...(c.init?.parent !== undefined ? { parent: c.init.parent } : {}),
@@ -440,7 +444,8 @@ function describeCampaign(o: SearchOptions, loaded: LoadedCampaignFile | undefin
       nesterov: o.nesterov, weightDecay: o.weightDecay, warmup: o.warmup, labelSmoothing: o.labelSmoothing,
       preciseBn: o.preciseBn,
     }),
-    launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus, measureLatency: o.measureLatency }),
+    launch: drop({ backend: o.backend, maxAttempts: o.maxAttempts, saveModels: o.saveModels, workers: o.workers, gpus: o.gpus, measureLatency: o.measureLatency,
+      latencyTable: o.latencyTable !== undefined ? resolve(o.latencyTable) : undefined }),
     rounds: drop({ count: o.rounds, samples: o.roundSamples }),
     reference: { seeds: o.referenceSeeds ?? 0 },
     analysis: drop({ rules: o.rules }),
@@ -469,7 +474,8 @@ function storedInit(o: SearchOptions): Record<string, unknown> | undefined {
 }
 
 /** Fields that name or launch a campaign without changing what it is; they may differ between sessions. */
-const SESSION_FIELDS = new Set(['name', 'description', 'spaceSource', 'launch.workers', 'launch.gpus']);
+// The latency table only steers sampling, which a stored campaign has done: another path to it is the same campaign.
+const SESSION_FIELDS = new Set(['name', 'description', 'spaceSource', 'launch.workers', 'launch.gpus', 'launch.latencyTable']);
 
 /** One line per field where the requested campaign differs from the stored one, as `path: stored X, requested Y`. */
 export function diffCampaigns(stored: unknown, requested: unknown, path = ''): string[] {

@@ -41,7 +41,7 @@ function refineStep(opts: RoundsOptions): RefineRound {
     const c = loadCampaign(dir);
     const next = round + 1;
     // The file may exist from a run that died before storing the round; the round is not in the store, so replace it.
-    const refined = refineCampaign(c, { round, out, name: `${c.name}.r${next}`, rules: opts.rules, force: true });
+    const refined = refineCampaign(c, { round, out, name: `${c.name}.r${next}`, rules: opts.rules, force: true, predictLatency: opts.predictLatency });
     for (const rule of refined.outcomes) opts.log(`round ${next} rule ${rule.rule}: ${rule.applied ? 'applied' : 'skipped'}: ${rule.reason}`);
     opts.log(`round ${next} space ${out} keeps ~${pct(refined.kept.share)} of round ${round}'s space`);
     return { space: refined.child, compiled: compileSpace(loadSpace(out), { predictLatency: opts.predictLatency }) };

@@ -28,8 +28,8 @@ export interface SampleOptions {
   /** Configurations (by widths) that must not be drawn again, e.g. those of earlier rounds. */
   exclude?: Iterable<WidthConfig>;
   /**
-   * Sample without the latency window even though the regime states one (refine's estimates of how much of the
-   * width ranges a child keeps: the child keeps the parent's latency window unchanged).
+   * Sample without the latency window even though the regime states one (refine's checks that a child's width ranges
+   * can be sampled at all, and its kept-share estimate where no predictor was built).
    */
   ignoreLatency?: boolean;
 }

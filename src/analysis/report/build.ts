@@ -11,7 +11,7 @@ import { compareWithReference, type ReferenceComparison } from '../reference.js'
 import { bucketEdfPlot, curvesPlot, edfPlot, latencyPlot, metricBinsPlot, paretoPlot, profilePlot, ratioPlot, type Plot, type PlotData } from './charts.js';
 import { escapeHtml as esc } from './escape.js';
 import type { PageSection } from './page.js';
-import { latencyFit, OUTLIER_MADS } from '../latency.js';
+import { latencyFit, OUTLIER_MADS, predictionAccuracy, predictorLines, statedWindow, type PredictorRecord, type StatedWindow } from '../latency.js';
 import { bestRows, bestTable, metricRows, metricTable, pct, populationRows, populationTable, ratioText, referenceRows, referenceSection, roundsHtml } from './tables.js';
 
 export interface ReportCampaign {
@@ -29,6 +29,8 @@ export interface ReportCampaign {
   referenceSkipped?: string;
   /** How its trials started (initLabel of its stored config); absent: scratch. */
   init?: string;
+  /** A latency regime's window and the predictor the campaign recorded for it. */
+  latency?: { window: StatedWindow; predictor?: PredictorRecord };
 }
 
 export interface ReportOptions {
@@ -71,7 +73,13 @@ export function reportCampaign(c: LoadedCampaign): ReportCampaign {
     referenceSeeds: c.config.reference?.seeds,
     referenceSkipped: c.config.reference?.skipped,
     init: initLabel(c.config),
+    ...latencyOf(c.config),
   };
+}
+
+function latencyOf(config: LoadedCampaign['config']): Pick<ReportCampaign, 'latency'> {
+  const window = statedWindow(config.space);
+  return window ? { latency: { window, ...(config.latencyModel ? { predictor: config.latencyModel } : {}) } } : {};
 }
 
 /** One EDF population per round where the campaign has several, then one per compared campaign. */
@@ -129,6 +137,7 @@ export function buildReport(main: ReportCampaign, options: ReportOptions = {}): 
   const rounds = successiveRounds(main.trials, main.seed);
   const enough = a.obs.length > 0;
   const fid = fidelity(main.trials, { rungs: main.rungs });
+  const accuracy = main.latency ? predictionAccuracy(main.trials) : null;
   const sections = (draw: PlotHtml): PageSection[] => {
     const html = (id: string) => draw(plots.find((p) => p.id === id) as Plot);
     return [
@@ -144,6 +153,11 @@ export function buildReport(main: ReportCampaign, options: ReportOptions = {}): 
       { id: 'profile', title: 'Width profile of the winners', html: `<p>${esc(a.profile.trendText)}.${a.profile.monotone ? ` Non-decreasing stage widths: ${pct(a.profile.monotone.winners, 0)} of the best ${a.profile.k}, ${pct(a.profile.monotone.all, 0)} of all trials.` : ''}</p>\n${html('profile')}` },
       { id: 'pareto', title: 'Pareto front', html: html('pareto') },
       { id: 'curves', title: 'Training curves', html: html('curves') },
+      ...(!main.latency ? [] : [{
+        id: 'latency-predictor',
+        title: 'Latency predictor',
+        html: `<p>The candidates were sampled against predicted latency; each trial's latency was then measured.</p>\n<ul>${predictorLines(main.latency.window, main.latency.predictor, accuracy).map((l) => `<li>${esc(l.trim())}</li>`).join('')}</ul>`,
+      }]),
       ...(!latency ? [] : [{
         id: 'latency',
         title: 'Latency against FLOPs',
@@ -167,6 +181,7 @@ ${a.obs.length < 24 ? `<br><span class="missing">Only ${a.obs.length} completed 
     campaign: main.name, trials: a.trialsTotal, completed: a.obs.length, failed: a.failed, best: a.summary,
     ratio: { original: a.ratio.originalRatio, optimum: a.ratio.optimum, bucketOptimum: a.ratio.bucketOptimum, reasons: a.ratio.reasons },
     fidelity: fid,
+    ...(main.latency ? { latencyPredictor: { window: main.latency.window, predictor: main.latency.predictor ?? null, accuracy } } : {}),
     profile: { trend: a.profile.trendText, stageTrend: a.profile.stageTrend, monotone: a.profile.monotone },
     populations: populationRows(pops),
     rounds: rounds.map(({ round, comparison: c }) => ({ round, lead: c.lead, leadPValue: c.leadPValue, ks: c.ks, ksPValue: c.pValue, better: c.better, text: c.text })),

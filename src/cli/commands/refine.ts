@@ -5,6 +5,8 @@ import { refineCampaign } from '../../analysis/refine-campaign.js';
 import { REFINE_RULES, REMOVED_RULES, type RefineRule } from '../../analysis/refine.js';
 import { UserError } from '../../util/errors.js';
 import { intFlag } from '../parse.js';
+import { parseSpace } from '../../space/load.js';
+import { latencyModelFor } from '../latency.js';
 
 interface Options {
   rules: RefineRule[];
@@ -35,9 +37,16 @@ export function registerRefine(program: Command): void {
     .option('--force', 'replace an existing output file')
     .option('--top-k <k>', 'how many best trials count as winners (default: best 10%, at least 3)', intFlag('--top-k', { min: 1 }))
     .option('--buckets <b>', 'parameter buckets for the FLOPs/param ratio (default: about 8 trials each, 3 to 10)', intFlag('--buckets', { min: 2 }))
-    .action((run: string, opts: Options) => {
+    .action(async (run: string, opts: Options) => {
       const campaign = loadCampaign(run);
+      // A latency regime's kept share is of its latency window too: the predictor is read from the table the campaign recorded.
+      const { config } = campaign;
+      const latency = await latencyModelFor(parseSpace(config.space, config.spacePath), {
+        file: config.latencyModel?.table,
+        log: (line) => process.stderr.write(`prunespace: ${line}\n`),
+      });
       const result = refineCampaign(campaign, {
+        ...(latency ? { predictLatency: latency.predict } : {}),
         rules: opts.rules,
         out: opts.out,
         round: opts.round,
@@ -52,6 +61,6 @@ export function registerRefine(program: Command): void {
       }
       for (const o of result.outcomes) console.log(`  ${o.applied ? 'applied' : 'skipped'} ${o.rule}: ${o.reason}`);
       const pct = (100 * result.kept.share).toFixed(1);
-      console.log(`the child keeps ${pct}% of the parent space (estimated from ${result.kept.samples} parent samples)`);
+      console.log(`the child keeps ${pct}% of the parent space (estimated from ${result.kept.samples} parent samples${latency ? ' inside its latency window' : ''})`);
     });
 }

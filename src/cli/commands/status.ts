@@ -12,6 +12,7 @@ import { formatCount } from '../../util/format.js';
 import { budgetAccount, type BudgetAccount } from '../../campaign/rungs.js';
 import { describeLength, epochBound } from '../training-flags.js';
 import { fidelity, fidelityLines } from '../../analysis/fidelity.js';
+import { predictionAccuracy, predictorLines, statedWindow } from '../../analysis/latency.js';
 
 interface StatusFlags {
   json?: boolean;
@@ -161,6 +162,8 @@ export function registerStatus(program: Command): void {
         const reference = compareWithReference(trials, { planned: config.reference?.seeds });
         const budget = budgetAccount(trials, config.rungs);
         const fid = fidelity(trials, { rungs: config.rungs });
+        const window = statedWindow(config.space);
+        const accuracy = window ? predictionAccuracy(trials) : null;
         if (flags.json) {
           const summary = {
             name: config.name,
@@ -178,6 +181,7 @@ export function registerStatus(program: Command): void {
             rungs: config.rungs ?? null,
             budget,
             fidelity: fid,
+            latencyPredictor: window ? { window, predictor: config.latencyModel ?? null, accuracy } : null,
           };
           console.log(JSON.stringify(summary, null, 2));
           return;
@@ -202,6 +206,7 @@ export function registerStatus(program: Command): void {
             );
           }
         }
+        if (window) out.push(...predictorLines(window, config.latencyModel, accuracy));
         if (reference) out.push(...referenceLines(reference));
         else if (config.reference?.skipped) out.push(`uniform reference: none (${config.reference.skipped})`);
         const running = trials.filter((t) => t.state === 'running');
