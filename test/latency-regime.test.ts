@@ -161,13 +161,20 @@ test('sample, search and a refined round sample against the cached table; every 
 
 test("refine's kept share is of the parent inside its latency window, with the predictor the sampler uses", () => {
   // A child narrowed to the wide end of the widths keeps little of a parent whose window holds the narrow, fast end.
-  const wideAt = 0.6;
+  const wideAt = 0.5;
   const predictLatency = (w: number[]) => w.reduce((a, b) => a + b, 0);
   const loose = compileSpace(parseSpace(SPACE, 'p.json'), { predictLatency });
   const sums = sampleSpace(loose, 400, 5).configs.map((c) => predictLatency(c.widths)).sort((a, b) => a - b);
   const max = sums[200];
   const windowed = { ...SPACE, regime: { latency: { ms: { max }, target: 'onnxruntime-cpu' as const } } };
-  const narrowed = { ...windowed, samplers: [{ ...SPACE.samplers[0], keep: { min: wideAt, max: 0.8 } }] };
+  // Only the three stage groups narrow, so the window-blind share stays well above 0 ((0.3/0.6)^3 of the parent).
+  const narrowed = {
+    ...windowed,
+    samplers: [
+      { select: { kinds: ['stage' as const] }, keep: { min: wideAt, max: 0.8 }, quantum: 1 },
+      { select: { kinds: ['inner' as const] }, keep: { min: 0.2, max: 0.8 }, quantum: 1 },
+    ],
+  };
   const parent = compileSpace(parseSpace(windowed, 'p.json'), { predictLatency });
   const child = compileSpace(parseSpace(narrowed, 'c.json'), { predictLatency });
   const kept = keptShare(parent, child, 500, 3);
