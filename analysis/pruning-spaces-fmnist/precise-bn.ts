@@ -6,6 +6,7 @@
  *   node --import tsx analysis/pruning-spaces-fmnist/precise-bn.ts   (writes precise-bn.json beside it)
  */
 import { writeFileSync } from 'node:fs';
+import { mean, sampleStandardDeviation as sd } from 'simple-statistics';
 import { buildNet } from '../../src/nets/registry.js';
 import { recalibrateBn } from '../../src/training/bn-stats.js';
 import { loadData } from '../../src/training/data/load.js';
@@ -37,8 +38,6 @@ for (let seed = 1; seed <= 8; seed++) {
   }
   net.dispose();
 }
-const sd = (xs: number[]) => { const m = xs.reduce((a, b) => a + b, 0) / xs.length; return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)); };
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const summary = stops.map((step) => {
   const at = rows.filter((r) => r.step === step);
   const line = (xs: number[]) => ({ mean: 100 * mean(xs), sd: 100 * sd(xs), max: 100 * Math.max(...xs) });
