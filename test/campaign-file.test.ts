@@ -42,6 +42,8 @@ test('bad campaign files: one line naming the file and the JSON path, exit code 
     [tinyCampaign('tiny.json', { name: 'a b' }), /bad-8\.json: name: expected letters/],
     ['{ "name": ', /bad-9\.json: not valid JSON/],
     [tinyCampaign('tiny.json', { launch: { backend: 'wasm', measureLatency: 'tensorrt' } }), /bad-10\.json: launch\.measureLatency: .*onnxruntime/],
+    [tinyCampaign('tiny.json', { launch: { backend: 'wasm', latencyTable: '' } }), /bad-11\.json: launch\.latencyTable: expected a table file path/],
+    [tinyCampaign('tiny.json', { launch: { backend: 'wasm', latencyTable: 3 } }), /bad-12\.json: launch\.latencyTable: expected string, received number/],
   ];
   cases.forEach(([json, message], i) => {
     const path = write(dir, `bad-${i}.json`, json);
@@ -128,6 +130,18 @@ test('diffCampaigns: nested paths, absent fields, session-only fields ignored', 
   const a = { seed: 0, train: { lr: 0.1, steps: 5 }, launch: { workers: 1, backend: 'wasm' }, name: 'a' };
   const b = { seed: 0, train: { lr: 0.2 }, launch: { workers: 4, backend: 'wasm' }, name: 'b' };
   assert.deepEqual(diffCampaigns(a, b), ['train.lr: stored 0.1, requested 0.2', 'train.steps: stored 5, requested (not set)']);
+});
+
+test('launch.latencyTable: relative to the campaign file, and a session field (another table is no different request)', () => {
+  const dir = tempDir('cfile-latency');
+  writeTinySpace(dir);
+  const path = write(dir, 'lat.json', tinyCampaign('tiny.json', { launch: { backend: 'wasm', latencyTable: 'tables/cpu.json' } }));
+  assert.equal(loadCampaignFile(path).file.launch.latencyTable, join(dir, 'tables', 'cpu.json'));
+  const absolute = write(dir, 'abs.json', tinyCampaign('tiny.json', { launch: { backend: 'wasm', latencyTable: '/elsewhere/t.json' } }));
+  assert.equal(loadCampaignFile(absolute).file.launch.latencyTable, '/elsewhere/t.json');
+  const stored = { seed: 0, launch: { backend: 'wasm', latencyTable: join(dir, 'tables', 'cpu.json') } };
+  assert.deepEqual(diffCampaigns(stored, { seed: 0, launch: { backend: 'wasm', latencyTable: '/elsewhere/t.json' } }), []);
+  assert.deepEqual(diffCampaigns(stored, { seed: 0, launch: { backend: 'wasm' } }), []);
 });
 
 test('every shipped campaign file is valid and names an existing space', () => {
