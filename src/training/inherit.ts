@@ -2,13 +2,15 @@
  * Weight inheritance: slices a parent's weights (tfjs layout) down to a subnetwork, given the parent channels each
  * group keeps. Which channels to keep is decided elsewhere (src/pruning); here they arrive as plain data.
  */
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { channelMap, type ChannelMap } from '../nets/channels.js';
 import { checkWidths } from '../nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../nets/types.js';
 import { UserError } from '../util/errors.js';
 import type { WeightSet, WeightTensor } from './engine.js';
 import { readLayersWeights } from './engines/layers-weights.js';
-import { loadTrained } from './save.js';
+import { loadTrained, METADATA_JSON, MODEL_JSON, WEIGHTS_BIN } from './save.js';
 
 /**
  * Per group, the parent channel positions the subnetwork keeps, in the subnetwork's channel order. Order matters
@@ -123,22 +125,74 @@ export function sliceWeights(spec: NetSpec, parentWidths: WidthConfig, parent: W
   return { widths: kept.map((k) => k.length), weights: out };
 }
 
+/** A parent's weights as read once by this worker (tfjs layout); trials slice copies, never these arrays. */
+interface ParentWeights {
+  widths: WidthConfig;
+  weights: WeightSet;
+}
+
+/**
+ * Parents read by this process or thread, by folder and the saved files' modification times and sizes (a parent
+ * retrained in place is read again). A campaign has one parent, so every inheriting trial after a worker's first
+ * skips loading and rebuilding the tfjs model. Bounded: a worker serving several campaigns keeps the latest few.
+ */
+const parentCache = new Map<string, Promise<ParentWeights>>();
+const PARENT_CACHE_SIZE = 2;
+
+function parentKey(spec: NetSpec, parentDir: string): string {
+  const stamp = [MODEL_JSON, WEIGHTS_BIN, METADATA_JSON].map((f) => {
+    try {
+      const st = statSync(join(parentDir, f));
+      return `${st.mtimeMs}:${st.size}`;
+    } catch {
+      return 'missing';
+    }
+  });
+  return JSON.stringify([resolve(parentDir), stamp, spec.ref]);
+}
+
+async function readParentWeights(spec: NetSpec, parentDir: string): Promise<ParentWeights> {
+  const { model, metadata } = await loadTrained(parentDir);
+  try {
+    const ref = metadata.net as NetSpec['ref'];
+    const same = ref.family === spec.ref.family && ref.classes === spec.ref.classes && (ref.shortcut ?? 'zeropad') === spec.ref.shortcut && ref.input.join('x') === spec.ref.input.join('x');
+    if (!same) throw new UserError(`parent ${parentDir} is a ${ref.family} on ${ref.input.join('x')}, not the trial's ${spec.ref.family} on ${spec.ref.input.join('x')}`);
+    return { widths: metadata.widths, weights: readLayersWeights(model, spec) };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The parent's weights, read once per worker (a failed read is not kept, so the next trial reports it again). */
+function parentWeights(spec: NetSpec, parentDir: string): Promise<ParentWeights> {
+  const key = parentKey(spec, parentDir);
+  let p = parentCache.get(key);
+  if (!p) {
+    p = readParentWeights(spec, parentDir);
+    p.catch(() => parentCache.delete(key));
+    parentCache.set(key, p);
+    while (parentCache.size > PARENT_CACHE_SIZE) parentCache.delete(parentCache.keys().next().value!);
+  }
+  return p;
+}
+
+/** How many parents this worker holds (tests: a campaign's trials share one). */
+export function cachedParents(): number {
+  return parentCache.size;
+}
+
+/** Forgets the parents read so far. */
+export function clearParentCache(): void {
+  parentCache.clear();
+}
+
 /**
  * A trial's inherited start: the saved parent's weights sliced by the kept indices. The parent must be the same
  * network (family, input, classes, shortcut) and the kept counts must be the trial's widths.
  */
 export async function inheritedWeights(spec: NetSpec, widths: WidthConfig, parentDir: string, kept: KeptIndices): Promise<WeightSet> {
-  const { model, metadata } = await loadTrained(parentDir);
-  let weights: WeightSet;
-  try {
-    const ref = metadata.net as NetSpec['ref'];
-    const same = ref.family === spec.ref.family && ref.classes === spec.ref.classes && (ref.shortcut ?? 'zeropad') === spec.ref.shortcut && ref.input.join('x') === spec.ref.input.join('x');
-    if (!same) throw new UserError(`parent ${parentDir} is a ${ref.family} on ${ref.input.join('x')}, not the trial's ${spec.ref.family} on ${spec.ref.input.join('x')}`);
-    weights = readLayersWeights(model, spec);
-  } finally {
-    model.dispose();
-  }
-  const sliced = sliceWeights(spec, metadata.widths, weights, kept);
+  const parent = await parentWeights(spec, parentDir);
+  const sliced = sliceWeights(spec, parent.widths, parent.weights, kept);
   if (sliced.widths.join() !== widths.join()) throw new UserError(`kept indices give widths ${sliced.widths.join(',')}, the trial asks for ${widths.join(',')}`);
   return sliced.weights;
 }
