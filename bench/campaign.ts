@@ -2,7 +2,10 @@
  * Campaign throughput: candidates per hour with 1 and 2 (or --workers a,b,...) workers on tiny synthetic trials,
  * and the coordinator's own overhead (sampling, storing, scheduling, exporting) as a share of training time.
  * Scaling needs idle cores: the load average is printed because other processes on the machine distort it.
+ * `--trials demo` trains the demo's candidates instead (campaigns/demo-fmnist.json: ResNet-20 at a quarter of the FLOPs on
+ * 7.5% of Fashion-MNIST, batch 16), each for `--steps` steps (default 133: the demo's first rung, half an epoch).
  * Usage: node --import tsx bench/campaign.ts [--workers 1,2] [--samples 12] [--images 256] [--epochs 1] [--backend wasm]
+ *        [--trials tiny|demo] [--steps 133]
  */
 import { rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -20,16 +23,28 @@ const { values } = parseArgs({
     images: { type: 'string', default: '1024' },
     epochs: { type: 'string', default: '1' },
     backend: { type: 'string', default: 'wasm' },
+    trials: { type: 'string', default: 'tiny' },
+    steps: { type: 'string', default: '133' },
   },
 });
 const workerCounts = values.workers.split(',').map(Number);
 const samples = Number(values.samples);
-const settings: TrainSettings = { ...tinySettings(Number(values.images), Number(values.epochs)), backend: values.backend as TrainSettings['backend'] };
+const demo = values.trials === 'demo';
+const backend = values.backend as TrainSettings['backend'];
+// The demo's training settings (campaigns/demo-fmnist.json), cut to --steps steps per candidate.
+const demoSettings: TrainSettings = {
+  data: { name: 'fashion-mnist', subset: 0.075, valFraction: 0.05, testSubset: 0.05, augment: false },
+  epochs: 2, steps: Number(values.steps), batchSize: 16, lr: 0.03, momentum: 0.9, nesterov: true, weightDecay: 5e-4,
+  warmupEpochs: 0, labelSmoothing: 0, backend,
+};
+const settings: TrainSettings = demo ? demoSettings : { ...tinySettings(Number(values.images), Number(values.epochs)), backend };
 
 console.log(`machine: ${cpus()[0]?.model ?? 'unknown cpu'}, ${availableParallelism()} cores, load average ${loadavg()[0].toFixed(2)}; backend ${settings.backend}`);
-console.log(`trials: ${samples} tiny resnet20 candidates (8x8x1, 10-40% width), ${settings.data.samples} synthetic images, ${settings.epochs} epoch(s)`);
+console.log(demo
+  ? `trials: ${samples} demo candidates (spaces/resnet20-fmnist-25.json, 7.5% of Fashion-MNIST, batch 16), ${settings.steps} steps each`
+  : `trials: ${samples} tiny resnet20 candidates (8x8x1, 10-40% width), ${settings.data.samples} synthetic images, ${settings.epochs} epoch(s)`);
 const root = tempDir('bench-campaign');
-const space = writeTinySpace(root);
+const space = demo ? 'spaces/resnet20-fmnist-25.json' : writeTinySpace(root);
 let base = 0;
 for (const workers of workerCounts) {
   const out = join(root, `w${workers}`);
