@@ -23,16 +23,38 @@ regime() {
   case "${1:-}" in 25|50) ;; *) echo "run.sh: regime must be 25 or 50, got '${1:-}'" >&2; exit 2 ;; esac
 }
 
+# CPU seconds (user + system) of this script's finished children so far, into $cpu. bash's `times` must run in this
+# shell: in a pipe or $(...) it would report a fresh subshell, whose children have used nothing.
+child_cpu() {
+  times > "$runs/.times"
+  cpu=$(sed -n 2p "$runs/.times" | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t }')
+}
+
+# Compute spent per sitting: one line per campaign call in compute.tsv (committed), so every part's core-hours add
+# up across sittings. CPU time, not trial seconds: a paused or loaded machine inflates the latter.
+account() {
+  local name=$1 start=$2 cpu0=$3 rc=$4
+  child_cpu
+  [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" \
+    "$(( cpu - cpu0 ))" "$workers" "$rc" >> "$here/compute.tsv"
+}
+
 # Search a campaign file into runs/NAME, or resume it where a store already exists.
 campaign() {
-  local config=$1 name=$2
+  local config=$1 name=$2 start cpu0 rc=0
   unpack_one "$name"
+  start=$(date +%s)
+  child_cpu
+  cpu0=$cpu
   if [[ -f "$runs/$name/campaign.json" ]]; then
-    cli resume "$runs/$name" --workers "$workers"
+    cli resume "$runs/$name" --workers "$workers" || rc=$?
   else
-    cli search --config "$config" --out "$runs/$name" --workers "$workers"
+    cli search --config "$config" --out "$runs/$name" --workers "$workers" || rc=$?
   fi
+  account "$name" "$start" "$cpu0" "$rc"
   pack_one "$name"
+  return "$rc"
 }
 
 # Checkpoints of candidates a rung stopped are not needed once the campaign is done; a running campaign keeps all.
