@@ -1,0 +1,84 @@
+/**
+ * The claims' figures, read from what `run.sh analyse` wrote under results/ (each campaign's report summary.json)
+ * and from compute.tsv: one markdown file, results/claims.md, so the write-up quotes numbers a script produced.
+ * Usage: node --import tsx analysis/pruning-spaces-fmnist/claims.ts
+ */
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const results = join(here, 'results');
+
+interface Interval { lo: number; hi: number }
+interface Summary {
+  trials: number;
+  completed: number;
+  ratio: {
+    original: number;
+    optimum: null | { ratio: number; interval: Interval; band: [number, number]; interiorShare: number; error: number };
+    bucketOptimum: null | { ratio: number; meanError: number; ratioInterval: Interval; share: number; atEdge: boolean };
+    reasons: string[];
+  };
+  fidelity: {
+    seedNoise: { rung0?: { sd: number; df: number }; top?: { rung: number; sd: number; df: number } };
+    structure?: { share: number; interval: [number, number]; populationSd: number; populationN: number };
+    ranking?: { rho: number; interval: [number, number]; n: number };
+    warning?: string;
+  };
+  reference: { text: string; seeds: number; mean?: number; sd?: number };
+}
+
+const pts = (x: number) => (100 * x).toFixed(2);
+const r1 = (x: number) => x.toFixed(1);
+
+function claim1(name: string, s: Summary): string[] {
+  const { ratio, fidelity } = s;
+  const out = [`### ${name}`, '', `- trials complete: ${s.completed} of ${s.trials}`];
+  out.push(`- the original network's FLOPs/param ratio: ${r1(ratio.original)}`);
+  if (ratio.optimum) {
+    const o = ratio.optimum;
+    out.push(`- supported interior optimum: ratio ${r1(o.ratio)} (95% bootstrap interval ${r1(o.interval.lo)}-${r1(o.interval.hi)}, interior in ${(100 * o.interiorShare).toFixed(0)}% of resamples), fitted error ${pts(o.error)}%, within 0.5 points of it over ${r1(o.band[0])}-${r1(o.band[1])}; ${(o.ratio / ratio.original).toFixed(2)}x the original's ratio`);
+  } else {
+    out.push(`- no supported optimum: ${ratio.reasons.join('; ')}`);
+  }
+  if (ratio.bucketOptimum) {
+    const b = ratio.bucketOptimum;
+    out.push(`- lowest-error bucket: ratio ${r1(b.ratio)} (mean error ${pts(b.meanError)}%), 95% interval ${r1(b.ratioInterval.lo)}-${r1(b.ratioInterval.hi)}, chosen in ${(100 * b.share).toFixed(0)}% of resamples${b.atEdge ? ', an edge bucket' : ''}`);
+  }
+  const { rung0, top } = fidelity.seedNoise;
+  if (rung0) out.push(`- seed sd at rung 0: ${pts(rung0.sd)} points (df ${rung0.df})${top ? `; at rung ${top.rung}: ${pts(top.sd)} points (df ${top.df})` : ''}`);
+  if (fidelity.structure) {
+    const st = fidelity.structure;
+    out.push(`- structure share of rung-0 variance: ${(100 * st.share).toFixed(0)}% (95% interval ${(100 * st.interval[0]).toFixed(0)}-${(100 * st.interval[1]).toFixed(0)}%; population sd ${pts(st.populationSd)} points over ${st.populationN})`);
+  }
+  if (fidelity.ranking) out.push(`- rung 0 against the top rung, Spearman: ${fidelity.ranking.rho.toFixed(2)} (95% interval ${fidelity.ranking.interval.map((x) => x.toFixed(2)).join(' to ')}, n ${fidelity.ranking.n})`);
+  if (fidelity.warning) out.push(`- fidelity warning: ${fidelity.warning}`);
+  out.push(`- finalists against the uniform reference: ${s.reference.text}`);
+  return out;
+}
+
+function compute(): string[] {
+  const file = join(here, 'compute.tsv');
+  if (!existsSync(file)) return ['No compute recorded.'];
+  const rows = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  const byPart = new Map<string, { wall: number; cpu: number; sittings: number }>();
+  for (const [part, , wall, cpu] of rows) {
+    const p = byPart.get(part) ?? { wall: 0, cpu: 0, sittings: 0 };
+    p.wall += Number(wall);
+    p.cpu += Number(cpu);
+    p.sittings += 1;
+    byPart.set(part, p);
+  }
+  const out = ['| part | sittings | wall hours | core-hours (CPU time) |', '|---|---|---|---|'];
+  for (const [part, p] of byPart) out.push(`| ${part} | ${p.sittings} | ${(p.wall / 3600).toFixed(2)} | ${(p.cpu / 3600).toFixed(2)} |`);
+  return out;
+}
+
+const lines = ['# Claims: the figures', '', 'Written by `claims.ts` from `results/*/summary.json` and `compute.tsv`.', '', '## Claim 1: an optimal FLOPs/param ratio per regime', ''];
+const campaigns = existsSync(results) ? readdirSync(results).filter((d) => /^claims-r\d+$/.test(d) && existsSync(join(results, d, 'summary.json'))) : [];
+if (campaigns.length === 0) lines.push('No claim-1 campaign analysed yet (`run.sh analyse`).');
+for (const name of campaigns) lines.push(...claim1(name, JSON.parse(readFileSync(join(results, name, 'summary.json'), 'utf8'))), '');
+lines.push('## Compute', '', ...compute(), '');
+writeFileSync(join(results, 'claims.md'), lines.join('\n'));
+console.log(lines.join('\n'));
