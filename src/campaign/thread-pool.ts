@@ -1,6 +1,12 @@
-/** Worker-thread pool (piscina) for the wasm and cpu backends: one thread per core, one candidate per thread. */
+/**
+ * Worker-thread pool (piscina) for the wasm, cpu and CPU torch backends: one thread per core, one candidate per
+ * thread, and one read-only copy of the dataset in shared memory for all of them.
+ */
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { buildNet } from '../nets/registry.js';
+import { loadSharedRaw, rawKey, type SharedRawDataset } from '../training/data/load.js';
+import type { TrialRequest } from '../training/types.js';
 import type { EpochCurve } from '../training/types.js';
 import { abortReason, crashedResult, siblingModule, type TrialExecutor, type TrialHooks, type TrialOutcome, type TrialTask } from './executor.js';
 import type { ThreadTask } from './thread-worker.js';
@@ -17,6 +23,8 @@ export class ThreadPool implements TrialExecutor {
   readonly durable = false;
   readonly slots: number;
   private readonly pool: Piscina;
+  /** Datasets decoded here once and lent to every thread, by the settings they answer. */
+  private readonly shared = new Map<string, SharedRawDataset | undefined>();
 
   constructor(private readonly opts: ThreadPoolOptions) {
     this.slots = opts.workers;
@@ -37,7 +45,7 @@ export class ThreadPool implements TrialExecutor {
     const started = performance.now();
     const { port1, port2 } = new MessageChannel();
     port1.on('message', (curve: EpochCurve) => hooks.onEpoch(curve));
-    const payload: ThreadTask = { request: task.request, trialModule: this.opts.trialModule, progress: port2 };
+    const payload: ThreadTask = { request: task.request, trialModule: this.opts.trialModule, progress: port2, data: this.sharedData(task.request) };
     const backend = task.request.settings.backend;
     try {
       // Aborting a running piscina task terminates its thread; the pool starts a fresh one.
@@ -50,6 +58,29 @@ export class ThreadPool implements TrialExecutor {
     } finally {
       port1.close();
     }
+  }
+
+  /**
+   * The trial's dataset in shared memory, decoded on the first trial that needs it. Data that does not load here is
+   * left to the thread, which fails the trial with the reason as before.
+   */
+  private sharedData(req: TrialRequest): SharedRawDataset | undefined {
+    let hints;
+    try {
+      const { input, classes } = buildNet(req.net).ref;
+      hints = { shape: input, classes };
+    } catch {
+      return undefined;
+    }
+    const key = rawKey(req.settings.data, hints);
+    if (!this.shared.has(key)) {
+      try {
+        this.shared.set(key, loadSharedRaw(req.settings.data, hints));
+      } catch {
+        this.shared.set(key, undefined);
+      }
+    }
+    return this.shared.get(key);
   }
 
   async close(): Promise<void> {

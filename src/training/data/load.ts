@@ -6,7 +6,7 @@ import { loadCifar } from './cifar.js';
 import { FASHION_MNIST_DIR, loadFashionMnist } from './idx.js';
 import { prepareData, splitSizes } from './prepare.js';
 import { makeSynthetic } from './synthetic.js';
-import type { PreparedData, RawDataset } from './types.js';
+import type { ImageSet, PreparedData, RawDataset } from './types.js';
 
 export const DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'synthetic'] as const;
 
@@ -32,7 +32,11 @@ export interface DataHints {
   classes: number;
 }
 
-const rawCache = new Map<string, RawDataset>();
+const RAW_CACHE = Symbol.for('prunespace.rawDatasets');
+// One cache per thread, on the thread's global: under tsx a worker thread loads this module twice (its entry through
+// the CommonJS hook, the trial module through the ESM hooks), and a shared dataset adopted by one copy must be seen
+// by the other. Compiled dist/ loads it once.
+const rawCache: Map<string, RawDataset> = ((globalThis as { [RAW_CACHE]?: Map<string, RawDataset> })[RAW_CACHE] ??= new Map());
 const preparedCache = new Map<string, PreparedData>();
 
 function loadRaw(settings: DataSettings, hints: DataHints): RawDataset {
@@ -49,10 +53,42 @@ function loadRaw(settings: DataSettings, hints: DataHints): RawDataset {
   }
 }
 
-function rawKey(settings: DataSettings, hints: DataHints): string {
+/** Which decoded files these settings read: settings with the same key share one decoded dataset. */
+export function rawKey(settings: DataSettings, hints: DataHints): string {
   return settings.name === 'synthetic'
     ? `synthetic:${hints.shape.join('x')}:${hints.classes}:${settings.samples ?? ''}`
     : `${settings.name}:${settings.dir ?? ''}`;
+}
+
+/**
+ * A decoded dataset that several worker threads read without copying: the pixels and labels live in
+ * SharedArrayBuffers, which a postMessage hands over as the same memory. The key says which settings it answers.
+ */
+export interface SharedRawDataset {
+  key: string;
+  raw: RawDataset;
+}
+
+function sharedCopy(set: ImageSet): ImageSet {
+  const images = new Uint8Array(new SharedArrayBuffer(set.images.length));
+  images.set(set.images);
+  const labels = new Uint8Array(new SharedArrayBuffer(set.labels.length));
+  labels.set(set.labels);
+  return { images, labels, count: set.count };
+}
+
+/**
+ * The dataset of these settings decoded once into shared memory (the coordinator of a thread pool, so its threads
+ * hold no copy of their own). Throws as loadData would for data that does not load.
+ */
+export function loadSharedRaw(settings: DataSettings, hints: DataHints): SharedRawDataset {
+  const raw = loadRaw(settings, hints);
+  return { key: rawKey(settings, hints), raw: { ...raw, train: sharedCopy(raw.train), test: sharedCopy(raw.test) } };
+}
+
+/** Makes a shared dataset the decoded files of its settings in this thread, unless they are already here. */
+export function adoptSharedRaw(shared: SharedRawDataset): void {
+  if (!rawCache.has(shared.key)) rawCache.set(shared.key, shared.raw);
 }
 
 /** The prepared splits for these settings; decoded files and prepared splits are cached per process. */
