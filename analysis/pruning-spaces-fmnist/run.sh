@@ -57,18 +57,29 @@ campaign() {
   return "$rc"
 }
 
-# Checkpoints of candidates a rung stopped are not needed once the campaign is done; a running campaign keeps all.
+# Two archives per campaign: NAME.tar.xz, the store itself (database, campaign.json, CSVs: all that re-analysis reads,
+# a few MB), and NAME-checkpoints.tar.xz, the rung checkpoints a resume continues from. The campaign deletes the
+# checkpoints of candidates a rung stopped and of finished ones, so the second archive holds only what is still needed
+# and is removed once nothing is.
 pack_one() {
   local name=$1 dir="$runs/$1"
   [[ -d $dir ]] || return 0
   node -e 'const D=require("better-sqlite3");const db=new D(process.argv[1]);db.pragma("wal_checkpoint(TRUNCATE)");db.close()' "$dir/campaign.db"
-  tar -C "$runs" -cJf "$store/$name.tar.xz.tmp" "$name" && mv "$store/$name.tar.xz.tmp" "$store/$name.tar.xz"
-  echo "packed $name: $(du -h "$store/$name.tar.xz" | cut -f1)"
+  tar -C "$runs" --exclude="$name/checkpoints" -cJf "$store/$name.tar.xz.tmp" "$name" && mv "$store/$name.tar.xz.tmp" "$store/$name.tar.xz"
+  if [[ -n $(ls -A "$dir/checkpoints" 2>/dev/null) ]]; then
+    tar -C "$runs" -cJf "$store/$name-checkpoints.tar.xz.tmp" "$name/checkpoints" && mv "$store/$name-checkpoints.tar.xz.tmp" "$store/$name-checkpoints.tar.xz"
+  else
+    rm -f "$store/$name-checkpoints.tar.xz"
+  fi
+  echo "packed $name: $(du -h "$store/$name.tar.xz" | cut -f1)$([[ -f $store/$name-checkpoints.tar.xz ]] && echo ", checkpoints $(du -h "$store/$name-checkpoints.tar.xz" | cut -f1)")"
 }
 
 unpack_one() {
   local name=$1
-  if [[ ! -d "$runs/$name" && -f "$store/$name.tar.xz" ]]; then tar -C "$runs" -xJf "$store/$name.tar.xz"; fi
+  if [[ ! -d "$runs/$name" && -f "$store/$name.tar.xz" ]]; then
+    tar -C "$runs" -xJf "$store/$name.tar.xz"
+    if [[ -f "$store/$name-checkpoints.tar.xz" ]]; then tar -C "$runs" -xJf "$store/$name-checkpoints.tar.xz"; fi
+  fi
 }
 
 case "${1:-}" in
@@ -154,7 +165,7 @@ case "${1:-}" in
     for dir in "$runs"/*/; do [[ -f "$dir/campaign.json" ]] && pack_one "$(basename "$dir")"; done
     ;;
   unpack)
-    for f in "$store"/*.tar.xz; do [[ -f $f ]] && unpack_one "$(basename "$f" .tar.xz)"; done
+    for f in "$store"/*.tar.xz; do [[ -f $f && $f != *-checkpoints.tar.xz ]] && unpack_one "$(basename "$f" .tar.xz)"; done
     ;;
   *)
     sed -n '2,12p' "$0" >&2
