@@ -102,7 +102,7 @@ test('sample, search and a refined round sample against the cached table; every 
   assert.match(r.stderr, /sampling against the latency table .*held-out error on 6 configuration/);
   assert.doesNotMatch(r.stderr, /timing \d+ layer|measuring 12 configuration/);
   const ts = trials(run);
-  assert.equal(ts.length, 4);
+  assert.equal(ts.length, 4, `3 candidates and the uniform reference; stderr: ${r.stderr}`);
   const reader = openCampaign(run, { readonly: true });
   const config = reader.config();
   reader.close();

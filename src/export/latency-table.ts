@@ -212,9 +212,15 @@ const layerKey = (cls: string, at: number[]) => `${cls} @${at.join('x')}`;
 const OVERHEAD = 'run overhead';
 const OVERHEAD_SHAPE: LayerShape = { op: 'add', c: 1, h: 1, w: 1 };
 
-/** The bracketing grid points of x and the weight of the upper one (linear extrapolation past the ends). */
+/**
+ * The bracketing grid points of x and the weight of the upper one: linear past the top, and below the narrowest
+ * width timed its time (a narrower layer is not slower). Extrapolating down a slope that timing noise had turned
+ * negative predicted the one-channel network slower than every sampled one, and the uniform reference, searched
+ * from the narrowest configuration up, found none.
+ */
 function bracket(grid: number[], x: number): [number, number, number] {
   if (grid.length === 1) return [0, 0, 0];
+  if (x <= grid[0]) return [0, 1, 0];
   let i = 0;
   while (i < grid.length - 2 && grid[i + 1] < x) i++;
   return [i, i + 1, (x - grid[i]) / (grid[i + 1] - grid[i])];
