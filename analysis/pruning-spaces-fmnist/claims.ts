@@ -23,7 +23,7 @@ interface Summary {
   fidelity: {
     seedNoise: { rung0?: { sd: number; df: number }; top?: { rung: number; sd: number; df: number } };
     structure?: { share: number; interval: [number, number]; populationSd: number; populationN: number };
-    ranking?: { rho: number; interval: [number, number]; n: number };
+    ranking?: { rho: number | null; interval: [number, number] | null; n: number };
     warning?: string;
   };
   reference: { text: string; seeds: number; mean?: number; sd?: number };
@@ -52,7 +52,8 @@ function claim1(name: string, s: Summary): string[] {
     const st = fidelity.structure;
     out.push(`- structure share of rung-0 variance: ${(100 * st.share).toFixed(0)}% (95% interval ${(100 * st.interval[0]).toFixed(0)}-${(100 * st.interval[1]).toFixed(0)}%; population sd ${pts(st.populationSd)} points over ${st.populationN})`);
   }
-  if (fidelity.ranking) out.push(`- rung 0 against the top rung, Spearman: ${fidelity.ranking.rho.toFixed(2)} (95% interval ${fidelity.ranking.interval.map((x) => x.toFixed(2)).join(' to ')}, n ${fidelity.ranking.n})`);
+  if (fidelity.ranking?.rho == null) out.push(`- rung 0 against the top rung: no rank correlation yet (${fidelity.ranking?.n ?? 0} candidates at both rungs)`);
+  else if (fidelity.ranking.interval) out.push(`- rung 0 against the top rung, Spearman: ${fidelity.ranking.rho.toFixed(2)} (95% interval ${fidelity.ranking.interval.map((x) => x.toFixed(2)).join(' to ')}, n ${fidelity.ranking.n})`);
   if (fidelity.warning) out.push(`- fidelity warning: ${fidelity.warning}`);
   out.push(`- finalists against the uniform reference: ${s.reference.text}`);
   return out;
