@@ -78,6 +78,11 @@ for (const [backend, preciseBn] of [['cpu', 0], ['torch', 0], ['cpu', 2], ['torc
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
     assert.ok(worst < 1e-4, `largest weight difference ${worst}`);
     assert.ok(parts[0].curves.at(-1)!.epoch === 1 && parts[1].curves[0].epoch === 1, 'rung 1 finishes the epoch rung 0 stopped inside');
+    // Rung 0 stopped at step 3 of 7: its validation and its last training point sit there, not at the epoch's end.
+    assert.equal(parts[0].curves[0].epochs, 3 / 7);
+    assert.equal(parts[0].curves[0].points!.at(-1)!.epoch, 3 / 7);
+    assert.equal(parts[1].curves[0].epochs, undefined, 'rung 1 validates at the end of epoch 1');
+    assert.equal(parts[1].curves[0].points!.at(-1)!.epoch, 1);
   });
 }
 

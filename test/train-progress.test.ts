@@ -10,7 +10,7 @@ import { tinySettings } from './campaign-helpers.js';
 /** The hook calls of a run of `epochs` epochs of `perEpoch` steps, batch 4, loss falling from 2 by 0.01 a step. */
 function steps(epochs: number, perEpoch: number, total = epochs * perEpoch): StepProgress[] {
   return Array.from({ length: total }, (_, i) => ({
-    epoch: Math.floor(i / perEpoch) + 1, step: i + 1, totalSteps: total, stepsPerEpoch: perEpoch,
+    epoch: Math.floor(i / perEpoch) + 1, step: i + 1, totalSteps: total, stopStep: total, stepsPerEpoch: perEpoch,
     loss: 2 - 0.01 * i, wrong: i % 2, images: 4, seconds: 0.5 * (i + 1),
   }));
 }
@@ -56,6 +56,19 @@ test('curve points: eight per epoch, the mean of their steps, ending at the epoc
   const short = new CurvePointRecorder();
   for (const s of steps(1, 16, 5)) short.onStep(s);
   assert.deepEqual(short.take(1).map((p) => p.epoch), [0.125, 0.25, 5 / 16]);
+});
+
+test('curve points of a run split into rungs: the first closes where it stops, the resumed one carries its few steps into the next eighth', () => {
+  const all = steps(1, 64);
+  const first = new CurvePointRecorder();
+  for (const s of all.slice(0, 21)) first.onStep({ ...s, stopStep: 21 });
+  assert.deepEqual(first.take(1).map((p) => p.epoch * 64), [8, 16, 21]);
+  const resumed = new CurvePointRecorder();
+  for (const s of all.slice(21)) resumed.onStep(s);
+  const points = resumed.take(1);
+  // Steps 22-24 end an eighth but are too few for a point of their own: the next point averages steps 22-32.
+  assert.deepEqual(points.map((p) => p.epoch * 64), [32, 40, 48, 56, 64]);
+  assert.ok(Math.abs(points[0].trainLoss - (2 - 0.01 * 26)) < 1e-12, 'the mean of steps 22 to 32');
 });
 
 test('runTrial stores the points in each epoch curve, with or without an epoch hook', async () => {

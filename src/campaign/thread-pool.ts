@@ -5,7 +5,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { buildNet } from '../nets/registry.js';
-import { loadSharedRaw, rawKey, type SharedRawDataset } from '../training/data/load.js';
+import { loadSharedRaw, rawKey, type DataHints, type SharedRawDataset } from '../training/data/load.js';
 import type { TrialRequest } from '../training/types.js';
 import type { EpochCurve } from '../training/types.js';
 import { abortReason, crashedResult, siblingModule, type TrialExecutor, type TrialHooks, type TrialOutcome, type TrialTask } from './executor.js';
@@ -25,6 +25,8 @@ export class ThreadPool implements TrialExecutor {
   private readonly pool: Piscina;
   /** Datasets decoded here once and lent to every thread, by the settings they answer. */
   private readonly shared = new Map<string, SharedRawDataset | undefined>();
+  /** Input shape and classes by net reference: every trial of a campaign names the same net, built once here. */
+  private readonly hints = new Map<string, DataHints | undefined>();
 
   constructor(private readonly opts: ThreadPoolOptions) {
     this.slots = opts.workers;
@@ -65,13 +67,17 @@ export class ThreadPool implements TrialExecutor {
    * left to the thread, which fails the trial with the reason as before.
    */
   private sharedData(req: TrialRequest): SharedRawDataset | undefined {
-    let hints;
-    try {
-      const { input, classes } = buildNet(req.net).ref;
-      hints = { shape: input, classes };
-    } catch {
-      return undefined;
+    const net = JSON.stringify(req.net);
+    if (!this.hints.has(net)) {
+      try {
+        const { input, classes } = buildNet(req.net).ref;
+        this.hints.set(net, { shape: input, classes });
+      } catch {
+        this.hints.set(net, undefined);
+      }
     }
+    const hints = this.hints.get(net);
+    if (!hints) return undefined;
     const key = rawKey(req.settings.data, hints);
     if (!this.shared.has(key)) {
       try {

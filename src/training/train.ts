@@ -71,6 +71,8 @@ export interface StepProgress {
   /** Steps taken so far in the whole run, this one included. */
   step: number;
   totalSteps: number;
+  /** The step this call stops at: totalSteps, or earlier where it trains one rung of the run. */
+  stopStep: number;
   stepsPerEpoch: number;
   /** This batch's mean loss and its count of misclassified images. */
   loss: number;
@@ -227,7 +229,7 @@ export async function train(
         evaluations.push({ step: step + 1, epochs: (step + 1) / stepsPerEpoch, valError: val.error, valLoss: val.loss, testError: test.error, trainLoss: lossSum / seen, images: (step + 1 - startStep) * batchSize });
         evalSeconds += (performance.now() - evalStarted) / 1000;
       }
-      onStep?.({ epoch, step: step + 1, totalSteps, stepsPerEpoch, loss: r.loss, wrong: r.wrong, images: batch.size, seconds });
+      onStep?.({ epoch, step: step + 1, totalSteps, stopStep, stepsPerEpoch, loss: r.loss, wrong: r.wrong, images: batch.size, seconds });
     }
     const trainTime = (performance.now() - started) / 1000 - evalSeconds;
     trainSeconds += trainTime;
@@ -241,6 +243,8 @@ export async function train(
       valError: val.error,
       lr,
       seconds: (performance.now() - started) / 1000,
+      // A rung that stops mid-epoch validates there, not at the epoch's end.
+      ...(step < epoch * stepsPerEpoch ? { epochs: step / stepsPerEpoch } : {}),
     };
     curves.push(curve);
     onEpoch?.(curve);

@@ -139,6 +139,8 @@ export interface EpochCurve {
   valError: number;
   lr: number;
   seconds: number;
+  /** Epochs trained when this curve's validation ran, where that is not the epoch's end (a rung stopped mid-epoch). */
+  epochs?: number;
   /** Within-epoch training points (src/training/curve-points.ts), so one-epoch trials still have a curve. */
   points?: CurvePoint[];
 }

@@ -169,6 +169,8 @@ export function paretoPlot(a: CampaignAnalysis): Plot {
 /** One epoch of a trial's curve as the store keeps it; `points` are within-epoch training points (fractional epochs). */
 export interface CurveInput {
   epoch: number;
+  /** Where validation ran, if not at the epoch's end (a rung that stopped mid-epoch). */
+  epochs?: number;
   valError: number;
   trainError: number;
   points?: { epoch: number; trainError: number }[];
@@ -193,7 +195,7 @@ export function trialCurvesPlot(trials: readonly TrialCurves[], who: string, id 
     for (const c of t.curves) {
       const train = c.points?.length ? c.points : [{ epoch: c.epoch, trainError: c.trainError }];
       for (const p of train) rows.push({ trial: `#${t.index}`, index: t.index, epoch: p.epoch, series: 'training', error: p.trainError });
-      rows.push({ trial: `#${t.index}`, index: t.index, epoch: c.epoch, series: 'validation', error: c.valError });
+      rows.push({ trial: `#${t.index}`, index: t.index, epoch: c.epochs ?? c.epoch, series: 'validation', error: c.valError });
     }
     longest = Math.max(longest, rows.slice(before).filter((r) => r.series === 'training').length);
   }
