@@ -5,6 +5,7 @@
  * running statistics alone. Both recompute them before inference-mode use.
  */
 import type { EngineBatch, EngineNet, WeightSet } from './engine.js';
+import { resolveNet } from '../nets/resolve.js';
 import type { NetSpec } from '../nets/types.js';
 
 /**
@@ -15,10 +16,11 @@ export async function recalibrateBn(net: EngineNet, spec: NetSpec, batches: Engi
   const bns = spec.nodes.filter((n): n is Extract<typeof n, { op: 'bn' }> => n.op === 'bn');
   if (bns.length === 0 || batches.length === 0) return;
   const taps = [...new Set(bns.map((b) => b.input))];
-  const current = await net.readWeights();
+  // Channel counts from the widths: reading the weights to learn them would copy the whole net at every refresh.
+  const channels = new Map(resolveNet(spec, net.widths).map((r) => [r.node.id, r.output[r.output.length - 1]]));
   const sums = new Map<string, { n: number; sum: Float64Array; sq: Float64Array }>();
   for (const bn of bns) {
-    const c = current.get(`${bn.id}/moving_mean`)!.data.length;
+    const c = channels.get(bn.id)!;
     if (!sums.has(bn.input)) sums.set(bn.input, { n: 0, sum: new Float64Array(c), sq: new Float64Array(c) });
   }
   for (const batch of batches) {
