@@ -44,10 +44,23 @@ export interface RungRanking {
   level: number;
 }
 
+/**
+ * The structure share at a rung above 0, among the candidates promoted to it, against the seed noise at that rung.
+ * They were chosen on the rung below, which narrows their structural spread where structure matters: as an estimate
+ * of the whole population's share at this fidelity it errs low.
+ */
+export interface PromotedStructure {
+  rung: number;
+  seed: SeedNoise;
+  structure: StructureShare;
+}
+
 export interface Fidelity {
   topRung: number;
   seedNoise: { rung0: SeedNoise; top: SeedNoise };
   structure: StructureShare;
+  /** Rungs 1 to the top, where both the promoted candidates and the seeds have results there. */
+  promoted: PromotedStructure[];
   ranking: RungRanking;
   /** One line where the structure share is under STRUCTURE_FLOOR: the ranking is mostly noise, and what to raise. */
   warning: string | null;
@@ -172,12 +185,20 @@ export function fidelity(trials: readonly TrialLike[], options: FidelityOptions 
   const candidates = populationTrials(trials);
   const rounds = [...new Set(candidates.map((t) => t.round))].map((round) => candidates.filter((t) => t.round === round).map(rungZeroError).filter(finite));
   const structure = structureShare(rounds, rung0, level);
+  const promotedAt: PromotedStructure[] = [];
+  for (let rung = 1; rung <= topRung; rung++) {
+    const seed = rung === topRung ? top : at(rung);
+    const byRound = [...new Set(candidates.map((t) => t.round))].map((round) => candidates.filter((t) => t.round === round).map((t) => errorAt(t, rung, topRung)).filter(finite));
+    if (seed.sd === null || byRound.every((r) => r.length < 2)) continue;
+    promotedAt.push({ rung, seed, structure: structureShare(byRound, seed, level) });
+  }
   const promoted = topRung === 0 ? [] : populationTrials(trials).filter((t) => finite(errorAt(t, 0, topRung)) && finite(errorAt(t, topRung, topRung)));
   const rank = spearmanWithInterval(promoted.map((t) => errorAt(t, 0, topRung)!), promoted.map((t) => errorAt(t, topRung, topRung)!), level);
   return {
     topRung,
     seedNoise: { rung0, top },
     structure,
+    promoted: promotedAt,
     ranking: { topRung, ...rank, level },
     warning: structure.share !== null && structure.share < STRUCTURE_FLOOR ? noiseWarning(structure, rung0, options.rungs) : null,
   };
@@ -213,7 +234,10 @@ export function fidelityLines(f: Fidelity): string[] {
     : [r.rho === null
         ? `rung 0 vs rung ${r.topRung}: no rank correlation over the ${r.n} promoted (needs 3 or more with spread at both rungs)`
         : `rung 0 vs rung ${r.topRung} over the ${r.n} promoted: Spearman ρ ${r.rho.toFixed(2)}${r.interval ? ` (${percent(r.level)} Fisher z interval ${r.interval[0].toFixed(2)} to ${r.interval[1].toFixed(2)})` : ''}`];
+  const promoted = f.promoted.filter((p) => p.structure.share !== null).map(({ rung, seed, structure: p }) =>
+    `structure share at rung ${rung} among the ${p.populationN} promoted: ${percent(p.share!)} (${percent(p.level)} F interval ${percent(p.interval![0])}–${percent(p.interval![1])}; ` +
+    `their sd ${points(p.populationSd!)} points, seed sd ${points(seed.sd!)}); chosen on the rung below, so it errs low for the whole population`);
   // Without any seed noise there is nothing to set the population against: the one line says what is missing.
   if (rung0.sd === null && top.sd === null) return [seeds];
-  return [seeds, structure, ...ranking, ...(f.warning ? [f.warning] : [])];
+  return [seeds, structure, ...promoted, ...ranking, ...(f.warning ? [f.warning] : [])];
 }
