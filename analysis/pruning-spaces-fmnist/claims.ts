@@ -6,6 +6,9 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { analyseRatio } from '../../src/analysis/buckets.js';
+import { spearmanWithInterval } from '../../src/analysis/fidelity.js';
+import type { Observation } from '../../src/analysis/population.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const results = join(here, 'results');
@@ -23,6 +26,7 @@ interface Summary {
   fidelity: {
     seedNoise: { rung0?: { sd: number; df: number }; top?: { rung: number; sd: number; df: number } };
     structure?: { share: number; interval: [number, number]; populationSd: number; populationN: number };
+    promoted?: { rung: number; seed: { sd: number; df: number }; structure: { share: number | null; interval: [number, number] | null; populationSd: number | null; populationN: number } }[];
     ranking?: { rho: number | null; interval: [number, number] | null; n: number };
     warning?: string;
   };
@@ -52,10 +56,48 @@ function claim1(name: string, s: Summary): string[] {
     const st = fidelity.structure;
     out.push(`- structure share of rung-0 variance: ${(100 * st.share).toFixed(0)}% (95% interval ${(100 * st.interval[0]).toFixed(0)}-${(100 * st.interval[1]).toFixed(0)}%; population sd ${pts(st.populationSd)} points over ${st.populationN})`);
   }
+  for (const p of fidelity.promoted ?? []) {
+    const st = p.structure;
+    if (st.share === null || !st.interval) continue;
+    out.push(`- structure share at rung ${p.rung} among the ${st.populationN} promoted: ${(100 * st.share).toFixed(0)}% (95% interval ${(100 * st.interval[0]).toFixed(0)}-${(100 * st.interval[1]).toFixed(0)}%; their sd ${pts(st.populationSd!)} points, seed sd ${pts(p.seed.sd)} points, df ${p.seed.df}; errs low, as they were chosen on the rung below)`);
+  }
+  out.push(...ratioAbove0(name, s.ratio.original));
   if (fidelity.ranking?.rho == null) out.push(`- rung 0 against the top rung: no rank correlation yet (${fidelity.ranking?.n ?? 0} candidates at both rungs)`);
   else if (fidelity.ranking.interval) out.push(`- rung 0 against the top rung, Spearman: ${fidelity.ranking.rho.toFixed(2)} (95% interval ${fidelity.ranking.interval.map((x) => x.toFixed(2)).join(' to ')}, n ${fidelity.ranking.n})`);
   if (fidelity.warning) out.push(`- fidelity warning: ${fidelity.warning}`);
   out.push(`- finalists against the uniform reference: ${s.reference.text}`);
+  return out;
+}
+
+/**
+ * The ratio analysis again on the promoted candidates' errors at each rung above 0 (the campaign's own analysis uses
+ * rung 0, where every candidate has a result), and Spearman of error against FLOPs/param among them.
+ */
+function ratioAbove0(name: string, original: number): string[] {
+  const file = join(results, `${name}-trials.csv`);
+  if (!existsSync(file)) return [];
+  const [head, ...rows] = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(','));
+  const col = (n: string) => head.indexOf(n);
+  const out: string[] = [];
+  for (let rung = 1; col(`val_error_r${rung}`) >= 0; rung++) {
+    const obs: Observation[] = rows
+      .filter((r) => r[col('role')] === 'sample' && r[col(`val_error_r${rung}`)] !== '')
+      .map((r) => ({
+        index: Number(r[col('index')]), round: Number(r[col('round')]), error: Number(r[col(`val_error_r${rung}`)]), testError: null, widths: [],
+        flops: Number(r[col('flops')]), params: Number(r[col('params')]), activations: Number(r[col('activations')]), ratio: Number(r[col('flops_per_param')]),
+      }));
+    if (obs.length < 3) continue;
+    const rho = spearmanWithInterval(obs.map((o) => o.ratio), obs.map((o) => o.error));
+    const a = analyseRatio(obs, { originalRatio: original, seed: `claims/${name}/rung-${rung}` });
+    const optimum = a.optimum
+      ? `supported optimum at ratio ${r1(a.optimum.ratio)} (95% interval ${r1(a.optimum.interval.lo)}-${r1(a.optimum.interval.hi)})`
+      : `no supported optimum (${a.reasons.join('; ')})`;
+    const bucket = a.bucketOptimum
+      ? `; lowest-error bucket ratio ${r1(a.bucketOptimum.ratio)} (${pts(a.bucketOptimum.meanError)}%, chosen in ${(100 * a.bucketOptimum.share).toFixed(0)}% of resamples${a.bucketOptimum.atEdge ? ', an edge bucket' : ''})`
+      : '';
+    const corr = rho.rho === null ? 'no rank correlation' : `Spearman of error against ratio ${rho.rho.toFixed(2)}${rho.interval ? ` (95% interval ${rho.interval.map((x) => x.toFixed(2)).join(' to ')})` : ''}`;
+    out.push(`- rung ${rung}, the ${obs.length} promoted: ${corr}; ${optimum}${bucket}`);
+  }
   return out;
 }
 
