@@ -38,6 +38,11 @@ test('an adopted shared dataset prepares the same splits as one decoded in the t
   assert.deepEqual(lent.std, own.std);
   assert.deepEqual([...lent.train.source.images], [...own.train.source.images]);
   assert.deepEqual([...lent.test.source.labels], [...own.test.source.labels]);
+  assert.equal(loadSharedRaw(settings, hints).raw.train.images, shared.raw.train.images, 'a second pool reuses the shared memory');
+  clearDataCache();
+  // A thread that decoded the files already shares those pixels instead of decoding again.
+  loadData(settings, hints);
+  assert.deepEqual([...loadSharedRaw(settings, hints).raw.train.images], [...own.train.source.images]);
   clearDataCache();
 });
 

@@ -70,6 +70,7 @@ export interface SharedRawDataset {
 }
 
 function sharedCopy(set: ImageSet): ImageSet {
+  if (set.images.buffer instanceof SharedArrayBuffer && set.labels.buffer instanceof SharedArrayBuffer) return set;
   const images = new Uint8Array(new SharedArrayBuffer(set.images.length));
   images.set(set.images);
   const labels = new Uint8Array(new SharedArrayBuffer(set.labels.length));
@@ -82,8 +83,12 @@ function sharedCopy(set: ImageSet): ImageSet {
  * hold no copy of their own). Throws as loadData would for data that does not load.
  */
 export function loadSharedRaw(settings: DataSettings, hints: DataHints): SharedRawDataset {
-  const raw = loadRaw(settings, hints);
-  return { key: rawKey(settings, hints), raw: { ...raw, train: sharedCopy(raw.train), test: sharedCopy(raw.test) } };
+  const key = rawKey(settings, hints);
+  const raw = rawCache.get(key) ?? loadRaw(settings, hints);
+  const shared = { ...raw, train: sharedCopy(raw.train), test: sharedCopy(raw.test) };
+  // This thread's own later loads read the shared copy too: one decoded dataset in the process, not two.
+  rawCache.set(key, shared);
+  return { key, raw: shared };
 }
 
 /** Makes a shared dataset the decoded files of its settings in this thread, unless they are already here. */
