@@ -3,6 +3,7 @@ on random 28x28x1 batches and prints images per second as JSON. Usage:
   python3 bench/torch_resnet.py --depth 20 --widths 16,32,64,16,... --batch 128 --steps 10 --threads 1 [--device cuda]
 """
 import argparse
+import resource
 import json
 import time
 
@@ -74,6 +75,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--profile", action="store_true", help="also profile --steps more steps: self CPU ms per step by op")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -88,7 +90,9 @@ def main():
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model.train()
     times = []
+    faults = 0
     for step in range(a.warmup + a.steps):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
@@ -97,10 +101,25 @@ def main():
         sync()
         if step >= a.warmup:
             times.append(time.perf_counter() - t0)
+            faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     times.sort()
     median = times[len(times) // 2]
-    print(json.dumps({"imagesPerSecond": a.batch / median, "medianStepSeconds": median, "params": params,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+    out = {"imagesPerSecond": a.batch / median, "medianStepSeconds": median, "params": params,
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "faultsPerStep": faults / a.steps}
+    if a.profile:
+        # The legacy autograd profiler, the one the torch engine's profileStart uses, so the two tables compare.
+        with torch.autograd.profiler.profile() as prof:
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.perf_counter()
+            for _ in range(a.steps):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+            wall = time.perf_counter() - t0
+            out["profiledFaultsPerStep"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / a.steps
+        out["profile"] = {e.key: e.self_cpu_time_total / 1000 / a.steps for e in prof.key_averages()}
+        out["profiledStepMs"] = 1000 * wall / a.steps
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -375,6 +375,21 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), prunespace::torchVersion()); });
 }
 
+Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (!info[0].IsString()) throw EngineError("profileStart: path must be a string");
+    prunespace::profileStart(info[0].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    prunespace::profileStop();
+    return info.Env().Undefined();
+  });
+}
+
 // No static state: every environment gets its own class.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Net", Net::Define(env));
@@ -382,6 +397,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
   exports.Set("version", Napi::Function::New(env, Version));
+  exports.Set("profileStart", Napi::Function::New(env, ProfileStart));
+  exports.Set("profileStop", Napi::Function::New(env, ProfileStop));
   return exports;
 }
 

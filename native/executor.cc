@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
@@ -722,6 +723,21 @@ int cudaDevices() {
 
 std::string torchVersion() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH);
+}
+
+namespace {
+thread_local std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+}
+
+void profileStart(const std::string& path) {
+  if (profile) throw EngineError("profileStart: a profile is already recording");
+  guarded([&] { profile = std::make_unique<torch::autograd::profiler::RecordProfile>(path); return 0; });
+}
+
+void profileStop() {
+  if (!profile) throw EngineError("profileStop: no profile is recording");
+  // RecordProfile writes the trace when it is destroyed.
+  guarded([&] { profile.reset(); return 0; });
 }
 
 }  // namespace prunespace

@@ -77,6 +77,12 @@ void setThreads(int threads);
 int threads();
 int cudaDevices();
 std::string torchVersion();
+/**
+ * libtorch's operator profiler on this thread, for bench/profile-step.ts: start records every op, stop writes their
+ * Chrome trace to the start's path. One profile at a time.
+ */
+void profileStart(const std::string& path);
+void profileStop();
 
 class Executor {
  public:

@@ -48,6 +48,9 @@ export interface Addon {
   threads(): number;
   cudaDevices(): number;
   version(): string;
+  /** libtorch's operator profiler on the calling thread (bench/profile-step.ts): stop writes a Chrome trace to the path. */
+  profileStart(path: string): void;
+  profileStop(): void;
 }
 
 /** One node as the executor reads it: numeric inputs and every size it needs, resolved at the widths. */
