@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildNet, familyNames } from '../src/nets/registry.js';
 import { baseWidths } from '../src/nets/resolve.js';
@@ -161,4 +163,21 @@ test('threads are one setting for the process, checked', { skip }, () => {
   assert.throws(() => addon!.setThreads('2' as never), /threads must be a number/);
   addon!.setThreads(before);
   assert.equal(typeof addon!.cudaDevices(), 'number');
+});
+
+test('the operator profiler writes a Chrome trace of the ops run between start and stop; misuse is a clean error', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'prunespace-profile-'));
+  const trace = join(dir, 'trace.json');
+  const net = native();
+  assert.throws(() => addon!.profileStop(), /profileStop: no profile is recording/);
+  addon!.profileStart(trace);
+  assert.throws(() => addon!.profileStart(trace), /profileStart: a profile is already recording/);
+  net.trainStep(x, labels, SIZE, 0.1, 0);
+  addon!.profileStop();
+  net.dispose();
+  const events = JSON.parse(readFileSync(trace, 'utf8')) as { name: string; ph: string; dur: number }[];
+  const names = new Set(events.filter((e) => e.ph === 'X').map((e) => e.name));
+  for (const op of ['aten::convolution_backward', 'aten::native_batch_norm']) assert.ok(names.has(op), `${op} in ${[...names].slice(0, 12).join(', ')}`);
+  assert.throws(() => addon!.profileStart(42 as never), /profileStart: path must be a string/);
+  rmSync(dir, { recursive: true, force: true });
 });
