@@ -35,3 +35,10 @@ test('several epochs without points still plot per-epoch training error', () => 
   assert.equal(plot.missing, undefined);
   assert.deepEqual(plot.data[0].rows.filter((r) => r.series === 'training').map((r) => r.epoch), [1, 2, 3]);
 });
+
+test('a rung that stopped mid-epoch: its validation dot sits where it stopped, not at the epoch\'s end', () => {
+  const rung0: CurveInput = { epoch: 1, epochs: 0.25, valError: 0.2, trainError: 0.3, points: [{ epoch: 0.125, trainError: 0.45 }, { epoch: 0.25, trainError: 0.3 }] };
+  const rung1: CurveInput = { epoch: 1, valError: 0.12, trainError: 0.15, points: [0.375, 0.5, 0.75, 1].map((e) => ({ epoch: e, trainError: 0.2 })) };
+  const plot = curvesPlot(analysis, new Map([[3, [rung0, rung1]]]));
+  assert.deepEqual(plot.data[0].rows.filter((r) => r.series === 'validation').map((r) => [r.epoch, r.error]), [[0.25, 0.2], [1, 0.12]]);
+});
