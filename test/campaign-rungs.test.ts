@@ -11,6 +11,7 @@ import { checkRungs, prepareCampaign } from '../src/campaign/create.js';
 import { budgetAccount, plannedRungSizes, rungDecisions } from '../src/campaign/rungs.js';
 import { makeJob, parseJob, resolveRequest } from '../src/campaign/job.js';
 import { openCampaign } from '../src/campaign/store.js';
+import { epochsDone } from '../src/cli/commands/status.js';
 import type { RungsPlan, TrialRecord } from '../src/campaign/types.js';
 import { cli, cliProcess, exited, tempDir, tinyFlags, tinySettings, trials, waitFor, writeTinySpace } from './campaign-helpers.js';
 
@@ -205,4 +206,12 @@ test('bad rungs input: one line naming the flag or field, exit 2, nothing writte
     assert.equal(existsSync(out), false, 'nothing written');
   }
   assert.throws(() => checkRungs(plan(), tinySettings(), { mode: 'distill', parent: '/p', students: 2 }), /--train distill \(train.mode distill\) trial cannot continue/);
+});
+
+test('epochs done of a trial in rungs: a rung\'s part of an epoch is not a finished epoch, and the next rung\'s rest of it is', () => {
+  const c = (epoch: number, epochs?: number) => ({ epoch, trainLoss: 1, trainError: 0.5, valLoss: 1, valError: 0.5, lr: 0.1, seconds: 1, ...(epochs === undefined ? {} : { epochs }) });
+  assert.equal(epochsDone([c(1, 0.25)]), 0, 'rung 0 stopped a quarter into epoch 1');
+  assert.equal(epochsDone([c(1, 0.25), c(1)]), 1, 'rung 1 finished epoch 1');
+  assert.equal(epochsDone([c(1, 0.25), c(1), c(2), c(3)]), 3);
+  assert.equal(epochsDone([c(1), c(2)]), 2, 'a flat trial');
 });

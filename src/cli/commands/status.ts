@@ -7,6 +7,7 @@ import { populationTrials } from '../../analysis/population.js';
 import { openCampaign } from '../../campaign/store.js';
 import { formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
+import type { EpochCurve } from '../../training/types.js';
 import { intFlag } from '../parse.js';
 import { formatCount } from '../../util/format.js';
 import { budgetAccount, type BudgetAccount } from '../../campaign/rungs.js';
@@ -47,6 +48,14 @@ async function queueLines(config: CampaignConfig, flags: StatusFlags): Promise<s
 }
 
 /** The best candidates (the uniform reference's seeds are what they are compared with, not candidates). */
+/**
+ * Whole epochs a trial has finished: a trial in rungs has one curve per rung segment, and a rung that stopped
+ * mid-epoch leaves a curve of part of it (its `epochs` says where) that the next rung's curve of that epoch completes.
+ */
+export function epochsDone(curves: readonly EpochCurve[]): number {
+  return new Set(curves.filter((c) => c.epochs === undefined).map((c) => c.epoch)).size;
+}
+
 function best(trials: TrialRecord[], n: number): TrialRecord[] {
   return populationTrials(trials)
     .filter((t) => t.state === 'complete' && t.valError !== null)
@@ -211,7 +220,7 @@ export function registerStatus(program: Command): void {
         else if (config.reference?.skipped) out.push(`uniform reference: none (${config.reference.skipped})`);
         const running = trials.filter((t) => t.state === 'running');
         if (running.length) {
-          out.push(`running: ${running.map((t) => `#${t.index}${t.role === 'reference' ? ' reference' : ''} (epoch ${t.curves.length}${epochBound(s) !== undefined ? `/${epochBound(s)}` : ''} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
+          out.push(`running: ${running.map((t) => `#${t.index}${t.role === 'reference' ? ' reference' : ''} (epoch ${epochsDone(t.curves)}${epochBound(s) !== undefined ? `/${epochBound(s)}` : ''} done${t.worker ? `, ${t.worker}` : ''})`).join(', ')}`);
         }
         for (const t of failures.slice(0, 5)) out.push(`failed #${t.index}${t.role === 'reference' ? ' (reference)' : ''} after ${t.attempts} attempt(s): ${t.error}`);
         if (flags.queue) out.push(...(await queueLines(config, flags)));
