@@ -10,8 +10,9 @@ import { runCampaign } from '../src/campaign/campaign.js';
 import { checkRungs, prepareCampaign } from '../src/campaign/create.js';
 import { budgetAccount, plannedRungSizes, rungDecisions } from '../src/campaign/rungs.js';
 import { makeJob, parseJob, resolveRequest } from '../src/campaign/job.js';
+import { trialRow } from '../src/campaign/export.js';
 import { openCampaign } from '../src/campaign/store.js';
-import { epochsDone } from '../src/cli/commands/status.js';
+import { epochsDone } from '../src/campaign/progress.js';
 import type { RungsPlan, TrialRecord } from '../src/campaign/types.js';
 import { cli, cliProcess, exited, tempDir, tinyFlags, tinySettings, trials, waitFor, writeTinySpace } from './campaign-helpers.js';
 
@@ -214,4 +215,14 @@ test('epochs done of a trial in rungs: a rung\'s part of an epoch is not a finis
   assert.equal(epochsDone([c(1, 0.25), c(1)]), 1, 'rung 1 finished epoch 1');
   assert.equal(epochsDone([c(1, 0.25), c(1), c(2), c(3)]), 3);
   assert.equal(epochsDone([c(1), c(2)]), 2, 'a flat trial');
+});
+
+test('trials.csv: a trial in rungs reports the epochs its rungs trained, not its count of curves', () => {
+  const curve = (epoch: number, epochs?: number) => ({ epoch, trainLoss: 1, trainError: 0.5, valLoss: 1, valError: 0.5, lr: 0.1, seconds: 1, ...(epochs === undefined ? {} : { epochs }) });
+  const result = (rung: number, epochs: number) => ({ rung, epochs, valError: 0.2, testError: null, trainLoss: null, images: 128 });
+  const base = { index: 0, round: 0, role: 'sample', state: 'complete', attempts: 1, seed: 1, widths: [4], complexity: { flops: 10, params: 5, activations: 1 } } as unknown as TrialRecord;
+  const inRungs = { ...base, rung: 1, curves: [curve(1, 0.25), curve(1)], rungResults: [result(0, 0.25), result(1, 1)] };
+  assert.equal(trialRow(['g'], inRungs, 2).epochs, 1);
+  assert.equal(trialRow(['g'], { ...inRungs, rung: 0, curves: [curve(1, 0.25)], rungResults: [result(0, 0.25)] }, 2).epochs, 0.25);
+  assert.equal(trialRow(['g'], { ...base, curves: [curve(1), curve(2)], rungResults: [] }).epochs, 2, 'a flat trial');
 });

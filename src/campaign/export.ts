@@ -24,7 +24,8 @@ export function trialRow(groups: string[], t: TrialRecord, rungs = 0): Record<st
     val_error: t.valError,
     test_error: t.testError,
     train_loss: t.trainLoss,
-    epochs: t.curves.length,
+    // Epochs trained: a trial in rungs has a curve per rung segment, and its rung results say how far it got.
+    epochs: t.rungResults.length ? Math.max(...t.rungResults.map((r) => r.epochs)) : t.curves.length,
     rung: t.rung,
     images: t.rungResults.reduce((n, r) => n + r.images, 0),
     finalist_of: t.finalistOf ?? null,

@@ -1,4 +1,5 @@
 /** Campaign progress: a redrawn bar on a terminal, one plain line per finished trial otherwise. */
+import type { EpochCurve } from '../training/types.js';
 import type { TrialRecord } from './types.js';
 import { formatCount } from '../util/format.js';
 
@@ -123,4 +124,12 @@ export class CampaignProgress {
     this.timer = null;
     if (this.tty && !this.quiet) (this.draw(), this.stream.write('\n'));
   }
+}
+
+/**
+ * Whole epochs a trial has finished: a trial in rungs has one curve per rung segment, and a rung that stopped
+ * mid-epoch leaves a curve of part of it (its `epochs` says where) that the next rung's curve of that epoch completes.
+ */
+export function epochsDone(curves: readonly EpochCurve[]): number {
+  return new Set(curves.filter((c) => c.epochs === undefined).map((c) => c.epoch)).size;
 }

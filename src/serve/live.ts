@@ -3,6 +3,7 @@ import { edfSection, reportCampaign, reportPopulations, reportReference, type Re
 import { edfPlot, trialCurvesPlot, type Plot } from '../analysis/report/charts.js';
 import { plotHtml } from '../analysis/report/page.js';
 import { referenceSection } from '../analysis/report/tables.js';
+import { epochsDone } from '../campaign/progress.js';
 import type { StateCounts } from '../campaign/store.js';
 import type { TrialRecord } from '../campaign/types.js';
 import type { RunWatcher } from './watch.js';
@@ -96,7 +97,7 @@ export function runStatus(w: RunWatcher): RunStatus {
     name: w.name, counts, roles, rungs: [...rungs.values()].sort((a, b) => a.rung - b.rung),
     done: counts.total ? (counts.complete + counts.failed + counts.pruned) / counts.total : 1,
     etaSeconds, perHour: perSecond === null ? null : perSecond * 3600, best,
-    running: trials.filter((t) => t.state === 'running').map((t) => ({ index: t.index, role: t.role, rung: rungOf(t), epochs: t.curves.length, worker: t.worker, startedAt: t.startedAt })),
+    running: trials.filter((t) => t.state === 'running').map((t) => ({ index: t.index, role: t.role, rung: rungOf(t), epochs: epochsDone(t.curves), worker: t.worker, startedAt: t.startedAt })),
     failures: failedTrials
       .sort((a, b) => (b.finishedAt ?? '').localeCompare(a.finishedAt ?? '') || b.index - a.index)
       .slice(0, FAILURES_SHOWN)

@@ -5,9 +5,8 @@ import { compareWithReference, finalistsTable, type ReferenceComparison } from '
 import { describeInit } from '../../analysis/campaign.js';
 import { populationTrials } from '../../analysis/population.js';
 import { openCampaign } from '../../campaign/store.js';
-import { formatDuration } from '../../campaign/progress.js';
+import { epochsDone, formatDuration } from '../../campaign/progress.js';
 import type { CampaignConfig, TrialRecord } from '../../campaign/types.js';
-import type { EpochCurve } from '../../training/types.js';
 import { intFlag } from '../parse.js';
 import { formatCount } from '../../util/format.js';
 import { budgetAccount, type BudgetAccount } from '../../campaign/rungs.js';
@@ -48,14 +47,6 @@ async function queueLines(config: CampaignConfig, flags: StatusFlags): Promise<s
 }
 
 /** The best candidates (the uniform reference's seeds are what they are compared with, not candidates). */
-/**
- * Whole epochs a trial has finished: a trial in rungs has one curve per rung segment, and a rung that stopped
- * mid-epoch leaves a curve of part of it (its `epochs` says where) that the next rung's curve of that epoch completes.
- */
-export function epochsDone(curves: readonly EpochCurve[]): number {
-  return new Set(curves.filter((c) => c.epochs === undefined).map((c) => c.epoch)).size;
-}
-
 function best(trials: TrialRecord[], n: number): TrialRecord[] {
   return populationTrials(trials)
     .filter((t) => t.state === 'complete' && t.valError !== null)
