@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { analyseRatio } from '../../src/analysis/buckets.js';
 import { spearmanWithInterval } from '../../src/analysis/fidelity.js';
 import type { Observation } from '../../src/analysis/population.js';
+import { permutation } from '../../src/training/data/prepare.js';
+import { makeRng } from '../../src/util/rng.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const results = join(here, 'results');
@@ -95,11 +97,23 @@ function ratioAbove0(name: string, original: number): string[] {
     const bucket = a.bucketOptimum
       ? `; lowest-error bucket ratio ${r1(a.bucketOptimum.ratio)} (${pts(a.bucketOptimum.meanError)}%, chosen in ${(100 * a.bucketOptimum.share).toFixed(0)}% of resamples${a.bucketOptimum.atEdge ? ', an edge bucket' : ''})`
       : '';
+    // How often the same analysis claims an optimum when the errors are shuffled across the candidates (no relation
+    // to the ratio by construction): its firing rate on noise at this design, and so the claim's permutation p.
+    let nullClaims = 0;
+    const rng = makeRng(`claims/${name}`, `rung-${rung}/permutations`);
+    for (let k = 0; k < PERMUTATIONS; k++) {
+      const order = permutation(obs.length, rng);
+      const shuffled = obs.map((o, i) => ({ ...o, error: obs[order[i]].error }));
+      if (analyseRatio(shuffled, { originalRatio: original, seed: `claims/${name}/rung-${rung}/null-${k}`, samples: 400 }).optimum) nullClaims++;
+    }
+    const fires = `; on shuffled errors the same analysis claims an optimum in ${nullClaims} of ${PERMUTATIONS} (permutation p ${((nullClaims + 1) / (PERMUTATIONS + 1)).toFixed(3)})`;
     const corr = rho.rho === null ? 'no rank correlation' : `Spearman of error against ratio ${rho.rho.toFixed(2)}${rho.interval ? ` (95% interval ${rho.interval.map((x) => x.toFixed(2)).join(' to ')})` : ''}`;
-    out.push(`- rung ${rung}, the ${obs.length} promoted: ${corr}; ${optimum}${bucket}`);
+    out.push(`- rung ${rung}, the ${obs.length} promoted: ${corr}; ${optimum}${a.optimum ? fires : ''}${bucket}`);
   }
   return out;
 }
+
+const PERMUTATIONS = 200;
 
 function compute(): string[] {
   const file = join(here, 'compute.tsv');
