@@ -72,6 +72,10 @@ test('report and refine work on a campaign store written through the store API',
     assert.equal(removed.code, 2);
     assert.match(removed.stderr, /params rule was removed.*FLOPs\/param window/);
     assert.equal(removed.stderr.trim().split('\n').length, 1);
+    const noRungs = cli(['refine', runDir, '--rung', '1', '--out', join(root, 'x.json')]);
+    assert.equal(noRungs.code, 2);
+    assert.match(noRungs.stderr, /^prunespace: --rung 1: .* trains no rungs \(only rung 0\)\n$/);
+    assert.ok(!existsSync(join(root, 'x.json')), 'nothing written');
     const noRound = cli(['report', runDir, '--round', '5', '--out', join(root, 'analysis', 'x')]);
     assert.equal(noRound.code, 2);
     assert.match(noRound.stderr, /no trials in round 5/);

@@ -163,3 +163,55 @@ test('monotone: trials with monotone stage widths against the others', () => {
   assert.ok(ev.monotone + ev.other === 96 && ev.meanMonotone < ev.meanOther, JSON.stringify(ev));
   assert.ok(m.test!.z > 2 && m.test!.adjustedP <= 0.01, JSON.stringify(m.test));
 });
+
+test('--rung: refinement judged on the promoted candidates\' errors at a higher rung sees what rung 0\'s noise hides', () => {
+  // Rung 0 (all 160) is noise alone; rung 1, for the 40 best at rung 0, carries a planted stage-3 effect.
+  const { config, trials: flat } = syntheticCampaign({ n: 160 });
+  const rng = makeRng(5, 'rungs');
+  const result = (rung: number, valError: number) => ({ rung, epochs: rung + 1, valError, testError: null, trainLoss: null, images: 1 });
+  const rung0 = flat.map(() => 0.3 + 0.02 * gaussian(rng));
+  const cut = [...rung0].sort((a, b) => a - b)[39];
+  const trials = flat.map((t, i) => ({
+    ...t, state: 'complete' as const, valError: rung0[i],
+    rungResults: [result(0, rung0[i]), ...(rung0[i] <= cut ? [result(1, 0.2 - 0.05 * (t.widths[2] / 64) + 0.002 * gaussian(rng))] : [])],
+  }));
+  const decide = (rung: number) => {
+    const analysis = analyseCampaign({ name: 'rungs', net: config.net, trials, seed: 1 }, { rung });
+    return { analysis, r: refineSpace(parent, analysis, { name: 'r20-test.r1', parentRef: 'r20-test.json', campaign: {}, seed: 1, rules: ['ranges'] }) };
+  };
+  const atZero = decide(0);
+  assert.equal(atZero.analysis.obs.length, 160);
+  assert.ok(!atZero.r.outcomes[0].applied, atZero.r.outcomes[0].reason);
+  const atOne = decide(1);
+  assert.equal(atOne.analysis.obs.length, 40);
+  assert.equal(atOne.analysis.rung, 1);
+  assert.ok(atOne.r.outcomes[0].applied, atOne.r.outcomes[0].reason);
+  assert.equal(atOne.r.outcomes[0].test!.candidate, 'ranges:stage3');
+  const v = (atOne.r.child.provenance as { validation: { errors: string; method: string; rung: number } }).validation;
+  assert.equal(v.rung, 1);
+  assert.match(v.errors, /^rung 1 validation error of the 40 candidates promoted to it/);
+  assert.match(v.method, /FLOPs-adjusted rung-1 error/);
+});
+
+test('--rung on noise: the promoted candidates\' refinement fires near its 10% family-wise rate (200 campaigns)', () => {
+  // Neither rung depends on structure; rung 1 continues rung 0's run, so its error shares rung 0's noise in part.
+  const { config, trials: flat } = syntheticCampaign({ n: 160 });
+  const result = (rung: number, valError: number) => ({ rung, epochs: rung + 1, valError, testError: null, trainLoss: null, images: 1 });
+  let fired = 0;
+  const sims = 200;
+  for (let s = 0; s < sims; s++) {
+    const rng = makeRng(s, 'rung-noise');
+    const rung0 = flat.map(() => 0.3 + 0.02 * gaussian(rng));
+    const cut = [...rung0].sort((a, b) => a - b)[39];
+    const trials = flat.map((t, i) => ({
+      ...t, state: 'complete' as const, valError: rung0[i],
+      rungResults: [result(0, rung0[i]), ...(rung0[i] <= cut ? [result(1, 0.1 + 0.3 * (rung0[i] - 0.3) + 0.005 * gaussian(rng))] : [])],
+    }));
+    const analysis = analyseCampaign({ name: 'noise', net: config.net, trials, seed: s }, { rung: 1 });
+    const r = refineSpace(parent, analysis, { name: 'n.r1', parentRef: 'p.json', campaign: {}, seed: s, permutations: 199, keptSamples: 200 });
+    if (r.outcomes.some((o) => o.applied)) fired++;
+  }
+  console.log(`refinement at rung 1 on noise: fired in ${fired} of ${sims} campaigns`);
+  // Binomial sd at 10% over 200 campaigns is 2.1%: 4.5% to 15.5% is within about 2.6 sd, on both sides.
+  assert.ok(fired / sims >= 0.045 && fired / sims <= 0.155, `fired in ${fired} of ${sims}`);
+});

@@ -23,11 +23,18 @@ export interface AnalysisOptions {
   ratio?: RatioOptions;
   /** Rounds to include (all when absent). */
   rounds?: number[];
+  /**
+   * The rung whose errors the population statistics use (default 0, where every candidate has one); above it, only
+   * the candidates promoted that far, chosen on the rung below.
+   */
+  rung?: number;
 }
 
 export interface CampaignAnalysis {
   name: string;
   spec: NetSpec;
+  /** The rung whose errors `obs` holds. */
+  rung: number;
   trialsTotal: number;
   failed: number;
   pending: number;
@@ -49,7 +56,8 @@ export function analyseCampaign(input: AnalysisInput, options: AnalysisOptions =
   // The population only: the uniform reference's seeds are compared with it (reference.ts), never counted in it.
   const sampled = populationTrials(input.trials);
   const trials = options.rounds ? sampled.filter((t) => options.rounds?.includes(t.round)) : sampled;
-  const obs = observations(trials);
+  const rung = options.rung ?? 0;
+  const obs = observations(trials, rung);
   const topK = Math.min(obs.length, options.topK ?? defaultTopK(obs.length));
   const winners = best(obs, topK);
   const original = complexity(spec, baseWidths(spec));
@@ -58,6 +66,7 @@ export function analyseCampaign(input: AnalysisInput, options: AnalysisOptions =
   return {
     name: input.name,
     spec,
+    rung,
     trialsTotal: trials.length,
     failed: trials.filter((t) => t.state === 'failed').length,
     pending: trials.filter((t) => t.state === 'waiting' || t.state === 'running').length,

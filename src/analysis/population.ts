@@ -61,15 +61,21 @@ export interface Observation {
  * Candidates with a finite rung-0 validation error, in index order; failed and pending trials carry no evidence,
  * and reference and finalist trials are no candidates (every population statistic starts here).
  */
-export function observations(trials: readonly TrialLike[]): Observation[] {
+export function observations(trials: readonly TrialLike[], rung = 0): Observation[] {
+  // Above rung 0, the candidates promoted that far, at that rung's error (a campaign in rungs records them).
+  const errorOf = (t: TrialLike): number | null => {
+    if (rung === 0) return rungZeroError(t);
+    const r = t.rungResults?.find((x) => x.rung === rung);
+    return r && Number.isFinite(r.valError) ? r.valError : null;
+  };
   return populationTrials(trials)
-    .map((t) => ({ t, error: rungZeroError(t) }))
+    .map((t) => ({ t, error: errorOf(t) }))
     .filter((x): x is { t: TrialLike; error: number } => x.error !== null)
     .map(({ t, error }) => ({
       index: t.index,
       round: t.round,
       error,
-      testError: t.rungResults?.find((r) => r.rung === 0)?.testError ?? t.testError,
+      testError: t.rungResults?.find((r) => r.rung === rung)?.testError ?? (rung === 0 ? t.testError : null),
       widths: t.widths,
       flops: t.complexity.flops,
       params: t.complexity.params,

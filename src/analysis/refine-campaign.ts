@@ -44,13 +44,20 @@ export function refineCampaign(c: LoadedCampaign, options: RefineCampaignOptions
   if (!c.rounds.some((r) => r.round === round) && !c.trials.some((t) => t.round === round)) {
     throw new UserError(`${c.dir} has no round ${round}`);
   }
+  const rung = options.analysis?.rung ?? 0;
+  const top = (c.config.rungs?.rungs ?? 1) - 1;
+  if (rung > top) {
+    throw new UserError(top === 0 ? `--rung ${rung}: ${c.dir} trains no rungs (only rung 0)` : `--rung ${rung}: ${c.dir} has rungs 0 to ${top}`);
+  }
   const { loaded, path: parentPath } = roundSpace(c, round);
   const out = options.out ?? defaultRefinedPath(c, loaded.file.name);
   if (!out.endsWith('.json')) throw new UserError(`--out must name a .json file, got ${out}`);
   // Checked before the (slower) analysis, so nothing is computed for a file that will not be written.
   if (existsSync(out) && !options.force) throw new UserError(`${out} already exists (use --force to replace it)`);
   const analysis = analyseCampaign({ name: c.name, net: c.config.net, trials: c.trials, seed: c.config.seed }, { ...options.analysis, rounds: [round] });
-  if (!analysis.obs.length) throw new UserError(`${c.dir}: round ${round} has no completed trials to refine from`);
+  if (!analysis.obs.length) {
+    throw new UserError(rung ? `${c.dir}: round ${round} has no candidate with a result at rung ${rung} yet to refine from` : `${c.dir}: round ${round} has no completed trials to refine from`);
+  }
   const name = options.name ?? out.replace(/^.*\//, '').replace(/\.json$/, '');
   const refinement = refineSpace(loaded, analysis, {
     rules: options.rules,

@@ -485,8 +485,11 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
     bestError: analysis.summary.min,
     keptShareOfParent: { share: round(kept.share, 4), samples: kept.samples },
     validation: {
-      method: 'every candidate change of every rule judged by one permutation test: Westfall-Young step-down max-T over rank statistics of FLOPs-adjusted rung-0 error, all trials used',
-      errors: 'rung 0 validation error (every candidate at the same fidelity)',
+      method: `every candidate change of every rule judged by one permutation test: Westfall-Young step-down max-T over rank statistics of FLOPs-adjusted rung-${analysis.rung} error, all ${analysis.rung ? 'promoted ' : ''}trials used`,
+      errors: analysis.rung
+        ? `rung ${analysis.rung} validation error of the ${analysis.obs.length} candidates promoted to it (chosen on the rung below)`
+        : 'rung 0 validation error (every candidate at the same fidelity)',
+      rung: analysis.rung,
       ...decided.family,
     },
     rules: outcomes,

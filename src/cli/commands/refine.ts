@@ -12,6 +12,7 @@ interface Options {
   rules: RefineRule[];
   out?: string;
   round?: number;
+  rung?: number;
   force?: boolean;
   topK?: number;
   buckets?: number;
@@ -34,6 +35,7 @@ export function registerRefine(program: Command): void {
     .option('--rules <list>', `rules to try, comma-separated (${REFINE_RULES.join(',')})`, rulesFlag, [...REFINE_RULES])
     .option('--out <file>', 'child space file (default spaces/<run>.r<k>.json)')
     .option('--round <r>', "round whose trials and space are refined (default: the last)", intFlag('--round', { min: 0 }))
+    .option('--rung <r>', "a campaign in rungs: judge on the errors at rung r of the candidates promoted to it (default 0, every candidate; above it fewer candidates, chosen on the rung below, but trained longer)", intFlag('--rung', { min: 0 }))
     .option('--force', 'replace an existing output file')
     .option('--top-k <k>', 'how many best trials count as winners (default: best 10%, at least 3)', intFlag('--top-k', { min: 1 }))
     .option('--buckets <b>', 'parameter buckets for the FLOPs/param ratio (default: about 8 trials each, 3 to 10)', intFlag('--buckets', { min: 2 }))
@@ -51,12 +53,13 @@ export function registerRefine(program: Command): void {
         out: opts.out,
         round: opts.round,
         force: opts.force,
-        analysis: { topK: opts.topK, ratio: opts.buckets ? { buckets: opts.buckets } : undefined },
+        analysis: { topK: opts.topK, ratio: opts.buckets ? { buckets: opts.buckets } : undefined, rung: opts.rung },
       });
       console.log(`${campaign.name} round ${result.round}: refined ${result.parentPath} -> ${result.out}`);
       const v = (result.child.provenance as { validation?: { candidates: number; permutations: number; alpha: number } }).validation;
       if (v?.candidates) {
-        console.log(`${v.candidates} candidate changes judged together on every trial's rung-0 error, adjusted for FLOPs: ` +
+        const on = opts.rung ? `the rung-${opts.rung} error of the ${(result.child.provenance as { trials: { completed: number } }).trials.completed} candidates promoted to it` : "every trial's rung-0 error";
+        console.log(`${v.candidates} candidate changes judged together on ${on}, adjusted for FLOPs: ` +
           `max-T over ${v.permutations} permutations, family-wise false-refinement rate ${v.alpha}`);
       }
       for (const o of result.outcomes) console.log(`  ${o.applied ? 'applied' : 'skipped'} ${o.rule}: ${o.reason}`);
