@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyseRatio } from '../../src/analysis/buckets.js';
 import { spearmanWithInterval } from '../../src/analysis/fidelity.js';
-import type { Observation } from '../../src/analysis/population.js';
+import { observations, type TrialLike } from '../../src/analysis/population.js';
 import { permutation } from '../../src/training/data/prepare.js';
 import { makeRng } from '../../src/util/rng.js';
 
@@ -73,21 +73,17 @@ function claim1(name: string, s: Summary): string[] {
 
 /**
  * The ratio analysis again on the promoted candidates' errors at each rung above 0 (the campaign's own analysis uses
- * rung 0, where every candidate has a result), and Spearman of error against FLOPs/param among them.
+ * rung 0, where every candidate has a result), and Spearman of error against FLOPs/param among them; read from the
+ * store's trials.jsonl, which `run.sh analyse` copies into results/.
  */
 function ratioAbove0(name: string, original: number): string[] {
-  const file = join(results, `${name}-trials.csv`);
+  const file = join(results, `${name}-trials.jsonl`);
   if (!existsSync(file)) return [];
-  const [head, ...rows] = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(','));
-  const col = (n: string) => head.indexOf(n);
+  const trials = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TrialLike);
+  const top = Math.max(0, ...trials.flatMap((t) => (t.rungResults ?? []).map((r) => r.rung)));
   const out: string[] = [];
-  for (let rung = 1; col(`val_error_r${rung}`) >= 0; rung++) {
-    const obs: Observation[] = rows
-      .filter((r) => r[col('role')] === 'sample' && r[col(`val_error_r${rung}`)] !== '')
-      .map((r) => ({
-        index: Number(r[col('index')]), round: Number(r[col('round')]), error: Number(r[col(`val_error_r${rung}`)]), testError: null, widths: [],
-        flops: Number(r[col('flops')]), params: Number(r[col('params')]), activations: Number(r[col('activations')]), ratio: Number(r[col('flops_per_param')]),
-      }));
+  for (let rung = 1; rung <= top; rung++) {
+    const obs = observations(trials, rung);
     if (obs.length < 3) continue;
     const rho = spearmanWithInterval(obs.map((o) => o.ratio), obs.map((o) => o.error));
     const a = analyseRatio(obs, { originalRatio: original, seed: `claims/${name}/rung-${rung}` });

@@ -156,6 +156,7 @@ case "${1:-}" in
       name=$(basename "$dir")
       cli status "$dir" > "$here/results/$name-status.txt"
       cp "$dir/trials.csv" "$here/results/$name-trials.csv"
+      cp "$dir/trials.jsonl" "$here/results/$name-trials.jsonl"
       compare=()
       if [[ $name == child-r* ]]; then compare=(--compare "$runs/parent-${name#child-}"); fi
       cli report "$dir" --out "$here/results/$name" "${compare[@]}"
