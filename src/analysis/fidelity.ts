@@ -183,14 +183,16 @@ export function fidelity(trials: readonly TrialLike[], options: FidelityOptions 
   const rung0 = at(0);
   const top = topRung === 0 ? rung0 : at(topRung);
   const candidates = populationTrials(trials);
-  const rounds = [...new Set(candidates.map((t) => t.round))].map((round) => candidates.filter((t) => t.round === round).map(rungZeroError).filter(finite));
-  const structure = structureShare(rounds, rung0, level);
+  // The candidates' errors grouped by round: each round samples its own space, so spreads are pooled within round.
+  const byRound = (errorOf: (t: TrialLike) => number | null) =>
+    [...new Set(candidates.map((t) => t.round))].map((round) => candidates.filter((t) => t.round === round).map(errorOf).filter(finite));
+  const structure = structureShare(byRound(rungZeroError), rung0, level);
   const promotedAt: PromotedStructure[] = [];
   for (let rung = 1; rung <= topRung; rung++) {
     const seed = rung === topRung ? top : at(rung);
-    const byRound = [...new Set(candidates.map((t) => t.round))].map((round) => candidates.filter((t) => t.round === round).map((t) => errorAt(t, rung, topRung)).filter(finite));
-    if (seed.sd === null || byRound.every((r) => r.length < 2)) continue;
-    promotedAt.push({ rung, seed, structure: structureShare(byRound, seed, level) });
+    const errors = byRound((t) => errorAt(t, rung, topRung));
+    if (seed.sd === null || errors.every((r) => r.length < 2)) continue;
+    promotedAt.push({ rung, seed, structure: structureShare(errors, seed, level) });
   }
   const promoted = topRung === 0 ? [] : populationTrials(trials).filter((t) => finite(errorAt(t, 0, topRung)) && finite(errorAt(t, topRung, topRung)));
   const rank = spearmanWithInterval(promoted.map((t) => errorAt(t, 0, topRung)!), promoted.map((t) => errorAt(t, topRung, topRung)!), level);
