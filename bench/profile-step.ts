@@ -33,7 +33,12 @@ interface TraceEvent { name: string; ph: string; ts: number; dur: number; tid: n
 /** Self time by op name (ms per step): each event's duration less that of the events nested directly inside it. */
 function selfTimes(events: TraceEvent[], steps: number): Map<string, number> {
   const byThread = new Map<string, TraceEvent[]>();
-  for (const e of events) if (e.ph === 'X') byThread.set(String(e.tid), [...(byThread.get(String(e.tid)) ?? []), e]);
+  for (const e of events) {
+    if (e.ph !== 'X') continue;
+    const list = byThread.get(String(e.tid));
+    if (list) list.push(e);
+    else byThread.set(String(e.tid), [e]);
+  }
   const self = new Map<string, number>();
   for (const list of byThread.values()) {
     list.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
