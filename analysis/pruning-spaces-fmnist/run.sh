@@ -5,7 +5,8 @@
 #
 #   bash analysis/pruning-spaces-fmnist/run.sh claim1 25|50   search one regime (160 candidates, 3 rungs, finalists, reference)
 #   bash analysis/pruning-spaces-fmnist/run.sh claim2 25|50   refine the claim-1 campaign, search child and parent again (fresh seeds, equal budget)
-#   bash analysis/pruning-spaces-fmnist/run.sh claim3 25|50   a 15-epoch parent pruned by l1, taylor and bn-scale (global allocation), fine-tuned, 5 seeds
+#   bash analysis/pruning-spaces-fmnist/run.sh claim3 25|50 [pruned]   a 15-epoch parent pruned by l1, taylor and bn-scale
+#        (global allocation), fine-tuned, 5 seeds; then the finalists and uniform from scratch ("pruned": stop before)
 #   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present into results/
 #   bash analysis/pruning-spaces-fmnist/run.sh pack|unpack    runs/ <-> store/*.tar.xz
 #
@@ -112,28 +113,48 @@ case "${1:-}" in
     ;;
   claim3)
     regime "${2:-}"
+    stage=${3:-all}
+    case $stage in all|pruned) ;; *) echo "run.sh: claim3 stage must be all or pruned, got '$stage'" >&2; exit 2 ;; esac
     flops=$(node -e 'console.log(Number(process.argv[1])/100)' "$2")
     parent="$runs/parent-15ep"
     if [[ ! -f "$parent/prunespace.json" ]]; then
       rm -rf "$parent"
+      start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
+      # One run, so it gets every core as intra-op threads (full-width convolutions scale across them).
       cli train --net resnet20 --data fashion-mnist --no-augment --epochs 15 --batch 128 --lr 0.1 --nesterov \
-        --backend torch --seed 0 --save "$parent"
+        --backend torch --threads "$workers" --seed 0 --save "$parent" --json > "$runs/parent-15ep.json" || rc=$?
+      account parent-15ep "$start" "$cpu0" "$rc"
+      [[ $rc == 0 ]] || exit "$rc"
     fi
+    # The pruned networks: every criterion x 5 seeds, WORKERS at a time, one thread each. A run is done when its
+    # JSON is complete; a half-written one is redone.
+    jobs_file="$runs/.claim3-jobs"
+    : > "$jobs_file"
     for criterion in l1 taylor bn-scale; do
       for seed in 0 1 2 3 4; do
         out="$runs/pruned-r$2-$criterion-s$seed"
-        [[ -f "$out/prunespace.json" ]] && continue
-        rm -rf "$out"
-        cli prune --parent "$parent" --criterion "$criterion" --allocation global --flops "$flops" --epochs 5 \
-          --lr 0.01 --no-augment --seed "$seed" --backend torch --out "$out" --json > "$out.json"
+        [[ -s $out.json ]] || echo "$criterion $seed $out" >> "$jobs_file"
       done
     done
+    prune_one() {
+      rm -rf "$3" "$3.json"
+      node "$root/bin/prunespace.js" prune --parent "$parent" --criterion "$1" --allocation global --flops "$flops" \
+        --epochs 5 --lr 0.01 --no-augment --seed "$2" --backend torch --threads 1 --out "$3" --json > "$3.tmp" \
+        && mv "$3.tmp" "$3.json"
+    }
+    export -f prune_one; export root parent flops
+    start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
+    [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'prune_one "$@"' _ < "$jobs_file" || rc=$?; }
+    account "pruned-r$2" "$start" "$cpu0" "$rc"
+    [[ $rc == 0 ]] || exit "$rc"
+    [[ $stage == pruned ]] && exit 0
     # At equal total epochs (15 + 5): the claim-1 finalists and the uniform reference trained from scratch for 20.
     unpack_one "claims-r$2"
+    : > "$jobs_file"
     node -e '
       const fs = require("fs");
       const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => l.split(","));
-      const head = rows.shift(), col = (n) => head.indexOf(n), groups = head.slice(col("error") + 1);
+      const head = rows.shift(), col = (n) => head.indexOf(n), groups = head.filter((h) => /^stage\d/.test(h));
       const seen = new Set();
       for (const r of rows) {
         if (r[col("role")] !== "finalist" && r[col("role")] !== "reference") continue;
@@ -143,11 +164,18 @@ case "${1:-}" in
       }' "$runs/claims-r$2/trials.csv" | while read -r name widths; do
       for seed in 0 1 2 3 4; do
         out="$runs/scratch-r$2-$name-s$seed.json"
-        [[ -s $out ]] && continue
-        cli train --net resnet20 --widths "$widths" --data fashion-mnist --no-augment --epochs 20 --batch 128 --lr 0.1 \
-          --nesterov --backend torch --seed "$seed" --json > "$out.tmp" && mv "$out.tmp" "$out"
+        [[ -s $out ]] || echo "$widths $seed $out" >> "$jobs_file"
       done
     done
+    scratch_one() {
+      node "$root/bin/prunespace.js" train --net resnet20 --widths "$1" --data fashion-mnist --no-augment --epochs 20 \
+        --batch 128 --lr 0.1 --nesterov --backend torch --threads 1 --seed "$2" --json > "$3.tmp" && mv "$3.tmp" "$3"
+    }
+    export -f scratch_one
+    start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
+    [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'scratch_one "$@"' _ < "$jobs_file" || rc=$?; }
+    account "scratch-r$2" "$start" "$cpu0" "$rc"
+    exit "$rc"
     ;;
   analyse)
     mkdir -p "$here/results"
@@ -169,7 +197,7 @@ case "${1:-}" in
     for f in "$store"/*.tar.xz; do [[ -f $f && $f != *-checkpoints.tar.xz ]] && unpack_one "$(basename "$f" .tar.xz)"; done
     ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,13p' "$0" >&2
     exit 2
     ;;
 esac

@@ -3,7 +3,7 @@
  * share of rung-0 variance across the sampled population that is structure rather than seed noise, and how well
  * rung 0 ranks the candidates promoted to the top rung.
  */
-import { populationTrials, rungZeroError, type TrialLike } from './population.js';
+import { populationTrials, rungError, rungZeroError, type TrialLike } from './population.js';
 import { incompleteBeta, midRanks, normalCdf, solveIncreasing } from './significance.js';
 
 /** Below this structure share (point estimate) the ranking at rung 0 is mostly seed noise. */
@@ -84,10 +84,8 @@ const finite = (x: number | null | undefined): x is number => x !== null && x !=
 
 /** A trial's validation error at `rung`: its rung result there, or (a store without rung results) its own error at the top. */
 function errorAt(t: TrialLike, rung: number, topRung: number): number | null {
-  const r = t.rungResults?.find((x) => x.rung === rung);
-  if (r) return finite(r.valError) ? r.valError : null;
-  if (rung === topRung && !t.rungResults?.length && t.state === 'complete' && finite(t.valError)) return t.valError;
-  return null;
+  if (t.rungResults?.length) return rungError(t, rung);
+  return rung === topRung && t.state === 'complete' && finite(t.valError) ? t.valError : null;
 }
 
 /**

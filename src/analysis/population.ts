@@ -30,6 +30,12 @@ export function rungZeroError(t: TrialLike): number | null {
   return t.state === 'complete' && t.valError !== null && Number.isFinite(t.valError) ? t.valError : null;
 }
 
+/** A trial's validation error recorded at `rung` (null where it did not reach that rung or the result is not finite). */
+export function rungError(t: TrialLike, rung: number): number | null {
+  const r = t.rungResults?.find((x) => x.rung === rung);
+  return r && Number.isFinite(r.valError) ? r.valError : null;
+}
+
 /** A candidate's error at the highest rung it reached, where rungs are recorded (null for flat trials). */
 export function topRungError(t: TrialLike): { rung: number; valError: number } | null {
   const results = (t.rungResults ?? []).filter((r) => Number.isFinite(r.valError));
@@ -63,11 +69,7 @@ export interface Observation {
  */
 export function observations(trials: readonly TrialLike[], rung = 0): Observation[] {
   // Above rung 0, the candidates promoted that far, at that rung's error (a campaign in rungs records them).
-  const errorOf = (t: TrialLike): number | null => {
-    if (rung === 0) return rungZeroError(t);
-    const r = t.rungResults?.find((x) => x.rung === rung);
-    return r && Number.isFinite(r.valError) ? r.valError : null;
-  };
+  const errorOf = (t: TrialLike): number | null => (rung === 0 ? rungZeroError(t) : rungError(t, rung));
   return populationTrials(trials)
     .map((t) => ({ t, error: errorOf(t) }))
     .filter((x): x is { t: TrialLike; error: number } => x.error !== null)

@@ -90,6 +90,8 @@ export interface Refinement {
   outcomes: RuleOutcome[];
   /** Share of parent samples the child contains, and how many parent samples it rests on. */
   kept: { share: number; samples: number };
+  /** The candidates the rules judged and the rung whose errors they judged them on. */
+  judged: { candidates: number; rung: number };
 }
 
 const round = (x: number, digits = 4) => Number(x.toPrecision(digits));
@@ -494,7 +496,7 @@ export function refineSpace(parent: LoadedSpace, analysis: CampaignAnalysis, opt
     },
     rules: outcomes,
   };
-  return { child, outcomes, kept };
+  return { child, outcomes, kept, judged: { candidates: analysis.obs.length, rung: analysis.rung } };
 }
 
 /**

@@ -58,7 +58,8 @@ export function registerRefine(program: Command): void {
       console.log(`${campaign.name} round ${result.round}: refined ${result.parentPath} -> ${result.out}`);
       const v = (result.child.provenance as { validation?: { candidates: number; permutations: number; alpha: number } }).validation;
       if (v?.candidates) {
-        const on = opts.rung ? `the rung-${opts.rung} error of the ${(result.child.provenance as { trials: { completed: number } }).trials.completed} candidates promoted to it` : "every trial's rung-0 error";
+        const { rung, candidates } = result.judged;
+        const on = rung ? `the rung-${rung} error of the ${candidates} candidates promoted to it` : "every trial's rung-0 error";
         console.log(`${v.candidates} candidate changes judged together on ${on}, adjusted for FLOPs: ` +
           `max-T over ${v.permutations} permutations, family-wise false-refinement rate ${v.alpha}`);
       }
