@@ -1,6 +1,6 @@
 /**
  * The claims' figures, read from what `run.sh analyse` wrote under results/ (each campaign's report summary.json)
- * and from compute.tsv: one markdown file, results/claims.md, so the write-up quotes numbers a script produced.
+ * claim 3's run JSONs under results/claim3-rNN/ and compute.tsv: one markdown file, results/claims.md, so the write-up quotes numbers a script produced.
  * Usage: node --import tsx analysis/pruning-spaces-fmnist/claims.ts
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { analyseRatio } from '../../src/analysis/buckets.js';
 import { spearmanWithInterval } from '../../src/analysis/fidelity.js';
 import { observations, type TrialLike } from '../../src/analysis/population.js';
 import { permutation } from '../../src/training/data/prepare.js';
+import { studentQuantile } from '../../src/analysis/significance.js';
 import { makeRng } from '../../src/util/rng.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -111,6 +112,64 @@ function ratioAbove0(name: string, original: number): string[] {
 
 const PERMUTATIONS = 200;
 
+/** One trained network of claim 3: `prune --json` (metrics) or `train --json` (top level). */
+interface Run { name: string; group: string; flops: number; testError: number; prunedTestError?: number; widths: number[] }
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = (xs: readonly number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
+
+/** Welch's 90% interval for mean(a) - mean(b), in points (different networks' seeds share nothing, so unpaired). */
+function welch(a: readonly number[], b: readonly number[]): string {
+  const va = sd(a) ** 2 / a.length, vb = sd(b) ** 2 / b.length;
+  const df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
+  const d = mean(a) - mean(b), half = studentQuantile(0.95, df) * Math.sqrt(va + vb);
+  const sign = (x: number) => `${x >= 0 ? '+' : ''}${pts(x)}`;
+  return `${sign(d)} (90% interval ${sign(d - half)} to ${sign(d + half)})`;
+}
+
+/**
+ * Claim 3 from the runs `run.sh analyse` copies into results/claim3-rNN/: the 15-epoch parent, the pruned and
+ * fine-tuned networks (pruned-CRITERION-sSEED.json) and, once run, the scratch networks at equal total epochs
+ * (scratch-NAME-sSEED.json). Until the scratch runs exist, the claim-1 campaign's 4-epoch uniform seeds are shown at
+ * their own, unequal budget, which is not claim 3's comparison.
+ */
+function claim3(regime: string): string[] {
+  const dir = join(results, `claim3-r${regime}`);
+  const runs: Run[] = readdirSync(dir).filter((f) => /^(pruned|scratch)-.*-s\d+\.json$/.test(f)).map((f) => {
+    const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    const group = f.replace(/-s\d+\.json$/, '');
+    const testError = j.metrics?.testError ?? j.testError;
+    return { name: f, group, flops: j.complexity.flops, testError, prunedTestError: j.metrics?.prunedTestError, widths: j.widths };
+  }).filter((r) => Number.isFinite(r.testError));
+  const parentFile = join(dir, 'parent-15ep.json');
+  const parent = existsSync(parentFile) ? JSON.parse(readFileSync(parentFile, 'utf8')) : null;
+  const out = [`### ${regime}% of FLOPs`, ''];
+  if (parent) out.push(`- parent: full-width ResNet-20, 15 epochs, test error ${pts(parent.testError)}%, ${(parent.complexity.flops / 1e6).toFixed(2)}M FLOPs`, '');
+  const groups = [...new Set(runs.map((r) => r.group))].sort();
+  const uniform = runs.filter((r) => r.group === 'scratch-uniform').map((r) => r.testError);
+  const jsonl = join(results, `claims-r${regime}-trials.jsonl`);
+  const claim1 = uniform.length >= 2 || !existsSync(jsonl) ? [] : readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TrialLike)
+    .filter((t) => t.state === 'complete' && Number.isFinite(t.testError));
+  const ref4 = claim1.filter((t) => t.role === 'reference').map((t) => t.testError as number);
+  const against = uniform.length >= 2 ? uniform : ref4;
+  const label = uniform.length >= 2 ? 'uniform, 20 epochs from scratch' : 'the claim-1 uniform reference (4 epochs: unequal budget)';
+  out.push(`| network | epochs in all | FLOPs | seeds | test error after pruning | test error | against ${label}, points |`, '|---|---|---|---|---|---|---|');
+  for (const g of groups) {
+    const rs = runs.filter((r) => r.group === g), errs = rs.map((r) => r.testError);
+    const pruned = rs.map((r) => r.prunedTestError).filter((x): x is number => x !== undefined);
+    const epochs = g.startsWith('pruned') ? '15 + 5' : '20';
+    const diff = g !== 'scratch-uniform' && errs.length >= 2 && against.length >= 2 ? welch(errs, against) : '';
+    out.push(`| ${g} | ${epochs} | ${(mean(rs.map((r) => r.flops)) / 1e6).toFixed(2)}M | ${errs.length} | ${pruned.length ? `${pts(mean(pruned))}%` : ''} | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${diff} |`);
+  }
+  if (ref4.length) out.push(`| claim-1 uniform reference | 4 | | ${ref4.length} | | ${pts(mean(ref4))}% ± ${pts(sd(ref4))} | |`);
+  for (const of of [...new Set(claim1.filter((t) => t.role === 'finalist').map((t) => t.finalistOf))]) {
+    const seeds = claim1.filter((t) => t.role === 'finalist' && t.finalistOf === of), errs = seeds.map((t) => t.testError as number);
+    out.push(`| claim-1 finalist (trial ${of}) | 4 | ${(seeds[0].complexity.flops / 1e6).toFixed(2)}M | ${errs.length} | | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${welch(errs, ref4)} |`);
+  }
+  if (!uniform.length) out.push('', '- the scratch runs at equal total epochs (the finalists and the uniform network, 20 epochs, 5 seeds each) are not run yet: `run.sh claim3 ' + regime + '`');
+  return out;
+}
+
 function compute(): string[] {
   const file = join(here, 'compute.tsv');
   if (!existsSync(file)) return ['No compute recorded.'];
@@ -132,6 +191,10 @@ const lines = ['# Claims: the figures', '', 'Written by `claims.ts` from `result
 const campaigns = existsSync(results) ? readdirSync(results).filter((d) => /^claims-r\d+$/.test(d) && existsSync(join(results, d, 'summary.json'))) : [];
 if (campaigns.length === 0) lines.push('No claim-1 campaign analysed yet (`run.sh analyse`).');
 for (const name of campaigns) lines.push(...claim1(name, JSON.parse(readFileSync(join(results, name, 'summary.json'), 'utf8'))), '');
+lines.push('## Claim 3: the search against pruning a converged parent', '');
+const claim3Dirs = existsSync(results) ? readdirSync(results).filter((d) => /^claim3-r\d+$/.test(d)) : [];
+if (claim3Dirs.length === 0) lines.push('Not run yet (`run.sh claim3 25|50`).', '');
+for (const d of claim3Dirs) lines.push(...claim3(d.slice('claim3-r'.length)), '');
 lines.push('## Compute', '', ...compute(), '');
 writeFileSync(join(results, 'claims.md'), lines.join('\n'));
 console.log(lines.join('\n'));

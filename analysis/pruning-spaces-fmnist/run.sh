@@ -179,6 +179,14 @@ case "${1:-}" in
     ;;
   analyse)
     mkdir -p "$here/results"
+    for regime in 25 50; do
+      ls "$runs"/pruned-r$regime-*.json "$runs"/scratch-r$regime-*.json > /dev/null 2>&1 || continue
+      mkdir -p "$here/results/claim3-r$regime"
+      cp "$runs/parent-15ep.json" "$here/results/claim3-r$regime/"
+      for f in "$runs"/pruned-r$regime-*.json "$runs"/scratch-r$regime-*.json; do
+        [[ -f $f ]] && cp "$f" "$here/results/claim3-r$regime/$(basename "$f" | sed "s/-r$regime-/-/")"
+      done
+    done
     for dir in "$runs"/claims-r* "$runs"/child-r* "$runs"/parent-r*; do
       [[ -d $dir ]] || continue
       name=$(basename "$dir")
