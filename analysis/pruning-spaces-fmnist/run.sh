@@ -75,6 +75,29 @@ pack_one() {
   echo "packed $name: $(du -h "$store/$name.tar.xz" | cut -f1)$([[ -f $store/$name-checkpoints.tar.xz ]] && echo ", checkpoints $(du -h "$store/$name-checkpoints.tar.xz" | cut -f1)")"
 }
 
+# Claim 3's runs are plain files, not campaigns: the parent model and the finished runs' JSONs and models go into
+# store/NAME.tar.xz so that a sitting cut off mid-part loses only the run in flight (the last one lost the parent and
+# all 15 pruned networks). Patterns match finished runs' JSONs (run.sh writes them last); a run's model directory
+# beside its JSON goes in with it.
+pack_files() {
+  local name=$1 pattern f; shift
+  local files=()
+  for pattern in "$@"; do
+    for f in $(cd "$runs" && compgen -G "$pattern" || true); do
+      files+=("$f")
+      [[ -d $runs/${f%.json} ]] && files+=("${f%.json}")
+    done
+  done
+  [[ ${#files[@]} -gt 0 ]] || return 0
+  tar -C "$runs" -cJf "$store/$name.tar.xz.tmp" "${files[@]}" && mv "$store/$name.tar.xz.tmp" "$store/$name.tar.xz"
+  echo "packed $name: ${#files[@]} files, $(du -h "$store/$name.tar.xz" | cut -f1)"
+}
+
+unpack_files() {
+  [[ -f "$store/$1.tar.xz" ]] && tar -C "$runs" --skip-old-files -xJf "$store/$1.tar.xz"
+  return 0
+}
+
 unpack_one() {
   local name=$1
   if [[ ! -d "$runs/$name" && -f "$store/$name.tar.xz" ]]; then
@@ -117,6 +140,9 @@ case "${1:-}" in
     case $stage in all|pruned) ;; *) echo "run.sh: claim3 stage must be all or pruned, got '$stage'" >&2; exit 2 ;; esac
     flops=$(node -e 'console.log(Number(process.argv[1])/100)' "$2")
     parent="$runs/parent-15ep"
+    unpack_files parent-15ep
+    unpack_files "pruned-r$2"
+    unpack_files "scratch-r$2"
     if [[ ! -f "$parent/prunespace.json" ]]; then
       rm -rf "$parent"
       start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
@@ -125,6 +151,7 @@ case "${1:-}" in
         --backend torch --threads "$workers" --seed 0 --save "$parent" --json > "$runs/parent-15ep.json" || rc=$?
       account parent-15ep "$start" "$cpu0" "$rc"
       [[ $rc == 0 ]] || exit "$rc"
+      pack_files parent-15ep parent-15ep.json
     fi
     # The pruned networks: every criterion x 5 seeds, WORKERS at a time, one thread each. A run is done when its
     # JSON is complete; a half-written one is redone.
@@ -140,9 +167,11 @@ case "${1:-}" in
       rm -rf "$3" "$3.json"
       node "$root/bin/prunespace.js" prune --parent "$parent" --criterion "$1" --allocation global --flops "$flops" \
         --epochs 5 --lr 0.01 --no-augment --seed "$2" --backend torch --threads 1 --out "$3" --json > "$3.tmp" \
-        && mv "$3.tmp" "$3.json"
+        && mv "$3.tmp" "$3.json" \
+        && { flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "pruned-r$regime" "pruned-r$regime-*.json" || true; }
     }
-    export -f prune_one; export root parent flops
+    regime=$2
+    export -f prune_one pack_files; export root parent flops runs store regime
     start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
     [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'prune_one "$@"' _ < "$jobs_file" || rc=$?; }
     account "pruned-r$2" "$start" "$cpu0" "$rc"
@@ -169,7 +198,8 @@ case "${1:-}" in
     done
     scratch_one() {
       node "$root/bin/prunespace.js" train --net resnet20 --widths "$1" --data fashion-mnist --no-augment --epochs 20 \
-        --batch 128 --lr 0.1 --nesterov --backend torch --threads 1 --seed "$2" --json > "$3.tmp" && mv "$3.tmp" "$3"
+        --batch 128 --lr 0.1 --nesterov --backend torch --threads 1 --seed "$2" --json > "$3.tmp" && mv "$3.tmp" "$3" \
+        && { flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "scratch-r$regime" "scratch-r$regime-*.json" || true; }
     }
     export -f scratch_one
     start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
