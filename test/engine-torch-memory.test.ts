@@ -3,8 +3,11 @@
  * trial's training loop never yields to it, and when the addon handed out external buffers (freed by finalizers that
  * run only on a loop turn) precise BN's tapped activations stayed allocated for the whole trial: 600 MB a trial, until
  * a 160-candidate campaign was killed by the kernel at 24 GB.
+ * The addon also keeps tensor memory on glibc's heap (no mmapped chunks, no trimming) so that steps reuse it instead of
+ * faulting it in again; PRUNESPACE_TORCH_MALLOC=system keeps glibc's defaults.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { buildNet } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
@@ -34,4 +37,24 @@ test('precise BN rounds in a loop that never yields keep the resident memory fla
   net.dispose();
   assert.equal(tapped, 64);
   assert.ok(grown < 400, `resident memory grew by ${grown.toFixed(0)} MB over 64 tapped forwards`);
+});
+
+/** The fixture's report from a child process started with the given environment. */
+function allocatorChild(env: Record<string, string>): { policy: string; detail: string; tapBytes: number; grown: number } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/torch-allocator-fixture.ts'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+test('tensor memory stays on the heap (no mmapped chunks) unless PRUNESPACE_TORCH_MALLOC=system', { skip: addon ? false : `torch addon not built: ${problem}` }, () => {
+  const { PRUNESPACE_TORCH_MALLOC: _, ...rest } = process.env;
+  const heap = allocatorChild(rest as Record<string, string>);
+  assert.equal(heap.policy, 'heap');
+  assert.equal(heap.grown, 0, `a ${heap.tapBytes}-byte tap was mmapped under the heap policy`);
+  assert.doesNotMatch(heap.detail, /malloc/);
+  const system = allocatorChild({ PRUNESPACE_TORCH_MALLOC: 'system' });
+  assert.equal(system.policy, 'system');
+  // glibc's defaults: a block above 32 MB always gets its own mapping.
+  assert.ok(system.grown >= system.tapBytes, `grown ${system.grown} < tap ${system.tapBytes}`);
+  assert.match(system.detail, /glibc malloc defaults/);
 });

@@ -51,6 +51,12 @@ export interface Addon {
   /** libtorch's operator profiler on the calling thread (bench/profile-step.ts): stop writes a Chrome trace to the path. */
   profileStart(path: string): void;
   profileStop(): void;
+  /**
+   * glibc's setting for tensor memory, chosen once per process at load: 'heap' (no mmapped chunks, no trimming, so
+   * steps reuse their memory instead of faulting it in anew) unless PRUNESPACE_TORCH_MALLOC=system; and the bytes
+   * held in mmapped chunks now.
+   */
+  allocator(): { policy: 'heap' | 'system'; mmappedBytes: number };
 }
 
 /** One node as the executor reads it: numeric inputs and every size it needs, resolved at the widths. */
@@ -142,7 +148,8 @@ export function startTorch(threads: number, opts: { cpuOnly?: boolean } = {}): T
   }
   const device = gpus > 0 ? 'cuda:0' : 'cpu';
   const where = gpus > 0 ? `CUDA, ${gpus} visible GPU${gpus > 1 ? 's' : ''}` : `CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}, no CUDA GPU visible`;
-  return { ok: true, engine: torchEngine(addon, device), detail: `libtorch ${addon.version()}, ${where}` };
+  const heap = addon.allocator().policy === 'system' ? ', glibc malloc defaults' : '';
+  return { ok: true, engine: torchEngine(addon, device), detail: `libtorch ${addon.version()}, ${where}${heap}` };
 }
 
 function torchEngine(addon: Addon, device: string): Engine {
