@@ -57,6 +57,25 @@ test('prunes by a criterion to a keep ratio, fine-tunes, and saves a loadable mo
   assert.ok(result.complexity.flops <= 0.5 * result.parentComplexity.flops);
 });
 
+test('the pruned net is also evaluated with BN re-estimated, and the inherited statistics are what it saves and fine-tunes from', async () => {
+  const out = join(root, 'recalibrated');
+  const r = cli(['prune', '--parent', parent, '--criterion', 'snip', '--keep', '0.5', '--epochs', '0', '--batch', '32', '--score-batches', '2', '--backend', 'wasm', '--out', out, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /pruned before fine-tuning [\d.]+% \(BN re-estimated on 16 batches: [\d.]+%\)/);
+  const { metrics } = JSON.parse(r.stdout);
+  assert.ok(metrics.prunedRecalibratedTestError >= 0 && metrics.prunedRecalibratedTestError <= 1);
+  const { net, pruned, widths } = JSON.parse(readFileSync(join(out, 'prunespace.json'), 'utf8'));
+  // Saved without fine-tuning: every running statistic is the parent's at the kept channels, not the re-estimate.
+  await selectBackend('cpu');
+  const spec = buildNet(net);
+  const expected = sliceWeights(spec, pruned.parentWidths, readLayersWeights((await loadTrained(parent)).model, spec), pruned.kept).weights;
+  const saved = readLayersWeights((await loadTrained(out)).model, spec);
+  const moving = [...saved.keys()].filter((n) => /moving_(mean|variance)$/.test(n));
+  assert.ok(moving.length > 0);
+  for (const name of moving) assert.deepEqual(Array.from(saved.get(name)!.data), Array.from(expected.get(name)!.data), name);
+  assert.deepEqual(widths, [4, 8, 16, 4, 4, 4, 8, 8, 8, 16, 16, 16]);
+});
+
 test('bad input: one line, exit code 2, nothing written', () => {
   const notModel = join(root, 'not-a-model');
   mkdirSync(notModel);

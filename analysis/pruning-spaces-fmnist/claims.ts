@@ -113,7 +113,7 @@ function ratioAbove0(name: string, original: number): string[] {
 const PERMUTATIONS = 200;
 
 /** One trained network of claim 3: `prune --json` (metrics) or `train --json` (top level). */
-interface Run { name: string; group: string; flops: number; testError: number; prunedTestError?: number; widths: number[] }
+interface Run { name: string; group: string; flops: number; testError: number; prunedTestError?: number; recalibratedTestError?: number; widths: number[] }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: readonly number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
@@ -139,7 +139,7 @@ function claim3(regime: string): string[] {
     const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     const group = f.replace(/-s\d+\.json$/, '');
     const testError = j.metrics?.testError ?? j.testError;
-    return { name: f, group, flops: j.complexity.flops, testError, prunedTestError: j.metrics?.prunedTestError, widths: j.widths };
+    return { name: f, group, flops: j.complexity.flops, testError, prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError, widths: j.widths };
   }).filter((r) => Number.isFinite(r.testError));
   const parentFile = join(dir, 'parent-15ep.json');
   const parent = existsSync(parentFile) ? JSON.parse(readFileSync(parentFile, 'utf8')) : null;
@@ -153,13 +153,15 @@ function claim3(regime: string): string[] {
   const ref4 = claim1.filter((t) => t.role === 'reference').map((t) => t.testError as number);
   const against = uniform.length >= 2 ? uniform : ref4;
   const label = uniform.length >= 2 ? 'uniform, 20 epochs from scratch' : 'the claim-1 uniform reference (4 epochs: unequal budget)';
-  out.push(`| network | epochs in all | FLOPs | seeds | test error after pruning | test error | against ${label}, points |`, '|---|---|---|---|---|---|---|');
+  out.push(`| network | epochs in all | FLOPs | seeds | test error after pruning (parent's BN / re-estimated) | test error | against ${label}, points |`, '|---|---|---|---|---|---|---|');
   for (const g of groups) {
     const rs = runs.filter((r) => r.group === g), errs = rs.map((r) => r.testError);
     const pruned = rs.map((r) => r.prunedTestError).filter((x): x is number => x !== undefined);
+    const recalibrated = rs.map((r) => r.recalibratedTestError).filter((x): x is number => x !== undefined);
+    const afterPruning = pruned.length ? `${pts(mean(pruned))}%${recalibrated.length ? ` / ${pts(mean(recalibrated))}%` : ''}` : '';
     const epochs = g.startsWith('pruned') ? '15 + 5' : '20';
     const diff = g !== 'scratch-uniform' && errs.length >= 2 && against.length >= 2 ? welch(errs, against) : '';
-    out.push(`| ${g} | ${epochs} | ${(mean(rs.map((r) => r.flops)) / 1e6).toFixed(2)}M | ${errs.length} | ${pruned.length ? `${pts(mean(pruned))}%` : ''} | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${diff} |`);
+    out.push(`| ${g} | ${epochs} | ${(mean(rs.map((r) => r.flops)) / 1e6).toFixed(2)}M | ${errs.length} | ${afterPruning} | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${diff} |`);
   }
   if (ref4.length) out.push(`| claim-1 uniform reference | 4 | | ${ref4.length} | | ${pts(mean(ref4))}% ± ${pts(sd(ref4))} | |`);
   for (const of of [...new Set(claim1.filter((t) => t.role === 'finalist').map((t) => t.finalistOf))]) {

@@ -29,7 +29,8 @@ export interface TrainingFlags {
 }
 
 /** Precise BN's batches by default: 2,048 images at batch 128 (pycls pools 8,192 before each test). */
-export const DEFAULT_PRECISE_BN = 16;
+export { DEFAULT_PRECISE_BN } from '../training/bn-stats.js';
+import { DEFAULT_PRECISE_BN } from '../training/bn-stats.js';
 
 /** With only --steps, epochs stop bounding the run. */
 const UNBOUNDED_EPOCHS = 1_000_000;

@@ -17,7 +17,8 @@ import type { EngineBatch, Engine, EngineNet, WeightSet } from '../training/engi
 import { readLayersWeights } from '../training/engines/layers-weights.js';
 import { sliceWeights, type KeptIndices } from '../training/inherit.js';
 import { loadTrained, METADATA_JSON, MODEL_JSON, saveNet, type SavedMetadata } from '../training/save.js';
-import { evaluate, train } from '../training/train.js';
+import { DEFAULT_PRECISE_BN, recalibrateBn } from '../training/bn-stats.js';
+import { evaluate, preciseBnBatches, train } from '../training/train.js';
 import type { DataSettings, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { makeRng } from '../util/rng.js';
@@ -284,7 +285,14 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
     if (data) {
       const before = await evaluate(net, data, data.test, 2 * req.settings.batchSize);
       metrics.prunedTestError = before.error;
-      log(`test error: parent ${pct(metrics.parentTestError as number)}, pruned before fine-tuning ${pct(before.error)}`);
+      // With the parent's BN statistics a pruned net can sit near chance (its residual sums lost channels) whatever
+      // the criterion kept; re-estimated at the pruned weights, the error shows what pruning kept. The inherited
+      // statistics come back afterwards, so fine-tuning starts where it always did.
+      const inherited = await net.readWeights();
+      await recalibrateBn(net, spec, preciseBnBatches(data, DEFAULT_PRECISE_BN, req.settings.batchSize, req.seed));
+      metrics.prunedRecalibratedTestError = (await evaluate(net, data, data.test, 2 * req.settings.batchSize)).error;
+      await net.writeWeights(inherited);
+      log(`test error: parent ${pct(metrics.parentTestError as number)}, pruned before fine-tuning ${pct(before.error)} (BN re-estimated on ${DEFAULT_PRECISE_BN} batches: ${pct(metrics.prunedRecalibratedTestError)})`);
     }
     if (data && req.settings.epochs > 0) {
       const outcome = await train(net, data, { ...req.settings, augment: req.settings.data.augment }, req.seed, (c) =>
