@@ -135,11 +135,14 @@ function welch(a: readonly number[], b: readonly number[]): string {
  */
 function claim3(regime: string): string[] {
   const dir = join(results, `claim3-r${regime}`);
+  // recalibrate.ts's figures for pruned networks made before `prune` recorded the re-estimated error itself.
+  const recalibratedFile = join(dir, 'recalibrated.json');
+  const recalibratedByFile: Record<string, number> = existsSync(recalibratedFile) ? JSON.parse(readFileSync(recalibratedFile, 'utf8')) : {};
   const runs: Run[] = readdirSync(dir).filter((f) => /^(pruned|scratch)-.*-s\d+\.json$/.test(f)).map((f) => {
     const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     const group = f.replace(/-s\d+\.json$/, '');
     const testError = j.metrics?.testError ?? j.testError;
-    return { name: f, group, flops: j.complexity.flops, testError, prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError, widths: j.widths };
+    return { name: f, group, flops: j.complexity.flops, testError, prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError ?? recalibratedByFile[f], widths: j.widths };
   }).filter((r) => Number.isFinite(r.testError));
   const parentFile = join(dir, 'parent-15ep.json');
   const parent = existsSync(parentFile) ? JSON.parse(readFileSync(parentFile, 'utf8')) : null;

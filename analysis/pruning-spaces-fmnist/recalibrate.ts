@@ -1,0 +1,49 @@
+/**
+ * Claim 3's pruned networks that were made before `prune` measured it: the test error right after pruning with the BN
+ * statistics re-estimated at the pruned weights (16 training batches, as `prune` now does), rebuilt from the parent
+ * and each network's recorded kept channels. Writes results/claim3-rNN/recalibrated.json ({ run file: error }), which
+ * claims.ts reads for runs whose JSON lacks `prunedRecalibratedTestError`.
+ *
+ *   node --import tsx analysis/pruning-spaces-fmnist/recalibrate.ts 25     (after run.sh analyse)
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadPrepared, readParent, readParentWeights } from '../../src/pruning/prune.js';
+import { selectBackend } from '../../src/training/backends/select.js';
+import { DEFAULT_PRECISE_BN, recalibrateBn } from '../../src/training/bn-stats.js';
+import { startTorch } from '../../src/training/engines/torch.js';
+import { sliceWeights } from '../../src/training/inherit.js';
+import { evaluate, preciseBnBatches } from '../../src/training/train.js';
+
+const here = import.meta.dirname;
+const regime = process.argv[2];
+if (regime !== '25' && regime !== '50') {
+  console.error('recalibrate.ts: regime must be 25 or 50');
+  process.exit(2);
+}
+const runs = join(here, 'runs');
+const out = join(here, 'results', `claim3-r${regime}`, 'recalibrated.json');
+await selectBackend('cpu');
+const torch = startTorch(1, { cpuOnly: true });
+if (!torch.ok) throw new Error(torch.detail);
+const parent = readParent(join(runs, 'parent-15ep'));
+const weights = await readParentWeights(parent);
+const BATCH = 128;
+const errors: Record<string, number> = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
+for (const file of readdirSync(runs).filter((f) => new RegExp(`^pruned-r${regime}-.*-s\\d+\\.json$`).test(f)).sort()) {
+  const name = file.replace(`-r${regime}-`, '-');
+  if (name in errors) continue;
+  const meta = JSON.parse(readFileSync(join(runs, file.replace(/\.json$/, ''), 'prunespace.json'), 'utf8'));
+  const data = loadPrepared(meta.settings.data, parent.spec);
+  const child = sliceWeights(parent.spec, meta.pruned.parentWidths, weights, meta.pruned.kept);
+  const net = await torch.engine.build(parent.spec, child.widths, meta.seed, { momentum: 0.9, nesterov: false, weightDecay: 5e-4 });
+  try {
+    await net.writeWeights(child.weights);
+    await recalibrateBn(net, parent.spec, preciseBnBatches(data, DEFAULT_PRECISE_BN, BATCH, meta.seed));
+    errors[name] = (await evaluate(net, data, data.test, 2 * BATCH)).error;
+  } finally {
+    net.dispose();
+  }
+  console.log(`${name}: ${(100 * errors[name]).toFixed(2)}% (recorded with the parent's BN: ${(100 * meta.metrics.prunedTestError).toFixed(2)}%)`);
+  writeFileSync(out, JSON.stringify(errors, null, 2) + '\n');
+}
