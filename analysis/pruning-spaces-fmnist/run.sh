@@ -7,7 +7,8 @@
 #   bash analysis/pruning-spaces-fmnist/run.sh claim2 25|50   refine the claim-1 campaign, search child and parent again (fresh seeds, equal budget)
 #   bash analysis/pruning-spaces-fmnist/run.sh claim3 25|50 [pruned]   a 15-epoch parent pruned by l1, taylor and bn-scale
 #        (global allocation), fine-tuned, 5 seeds; then the finalists and uniform from scratch ("pruned": stop before)
-#   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present into results/
+#   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present, and claim 3's
+#        run JSONs (with recalibrate.ts's errors right after pruning), into results/
 #   bash analysis/pruning-spaces-fmnist/run.sh pack|unpack    runs/ <-> store/*.tar.xz
 #
 # WORKERS (default 2) trains that many trials at once; each trial uses one intra-op thread.
@@ -210,12 +211,17 @@ case "${1:-}" in
   analyse)
     mkdir -p "$here/results"
     for regime in 25 50; do
-      ls "$runs"/pruned-r$regime-*.json "$runs"/scratch-r$regime-*.json > /dev/null 2>&1 || continue
+      # Either kind of run is enough (ls of both globs fails while the scratch runs are still to come).
+      compgen -G "$runs/pruned-r$regime-*.json" > /dev/null || compgen -G "$runs/scratch-r$regime-*.json" > /dev/null || continue
       mkdir -p "$here/results/claim3-r$regime"
       cp "$runs/parent-15ep.json" "$here/results/claim3-r$regime/"
       for f in "$runs"/pruned-r$regime-*.json "$runs"/scratch-r$regime-*.json; do
         [[ -f $f ]] && cp "$f" "$here/results/claim3-r$regime/$(basename "$f" | sed "s/-r$regime-/-/")"
       done
+      # The error right after pruning with BN re-estimated, for pruned runs that predate prune recording it.
+      if compgen -G "$runs/pruned-r$regime-*.json" > /dev/null; then
+        (cd "$root" && node --import tsx "$here/recalibrate.ts" "$regime")
+      fi
     done
     for dir in "$runs"/claims-r* "$runs"/child-r* "$runs"/parent-r*; do
       [[ -d $dir ]] || continue
