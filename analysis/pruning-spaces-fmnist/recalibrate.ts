@@ -8,12 +8,10 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPrepared, readParent, readParentWeights } from '../../src/pruning/prune.js';
+import { loadPrepared, readParent, readParentWeights, recalibratedTestError } from '../../src/pruning/prune.js';
 import { selectBackend } from '../../src/training/backends/select.js';
-import { DEFAULT_PRECISE_BN, recalibrateBn } from '../../src/training/bn-stats.js';
 import { startTorch } from '../../src/training/engines/torch.js';
 import { sliceWeights } from '../../src/training/inherit.js';
-import { evaluate, preciseBnBatches } from '../../src/training/train.js';
 
 const here = import.meta.dirname;
 const regime = process.argv[2];
@@ -39,8 +37,7 @@ for (const file of readdirSync(runs).filter((f) => new RegExp(`^pruned-r${regime
   const net = await torch.engine.build(parent.spec, child.widths, meta.seed, { momentum: 0.9, nesterov: false, weightDecay: 5e-4 });
   try {
     await net.writeWeights(child.weights);
-    await recalibrateBn(net, parent.spec, preciseBnBatches(data, DEFAULT_PRECISE_BN, BATCH, meta.seed));
-    errors[name] = (await evaluate(net, data, data.test, 2 * BATCH)).error;
+    errors[name] = await recalibratedTestError(net, data, BATCH, meta.seed);
   } finally {
     net.dispose();
   }

@@ -18,7 +18,8 @@ import { describeIssue, parseSpace } from '../space/load.js';
 import { spaceSchema } from '../space/schema.js';
 import { DATASETS } from '../training/data/load.js';
 import { UserError } from '../util/errors.js';
-import { DEFAULT_PRECISE_BN, type TrainingFlags } from './training-flags.js';
+import { DEFAULT_PRECISE_BN } from '../training/bn-stats.js';
+import type { TrainingFlags } from './training-flags.js';
 import { ENGINE_CHOICES } from '../training/engine-names.js';
 
 /** Reduction factor of a rung campaign unless told otherwise (Hyperband's and ASHA's usual 3). */

@@ -5,6 +5,7 @@ import type { DatasetName, TrainSettings } from '../training/types.js';
 import { UserError } from '../util/errors.js';
 import { intFlag, numberFlag } from './parse.js';
 import { ENGINE_CHOICES } from '../training/engine-names.js';
+import { DEFAULT_PRECISE_BN } from '../training/bn-stats.js';
 
 export interface TrainingFlags {
   data: DatasetName;
@@ -28,9 +29,6 @@ export interface TrainingFlags {
   preciseBn: number;
 }
 
-/** Precise BN's batches by default: 2,048 images at batch 128 (pycls pools 8,192 before each test). */
-export { DEFAULT_PRECISE_BN } from '../training/bn-stats.js';
-import { DEFAULT_PRECISE_BN } from '../training/bn-stats.js';
 
 /** With only --steps, epochs stop bounding the run. */
 const UNBOUNDED_EPOCHS = 1_000_000;

@@ -285,13 +285,7 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
     if (data) {
       const before = await evaluate(net, data, data.test, 2 * req.settings.batchSize);
       metrics.prunedTestError = before.error;
-      // With the parent's BN statistics a pruned net can sit near chance (its residual sums lost channels) whatever
-      // the criterion kept; re-estimated at the pruned weights, the error shows what pruning kept. The inherited
-      // statistics come back afterwards, so fine-tuning starts where it always did.
-      const inherited = await net.readWeights();
-      await recalibrateBn(net, spec, preciseBnBatches(data, DEFAULT_PRECISE_BN, req.settings.batchSize, req.seed));
-      metrics.prunedRecalibratedTestError = (await evaluate(net, data, data.test, 2 * req.settings.batchSize)).error;
-      await net.writeWeights(inherited);
+      metrics.prunedRecalibratedTestError = await recalibratedTestError(net, data, req.settings.batchSize, req.seed);
       log(`test error: parent ${pct(metrics.parentTestError as number)}, pruned before fine-tuning ${pct(before.error)} (BN re-estimated on ${DEFAULT_PRECISE_BN} batches: ${pct(metrics.prunedRecalibratedTestError)})`);
     }
     if (data && req.settings.epochs > 0) {
@@ -317,6 +311,20 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
 }
 
 /** Loads the data and checks that it fits the network's input and classes. */
+/**
+ * The net's test error with its BN statistics re-estimated at its current weights (DEFAULT_PRECISE_BN training
+ * batches). With the parent's statistics a pruned net can sit near chance whatever the criterion kept; re-estimated,
+ * the error shows what pruning kept. The net's own statistics come back afterwards, so fine-tuning starts where it
+ * always did.
+ */
+export async function recalibratedTestError(net: EngineNet, data: PreparedData, batchSize: number, seed: number): Promise<number> {
+  const inherited = await net.readWeights();
+  await recalibrateBn(net, net.spec, preciseBnBatches(data, DEFAULT_PRECISE_BN, batchSize, seed));
+  const { error } = await evaluate(net, data, data.test, 2 * batchSize);
+  await net.writeWeights(inherited);
+  return error;
+}
+
 export function loadPrepared(settings: DataSettings, spec: NetSpec): PreparedData {
   const data = loadData(settings, { shape: spec.ref.input, classes: spec.ref.classes });
   if (data.shape.join('x') !== spec.ref.input.join('x') || data.classes !== spec.ref.classes) {
