@@ -191,11 +191,13 @@ case "${1:-}" in
         const widths = groups.map((g) => r[col(g)]).join(",");
         const name = r[col("role")] === "reference" ? "uniform" : `finalist-${r[col("finalist_of")]}`;
         if (!seen.has(name)) { seen.add(name); console.log(`${name} ${widths}`); }
-      }' "$runs/claims-r$2/trials.csv" | while read -r name widths; do
-      for seed in 0 1 2 3 4; do
+      }' "$runs/claims-r$2/trials.csv" > "$runs/.claim3-nets"
+    # Seed-major order: a sitting cut off part-way leaves every network with about as many seeds as the others.
+    for seed in 0 1 2 3 4; do
+      while read -r name widths; do
         out="$runs/scratch-r$2-$name-s$seed.json"
         [[ -s $out ]] || echo "$widths $seed $out" >> "$jobs_file"
-      done
+      done < "$runs/.claim3-nets"
     done
     scratch_one() {
       node "$root/bin/prunespace.js" train --net resnet20 --widths "$1" --data fashion-mnist --no-augment --epochs 20 \
