@@ -75,6 +75,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--channels-last", action="store_true", help="kernels and activations in channels-last memory format")
     p.add_argument("--profile", action="store_true", help="also profile --steps more steps: self CPU ms per step by op")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -83,8 +84,11 @@ def main():
     dev = torch.device(a.device)
     model = ResNet(a.depth, [int(v) for v in a.widths.split(",")], c, a.classes).to(dev)
     params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(a.batch, c, h, w, device=dev)
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     y = torch.randint(0, a.classes, (a.batch,), device=dev)
     # CUDA runs asynchronously: a step is timed up to its completion.
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -105,7 +109,7 @@ def main():
     times.sort()
     median = times[len(times) // 2]
     out = {"imagesPerSecond": a.batch / median, "medianStepSeconds": median, "params": params,
-           "threads": torch.get_num_threads(), "torch": torch.__version__, "faultsPerStep": faults / a.steps}
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "channelsLast": a.channels_last, "faultsPerStep": faults / a.steps}
     if a.profile:
         # The legacy autograd profiler, the one the torch engine's profileStart uses, so the two tables compare.
         with torch.autograd.profiler.profile() as prof:

@@ -14,7 +14,7 @@ import { keepWidths } from '../src/nets/resolve.js';
 import { selectBackend, type BackendName } from '../src/training/backends/select.js';
 import type { EngineNet } from '../src/training/engine.js';
 import { TfjsNet } from '../src/training/engines/tfjs.js';
-import { startTorch } from '../src/training/engines/torch.js';
+import { startTorch, type TorchNet } from '../src/training/engines/torch.js';
 import type { LoopSettings } from '../src/training/train.js';
 import { median, torchPython } from './lib/common.js';
 
@@ -57,11 +57,11 @@ async function engineSpeed(net: EngineNet, warmup: number, steps: number, batchS
   return batchSize / (median(times) / 1000);
 }
 
-function torchSpeed(py: string, keep: number): number {
+function torchSpeed(py: string, keep: number, channelsLast: boolean): number {
   const r = spawnSync(
     py,
     ['bench/torch_resnet.py', '--depth', '20', '--widths', keepWidths(spec, keep).join(','), '--input', INPUT.join('x'),
-      '--batch', String(BATCH), '--steps', String(STEPS), '--threads', '1'],
+      '--batch', String(BATCH), '--steps', String(STEPS), '--threads', '1', ...(channelsLast ? ['--channels-last'] : [])],
     { encoding: 'utf8' },
   );
   if (r.status !== 0) throw new Error(`torch benchmark failed: ${r.stderr}`);
@@ -87,7 +87,10 @@ for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
 }
 
 const py = torchPython();
-const torch = startTorch(1, { cpuOnly: true });
+// The engine in its own choice of memory format (channels-last here: resnet20's widths at keep 1.0 and 0.5 are
+// multiples of 8) and forced to NCHW; PyTorch as a plain script writes it (NCHW) and converted to channels-last.
+const torch = startTorch(1, { cpuOnly: true, memoryFormat: 'auto' });
+const torchNchw = startTorch(1, { cpuOnly: true, memoryFormat: 'nchw' });
 if (!torch.ok) console.log(`torch: skipped (${torch.detail})`);
 if (!py) console.log('pytorch: skipped (no python3 can import torch; install python3-torch)');
 const runs = new Map<string, number[]>();
@@ -95,24 +98,33 @@ const record = (key: string, v: number) => runs.set(key, [...(runs.get(key) ?? [
 if (torch.ok) console.log(`torch: ${torch.detail}`);
 for (let round = 0; round < ROUNDS; round++) {
   for (const keep of KEEPS) {
-    if (torch.ok) {
+    if (torch.ok && torchNchw.ok) {
       const net = await torch.engine.build(spec, keepWidths(spec, keep), 0, OPTIMIZER);
+      if (round === 0) console.log(`torch engine keep ${keep.toFixed(2)}: ${(net as TorchNet).memoryFormat()}`);
       record(`torch ${keep}`, await engineSpeed(net, 2, STEPS, BATCH));
+      record(`torch-nchw ${keep}`, await engineSpeed(await torchNchw.engine.build(spec, keepWidths(spec, keep), 0, OPTIMIZER), 2, STEPS, BATCH));
     }
-    if (py) record(`pytorch ${keep}`, torchSpeed(py, keep));
+    if (py) {
+      record(`pytorch ${keep}`, torchSpeed(py, keep, false));
+      record(`pytorch-cl ${keep}`, torchSpeed(py, keep, true));
+    }
   }
 }
+const each = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
 for (const keep of KEEPS) {
   const wasm = rows.find((r) => r.backend === 'wasm' && r.keep === keep);
   const pt = runs.get(`pytorch ${keep}`);
-  const t = runs.get(`torch ${keep}`);
-  const each = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+  const ptCl = runs.get(`pytorch-cl ${keep}`);
   if (pt) {
     const ratio = wasm ? `, wasm/pytorch = ${(wasm.imagesPerSecond / median(pt)).toFixed(2)}x` : '';
     console.log(`pytorch (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(pt).toFixed(1)} images/s (rounds: ${each(pt)})${ratio}`);
   }
-  if (t) {
+  if (ptCl) console.log(`pytorch channels-last (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(ptCl).toFixed(1)} images/s (rounds: ${each(ptCl)})`);
+  for (const [key, label] of [['torch', 'torch engine'], ['torch-nchw', 'torch engine, NCHW forced']]) {
+    const t = runs.get(`${key} ${keep}`);
+    if (!t) continue;
     const ratio = pt ? `, torch/pytorch = ${(median(t) / median(pt)).toFixed(2)}x` : '';
-    console.log(`torch engine (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(t).toFixed(1)} images/s (rounds: ${each(t)})${ratio}`);
+    const ratioCl = ptCl ? `, against pytorch channels-last ${(median(t) / median(ptCl)).toFixed(2)}x` : '';
+    console.log(`${label} (1 thread) resnet20 keep ${keep.toFixed(2)}: ${median(t).toFixed(1)} images/s (rounds: ${each(t)})${ratio}${ratioCl}`);
   }
 }

@@ -170,10 +170,10 @@ class Net : public Napi::ObjectWrap<Net> {
                         InstanceMethod("applyGradients", &Net::ApplyGradients),
                         InstanceMethod("readWeights", &Net::ReadWeights), InstanceMethod("writeWeights", &Net::WriteWeights),
                         InstanceMethod("readMomentum", &Net::ReadMomentum), InstanceMethod("writeMomentum", &Net::WriteMomentum),
-                        InstanceMethod("dispose", &Net::Dispose)});
+                        InstanceMethod("memoryFormat", &Net::MemoryFormat), InstanceMethod("dispose", &Net::Dispose)});
   }
 
-  // new Net(nodes, { input: [h,w,c], device, momentum, nesterov, weightDecay })
+  // new Net(nodes, { input: [h,w,c], device, momentum, nesterov, weightDecay, dropoutSeed?, memoryFormat? })
   Net(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Net>(info) {
     guard(info.Env(), [&]() -> Napi::Value {
       auto nodes = array(info[0], {"new Net", "nodes"});
@@ -189,6 +189,8 @@ class Net : public Napi::ObjectWrap<Net> {
       opts.momentum = optNumber(o, "momentum", 0.9, a);
       opts.nesterov = optBool(o, "nesterov", a);
       opts.weightDecay = optNumber(o, "weightDecay", 0, a);
+      auto format = o.Get("memoryFormat");
+      if (!format.IsUndefined()) opts.memoryFormat = string(format, {"new Net", "memoryFormat"});
       if (o.Get("dropoutSeed").IsNumber()) {
         opts.seededDropout = true;
         opts.dropoutSeed = static_cast<uint64_t>(optNumber(o, "dropoutSeed", 0, a));
@@ -353,6 +355,10 @@ class Net : public Napi::ObjectWrap<Net> {
       exec().writeMomentum(views);
       return info.Env().Undefined();
     });
+  }
+
+  Napi::Value MemoryFormat(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), exec().memoryFormat()); });
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

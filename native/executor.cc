@@ -142,6 +142,7 @@ struct Executor::Impl {
   double momentum = 0.9, weightDecay = 0;
   bool nesterov = false;
   std::optional<at::Generator> dropoutGen;
+  bool channelsLast = false;
   // Outputs of the last forward(..., keepGraph) (logits first, then taps), awaiting their seeds.
   std::vector<Tensor> pending;
 
@@ -267,7 +268,25 @@ struct Executor::Impl {
     }
     if (!shapes.back().flat) throw EngineError("the plan's last node must give one vector of logits a sample");
     classes = shapes.back().c;
+    if (channelsLast)
+      for (auto& p : params)
+        if (p.layout == Layout::Conv) p.value = p.value.contiguous(at::MemoryFormat::ChannelsLast);
     for (auto& p : params) p.value.set_requires_grad(true);
+  }
+
+  // Measured with bench/train-speed.ts and bench/width-alignment.ts: oneDNN's channels-last convolutions beat NCHW
+  // at channel counts in multiples of its block (8) and lose at other counts. Depthwise nets and CUDA are unmeasured.
+  static bool aligned(const std::vector<PlanNode>& plan, const std::string& device) {
+    if (device.rfind("cpu", 0) != 0) return false;
+    for (size_t i = 0; i < plan.size(); i++) {
+      const PlanNode& p = plan[i];
+      if (p.op == "depthwise") return false;
+      if (p.op != "conv") continue;
+      // Unchecked yet (build checks the plan after this): an out-of-range input just counts as not the input.
+      bool fromInput = !p.in.empty() && p.in[0] >= 0 && static_cast<size_t>(p.in[0]) < i && plan[p.in[0]].op == "input";
+      if (p.outC % 8 != 0 || (!fromInput && p.inC % 8 != 0)) return false;
+    }
+    return true;
   }
 
   std::vector<Tensor> paramValues() const {
@@ -289,7 +308,15 @@ struct Executor::Impl {
     if (static_cast<int64_t>(v.length) != want)
       throw EngineError("batch has " + std::to_string(v.length) + " values, expected " + std::to_string(size) + "x" +
                         std::to_string(input[0]) + "x" + std::to_string(input[1]) + "x" + std::to_string(input[2]));
-    return nchwCopy(borrow(v, {size, input[0], input[1], input[2]}));
+    return deviceCopy(borrow(v, {size, input[0], input[1], input[2]}));
+  }
+
+  // NHWC values -> a fresh tensor on the device in the net's memory format.
+  Tensor deviceCopy(const Tensor& nhwc) const {
+    if (!channelsLast) return nchwCopy(nhwc);
+    Tensor out = torch::empty({nhwc.size(0), nhwc.size(3), nhwc.size(1), nhwc.size(2)}, fopts().memory_format(at::MemoryFormat::ChannelsLast));
+    out.copy_(nhwc.permute({0, 3, 1, 2}));
+    return out;
   }
 
   // A fresh NCHW tensor on the device with standard strides. Never just `.contiguous()` of the permuted view: with
@@ -478,7 +505,7 @@ struct Executor::Impl {
       const Param& p = params[i];
       if (static_cast<int64_t>(a[i].length) != p.value.numel())
         throw EngineError(p.name + ": " + std::to_string(a[i].length) + " values, expected " + std::to_string(p.value.numel()));
-      out[i] = toTorchLayout(borrow(a[i], tfjsShape(p.value, p.layout)), p.layout).to(device).contiguous();
+      out[i] = toTorchLayout(borrow(a[i], tfjsShape(p.value, p.layout)), p.layout).to(device).contiguous(p.value.suggest_memory_format());
     }
     return out;
   }
@@ -495,6 +522,9 @@ Executor::Executor(const std::vector<PlanNode>& plan, const ExecutorOptions& opt
     m.nesterov = opts.nesterov;
     m.weightDecay = opts.weightDecay;
     if (opts.seededDropout) m.dropoutGen = at::make_generator<at::CPUGeneratorImpl>(opts.dropoutSeed);
+    if (opts.memoryFormat == "auto") m.channelsLast = Impl::aligned(plan, opts.device);
+    else if (opts.memoryFormat == "channels-last" || opts.memoryFormat == "nchw") m.channelsLast = opts.memoryFormat == "channels-last";
+    else throw EngineError("memory format must be auto, nchw or channels-last, got '" + opts.memoryFormat + "'");
     m.build(plan);
   });
 }
@@ -582,7 +612,7 @@ std::vector<Floats> Executor::backwardSeeds(FloatView dLogits, const std::vector
       if (static_cast<int64_t>(v.length) != out.numel()) throw EngineError("a seed's size differs from its output");
       Tensor s = borrow(v, toNhwc(out).sizes().vec());
       outs.push_back(out);
-      seeds.push_back(out.dim() == 4 ? m.nchwCopy(s) : s.to(m.device).clone());
+      seeds.push_back(out.dim() == 4 ? m.deviceCopy(s) : s.to(m.device).clone());
     };
     seedFor(dLogits, pending[0]);
     for (size_t i = 0; i < dTaps.size(); i++) seedFor(dTaps[i], pending[i + 1]);
@@ -705,6 +735,8 @@ void Executor::writeWeights(const std::vector<int64_t>& indices, const std::vect
 void Executor::dispose() { impl_.reset(); }
 
 bool Executor::disposed() const { return !impl_; }
+
+std::string Executor::memoryFormat() const { return live().channelsLast ? "channels-last" : "nchw"; }
 
 void setThreads(int n) {
   guarded([&] {

@@ -37,6 +37,10 @@ struct ExecutorOptions {
   // Dropout masks from the net's own generator, so they follow the trial seed and not other nets in the process.
   bool seededDropout = false;
   uint64_t dropoutSeed = 0;
+  // "auto": channels-last activations and kernels on the CPU when every convolution's channel counts are multiples
+  // of 8 (oneDNN's block; there it trains faster), NCHW otherwise (arbitrary widths ran slower channels-last).
+  // "nchw" or "channels-last" force one.
+  std::string memoryFormat = "auto";
 };
 
 /** Borrowed values (a caller's array); `present` false stands for a missing one (JavaScript null). */
@@ -117,6 +121,8 @@ class Executor {
   void writeMomentum(const std::vector<FloatView>& data);
   void dispose();
   bool disposed() const;
+  /** The memory format the net's activations and kernels use: "channels-last" or "nchw". */
+  std::string memoryFormat() const;
 
  private:
   struct Impl;

@@ -38,7 +38,22 @@ interface NativeNet {
   writeWeights(indices: number[], data: Float32Array[]): void;
   readMomentum(): Float32Array[];
   writeMomentum(data: Float32Array[]): void;
+  memoryFormat(): TorchMemoryFormat;
   dispose(): void;
+}
+
+export type TorchMemoryFormat = 'channels-last' | 'nchw';
+const MEMORY_FORMATS = ['auto', 'channels-last', 'nchw'] as const;
+
+/**
+ * The memory format nets ask for: 'auto' (channels-last on the CPU where every convolution's channel counts are
+ * multiples of 8, where oneDNN trains faster; NCHW elsewhere) unless PRUNESPACE_TORCH_MEMORY_FORMAT forces one.
+ */
+function memoryFormatSetting(): { format?: (typeof MEMORY_FORMATS)[number]; problem?: string } {
+  const env = process.env.PRUNESPACE_TORCH_MEMORY_FORMAT;
+  if (env === undefined || env === '') return { format: 'auto' };
+  if ((MEMORY_FORMATS as readonly string[]).includes(env)) return { format: env as (typeof MEMORY_FORMATS)[number] };
+  return { problem: `PRUNESPACE_TORCH_MEMORY_FORMAT must be ${MEMORY_FORMATS.join(', ')}, got '${env}'` };
 }
 
 export interface Addon {
@@ -135,9 +150,11 @@ export function torchAddonBuilt(): boolean {
 }
 
 /** Loads the addon and picks the device: the first visible CUDA GPU where there is one, else the CPU. */
-export function startTorch(threads: number, opts: { cpuOnly?: boolean } = {}): TorchStart {
+export function startTorch(threads: number, opts: { cpuOnly?: boolean; memoryFormat?: 'auto' | TorchMemoryFormat } = {}): TorchStart {
   const { addon, problem } = loadAddon();
   if (!addon) return { ok: false, detail: problem! };
+  const memory = opts.memoryFormat ? { format: opts.memoryFormat } : memoryFormatSetting();
+  if (!memory.format) return { ok: false, detail: memory.problem! };
   let gpus: number;
   try {
     // Threads are the process's setting: every net of this process runs with the last count asked for.
@@ -149,10 +166,11 @@ export function startTorch(threads: number, opts: { cpuOnly?: boolean } = {}): T
   const device = gpus > 0 ? 'cuda:0' : 'cpu';
   const where = gpus > 0 ? `CUDA, ${gpus} visible GPU${gpus > 1 ? 's' : ''}` : `CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}, no CUDA GPU visible`;
   const heap = addon.allocator().policy === 'system' ? ', glibc malloc defaults' : '';
-  return { ok: true, engine: torchEngine(addon, device), detail: `libtorch ${addon.version()}, ${where}${heap}` };
+  const format = memory.format === 'auto' ? '' : `, ${memory.format} forced`;
+  return { ok: true, engine: torchEngine(addon, device, memory.format), detail: `libtorch ${addon.version()}, ${where}${heap}${format}` };
 }
 
-function torchEngine(addon: Addon, device: string): Engine {
+function torchEngine(addon: Addon, device: string, memoryFormat: string): Engine {
   return {
     name: 'torch',
     device,
@@ -166,7 +184,7 @@ function torchEngine(addon: Addon, device: string): Engine {
       } finally {
         model.dispose();
       }
-      const net = new TorchNet(addon, spec, widths, device, optimizer, deriveSeed(seed, 'dropout'));
+      const net = new TorchNet(addon, spec, widths, device, optimizer, deriveSeed(seed, 'dropout'), memoryFormat);
       await net.writeWeights(init);
       return net;
     },
@@ -184,12 +202,17 @@ export class TorchNet implements EngineNet {
   private readonly index = new Map<string, number>();
   private readonly trainable: number;
 
-  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, opt: OptimizerSettings, dropoutSeed?: number) {
+  constructor(addon: Addon, readonly spec: NetSpec, readonly widths: WidthConfig, device: string, opt: OptimizerSettings, dropoutSeed?: number, memoryFormat = 'auto') {
     // dropoutSeed seeds the net's own dropout generator (absent: libtorch's global one).
-    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, device, ...opt, ...(dropoutSeed !== undefined ? { dropoutSeed } : {}) });
+    this.net = new addon.Net(plan(spec, widths), { input: spec.ref.input, device, memoryFormat, ...opt, ...(dropoutSeed !== undefined ? { dropoutSeed } : {}) });
     this.info = this.net.weightInfo();
     this.info.forEach((w, i) => this.index.set(w.name, i));
     this.trainable = this.info.filter((w) => w.trainable).length;
+  }
+
+  /** The memory format libtorch holds this net's activations and kernels in (the weights it reads and writes are tfjs-laid-out either way). */
+  memoryFormat(): TorchMemoryFormat {
+    return this.net.memoryFormat();
   }
 
   /** Trainable parameters (BN scale and shift and biases included, running statistics not): the complexity count's params. */
