@@ -39,17 +39,32 @@ struct Node {
   int lastUse = -1;
 };
 
+// The part of a channel-padded tensor that holds the net's true widths: the leading `logical` entries of each dim.
+Tensor trueView(const Tensor& t, const std::vector<int64_t>& logical) {
+  Tensor v = t;
+  for (size_t d = 0; d < logical.size(); d++)
+    if (v.size(static_cast<int64_t>(d)) != logical[d]) v = v.narrow(static_cast<int64_t>(d), 0, logical[d]);
+  return v;
+}
+
+// Feature maps whose channels were padded, back to their true channel count (the padded ones are zero).
+Tensor trueChannels(const Tensor& t, int64_t c) { return t.dim() >= 2 && t.size(1) != c ? t.narrow(1, 0, c) : t; }
+
 struct Param {
   std::string name;
   Layout layout;
   bool decay;
-  Tensor value;
-  Tensor momentum;  // undefined until the first step
+  Tensor value;                  // torch layout, channels padded where the net pads them (the padding stays zero)
+  std::vector<int64_t> logical;  // the true sizes, torch layout
+  Tensor momentum;               // undefined until the first step
+  Tensor view() const { return trueView(value, logical); }
 };
 
 struct Buffer {
   std::string name;
   Tensor value;
+  std::vector<int64_t> logical;
+  Tensor view() const { return trueView(value, logical); }
 };
 
 // A node's output as the plan declares it: h x w x c (rank 4 in torch) or a vector of c (rank 2).
@@ -143,13 +158,19 @@ struct Executor::Impl {
   bool nesterov = false;
   std::optional<at::Generator> dropoutGen;
   bool channelsLast = false;
+  // Channel counts of feature maps rounded up to a multiple of this (1: none): the extra channels are zero in every
+  // kernel, BN scale and shift, so they stay exactly zero through training, and nothing outside sees them.
+  int quantum = 1;
+  std::vector<int> physC;  // channels each node's output tensor really has
   // Outputs of the last forward(..., keepGraph) (logits first, then taps), awaiting their seeds.
   std::vector<Tensor> pending;
 
   torch::TensorOptions fopts() const { return torch::TensorOptions().dtype(torch::kFloat).device(device); }
 
-  int addParam(const std::string& name, Layout l, bool decay, std::vector<int64_t> torchShape) {
-    params.push_back({name, l, decay, torch::zeros(torchShape, fopts()), Tensor()});
+  int padded(int c) const { return (c + quantum - 1) / quantum * quantum; }
+
+  int addParam(const std::string& name, Layout l, bool decay, std::vector<int64_t> shape, std::vector<int64_t> logical) {
+    params.push_back({name, l, decay, torch::zeros(shape, fopts()), logical, Tensor()});
     return static_cast<int>(params.size()) - 1;
   }
 
@@ -237,27 +258,31 @@ struct Executor::Impl {
       shapes.push_back(check(i, n.p, n.op, shapes));
       const PlanNode& p = n.p;
       const std::string& id = p.id;
+      int inC = n.op == Op::Input ? p.outC : physC[p.in[0]];  // the input tensor's real channels
+      int outC = physicalOut(n.op, p, inC);
+      if (n.op == Op::Add && physC[p.in[1]] != inC) throw EngineError("channel padding does not fit this plan (" + id + " adds unequally padded maps)");
+      physC.push_back(outC);
       switch (n.op) {
         case Op::Conv:
-          n.w = addParam(id + "/kernel", Layout::Conv, true, {p.outC, p.inC, p.kernel, p.kernel});
-          if (p.bias) n.b = addParam(id + "/bias", Layout::Vector, false, {p.outC});
+          n.w = addParam(id + "/kernel", Layout::Conv, true, {outC, inC, p.kernel, p.kernel}, {p.outC, p.inC, p.kernel, p.kernel});
+          if (p.bias) n.b = addParam(id + "/bias", Layout::Vector, false, {outC}, {p.outC});
           break;
         case Op::Depthwise:
-          n.w = addParam(id + "/depthwise_kernel", Layout::Depthwise, true, {p.inC, 1, p.kernel, p.kernel});
-          if (p.bias) n.b = addParam(id + "/bias", Layout::Vector, false, {p.inC});
+          n.w = addParam(id + "/depthwise_kernel", Layout::Depthwise, true, {inC, 1, p.kernel, p.kernel}, {p.inC, 1, p.kernel, p.kernel});
+          if (p.bias) n.b = addParam(id + "/bias", Layout::Vector, false, {inC}, {p.inC});
           break;
         case Op::Linear:
-          n.w = addParam(id + "/kernel", Layout::Linear, true, {p.outC, p.inC});
-          if (p.bias) n.b = addParam(id + "/bias", Layout::Vector, false, {p.outC});
+          n.w = addParam(id + "/kernel", Layout::Linear, true, {p.outC, p.inC}, {p.outC, p.inC});
+          if (p.bias) n.b = addParam(id + "/bias", Layout::Vector, false, {p.outC}, {p.outC});
           break;
         case Op::Bn:
-          n.w = addParam(id + "/gamma", Layout::Vector, false, {p.inC});
-          params[n.w].value.fill_(1);
-          n.b = addParam(id + "/beta", Layout::Vector, false, {p.inC});
+          n.w = addParam(id + "/gamma", Layout::Vector, false, {inC}, {p.inC});
+          params[n.w].view().fill_(1);  // padded channels keep scale 0, so they stay 0
+          n.b = addParam(id + "/beta", Layout::Vector, false, {inC}, {p.inC});
           n.runningMean = static_cast<int>(buffers.size());
-          buffers.push_back({id + "/moving_mean", torch::zeros({p.inC}, fopts())});
+          buffers.push_back({id + "/moving_mean", torch::zeros({inC}, fopts()), {p.inC}});
           n.runningVar = static_cast<int>(buffers.size());
-          buffers.push_back({id + "/moving_variance", torch::ones({p.inC}, fopts())});
+          buffers.push_back({id + "/moving_variance", torch::ones({inC}, fopts()), {p.inC}});
           break;
         default:
           break;
@@ -274,17 +299,37 @@ struct Executor::Impl {
     for (auto& p : params) p.value.set_requires_grad(true);
   }
 
+  // The channels a node's output tensor has, given its input's: convolutions and zero-pad shortcuts round up to the
+  // quantum; vectors keep their true size (maps are cut back to their true channels before gap, flatten and linear).
+  int physicalOut(Op op, const PlanNode& p, int inC) const {
+    switch (op) {
+      case Op::Input: return p.outC;
+      case Op::Conv:
+      case Op::Shortcut: return padded(p.outC);
+      case Op::Gap:
+      case Op::Flatten:
+      case Op::Linear: return p.outC;
+      default: return inC;
+    }
+  }
+
   // Measured with bench/train-speed.ts and bench/width-alignment.ts: oneDNN's channels-last convolutions beat NCHW
-  // at channel counts in multiples of its block (8) and lose at other counts. Depthwise nets and CUDA are unmeasured.
-  static bool aligned(const std::vector<PlanNode>& plan, const std::string& device) {
-    if (device.rfind("cpu", 0) != 0) return false;
+  // at channel counts in multiples of its block (8) and lose at other counts, and arbitrary widths padded up to
+  // multiples of 8 train faster channels-last than unpadded NCHW. Depthwise nets and CUDA are unmeasured.
+  // Whether padding to `q` keeps every add's two maps equal (the plan is unchecked yet: a bad index answers no).
+  static bool padsEvenly(const std::vector<PlanNode>& plan, int q) {
+    std::vector<int> c;
+    auto up = [q](int v) { return (v + q - 1) / q * q; };
     for (size_t i = 0; i < plan.size(); i++) {
       const PlanNode& p = plan[i];
+      for (int j : p.in)
+        if (j < 0 || static_cast<size_t>(j) >= i) return false;
+      int in = p.in.empty() ? p.outC : c[p.in[0]];
       if (p.op == "depthwise") return false;
-      if (p.op != "conv") continue;
-      // Unchecked yet (build checks the plan after this): an out-of-range input just counts as not the input.
-      bool fromInput = !p.in.empty() && p.in[0] >= 0 && static_cast<size_t>(p.in[0]) < i && plan[p.in[0]].op == "input";
-      if (p.outC % 8 != 0 || (!fromInput && p.inC % 8 != 0)) return false;
+      if (p.op == "add" && (p.in.size() != 2 || c[p.in[1]] != in)) return false;
+      c.push_back(p.op == "input" || p.op == "gap" || p.op == "flatten" || p.op == "linear" ? p.outC
+                  : p.op == "conv" || p.op == "shortcut"                                      ? up(p.outC)
+                                                                                             : in);
     }
     return true;
   }
@@ -386,7 +431,7 @@ struct Executor::Impl {
           auto [top, bottom] = samePad(p.inH, p.kernel, p.stride);
           auto [left, right] = samePad(p.inW, p.kernel, p.stride);
           Tensor bias = n.b >= 0 ? params[n.b].value : Tensor();
-          int groups = n.op == Op::Depthwise ? p.inC : 1;
+          int groups = n.op == Op::Depthwise ? static_cast<int>(params[n.w].value.size(0)) : 1;
           int64_t stride = p.stride;
           if (p.kernel == 1 && p.stride > 1) {
             // A strided 1x1 conv is a subsample then a 1x1 conv ('same' adds no padding at k = 1). libtorch 1.13's
@@ -413,16 +458,19 @@ struct Executor::Impl {
         case Op::Add: y = a + outs[p.in[1]]; break;
         case Op::Shortcut: {
           Tensor s = p.stride > 1 ? a.index({Slice(), Slice(), Slice(None, None, p.stride), Slice(None, None, p.stride)}) : a;
-          if (p.outC > p.inC) s = torch::constant_pad_nd(s, {0, 0, 0, 0, 0, p.outC - p.inC}, 0);
-          else if (p.outC < p.inC) s = s.narrow(1, 0, p.outC);
+          // The first min(inC, outC) channels through, zeros after, up to this node's real channel count.
+          if (p.outC < p.inC) s = s.narrow(1, 0, p.outC);
+          int64_t want = physC[i];
+          if (s.size(1) < want) s = torch::constant_pad_nd(s, {0, 0, 0, 0, 0, want - s.size(1)}, 0);
+          else if (s.size(1) > want) s = s.narrow(1, 0, want);  // only zero padding lies beyond
           y = s;
           break;
         }
         case Op::MaxPool:
           y = torch::max_pool2d(p.same ? padSame(a, p, p.kernel, -std::numeric_limits<double>::infinity()) : a, p.kernel, p.stride);
           break;
-        case Op::Gap: y = a.mean({2, 3}); break;
-        case Op::Flatten: y = a.dim() == 4 ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a; break;
+        case Op::Gap: y = trueChannels(a, p.inC).mean({2, 3}); break;
+        case Op::Flatten: y = a.dim() == 4 ? trueChannels(a, p.inC).permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a; break;
         case Op::Dropout:
           if (training && dropoutGen && p.rate > 0) {
             // Inverted dropout as torch::dropout, with the mask drawn on the CPU from the net's generator.
@@ -433,7 +481,7 @@ struct Executor::Impl {
           }
           break;
         case Op::Linear: {
-          Tensor in = a.dim() == 4 ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a;
+          Tensor in = a.dim() == 4 ? trueChannels(a, nodes[p.in[0]].p.outC).permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a;
           y = torch::linear(in, params[n.w].value, n.b >= 0 ? params[n.b].value : Tensor());
           break;
         }
@@ -489,9 +537,20 @@ struct Executor::Impl {
   std::vector<Floats> gradsOut(const std::vector<Tensor>& grads) const {
     std::vector<Floats> out;
     for (size_t i = 0; i < params.size(); i++) {
-      Tensor g = grads[i].defined() ? grads[i] : torch::zeros_like(params[i].value);
+      Tensor g = grads[i].defined() ? trueView(grads[i], params[i].logical) : torch::zeros_like(params[i].view());
       out.push_back(toFloats(toTfjsLayout(g, params[i].layout)));
     }
+    return out;
+  }
+
+  // One parameter's values in tfjs layout -> a tensor shaped and laid out as the parameter, zero in its padding.
+  static Tensor padded(const Param& p, const FloatView& v, const char* what) {
+    Tensor view = p.view();
+    if (static_cast<int64_t>(v.length) != view.numel())
+      throw EngineError(p.name + ": " + std::to_string(v.length) + " " + what + ", expected " + std::to_string(view.numel()));
+    torch::NoGradGuard ng;
+    Tensor out = torch::zeros_like(p.value);
+    trueView(out, p.logical).copy_(toTorchLayout(borrow(v, tfjsShape(view, p.layout)), p.layout));
     return out;
   }
 
@@ -503,9 +562,7 @@ struct Executor::Impl {
     for (size_t i = 0; i < a.size(); i++) {
       if (!a[i].present) continue;
       const Param& p = params[i];
-      if (static_cast<int64_t>(a[i].length) != p.value.numel())
-        throw EngineError(p.name + ": " + std::to_string(a[i].length) + " values, expected " + std::to_string(p.value.numel()));
-      out[i] = toTorchLayout(borrow(a[i], tfjsShape(p.value, p.layout)), p.layout).to(device).contiguous(p.value.suggest_memory_format());
+      out[i] = padded(p, a[i], "values");
     }
     return out;
   }
@@ -522,9 +579,17 @@ Executor::Executor(const std::vector<PlanNode>& plan, const ExecutorOptions& opt
     m.nesterov = opts.nesterov;
     m.weightDecay = opts.weightDecay;
     if (opts.seededDropout) m.dropoutGen = at::make_generator<at::CPUGeneratorImpl>(opts.dropoutSeed);
-    if (opts.memoryFormat == "auto") m.channelsLast = Impl::aligned(plan, opts.device);
-    else if (opts.memoryFormat == "channels-last" || opts.memoryFormat == "nchw") m.channelsLast = opts.memoryFormat == "channels-last";
-    else throw EngineError("memory format must be auto, nchw or channels-last, got '" + opts.memoryFormat + "'");
+    const std::string& f = opts.memoryFormat;
+    bool cpu = opts.device.rfind("cpu", 0) == 0;
+    if (f == "auto") {
+      m.channelsLast = cpu && Impl::padsEvenly(plan, 8);
+      m.quantum = m.channelsLast ? 8 : 1;
+    } else if (f == "nchw" || f == "channels-last" || f == "channels-last-padded") {
+      m.channelsLast = f != "nchw";
+      m.quantum = f == "channels-last-padded" ? 8 : 1;
+    } else {
+      throw EngineError("memory format must be auto, nchw, channels-last or channels-last-padded, got '" + f + "'");
+    }
     m.build(plan);
   });
 }
@@ -540,8 +605,8 @@ std::vector<WeightSpec> Executor::weightInfo() const {
   return guarded([&] {
     Impl& m = live();
     std::vector<WeightSpec> out;
-    for (auto& p : m.params) out.push_back({p.name, tfjsShape(p.value, p.layout), true});
-    for (auto& b : m.buffers) out.push_back({b.name, b.value.sizes().vec(), false});
+    for (auto& p : m.params) out.push_back({p.name, tfjsShape(p.view(), p.layout), true});
+    for (auto& b : m.buffers) out.push_back({b.name, b.view().sizes().vec(), false});
     return out;
   });
 }
@@ -587,6 +652,9 @@ Outputs Executor::forward(FloatView x, int64_t size, bool training, const std::v
       torch::NoGradGuard ng;
       logits = m.run(input, training, false, tapIdx, &tapOut);
     }
+    // Taps at their true channels (a differentiable view, so seeds given for them reach the padded maps too).
+    for (size_t k = 0; k < tapOut.size(); k++)
+      if (tapOut[k].dim() == 4) tapOut[k] = trueChannels(tapOut[k], m.nodes[tapIdx[k]].p.outC);
     Outputs out{toFloats(logits), {}};
     for (auto& t : tapOut) out.taps.push_back(toFloats(toNhwc(t)));
     if (keepGraph) {
@@ -670,8 +738,8 @@ std::vector<Floats> Executor::readWeights() const {
   return guarded([&] {
     Impl& m = live();
     std::vector<Floats> out;
-    for (auto& p : m.params) out.push_back(toFloats(toTfjsLayout(p.value, p.layout)));
-    for (auto& b : m.buffers) out.push_back(toFloats(b.value));
+    for (auto& p : m.params) out.push_back(toFloats(toTfjsLayout(p.view(), p.layout)));
+    for (auto& b : m.buffers) out.push_back(toFloats(b.view()));
     return out;
   });
 }
@@ -680,7 +748,7 @@ std::vector<Floats> Executor::readMomentum() const {
   return guarded([&] {
     Impl& m = live();
     std::vector<Floats> out;
-    for (auto& p : m.params) out.push_back(p.momentum.defined() ? toFloats(toTfjsLayout(p.momentum, p.layout)) : Floats());
+    for (auto& p : m.params) out.push_back(p.momentum.defined() ? toFloats(toTfjsLayout(trueView(p.momentum, p.logical), p.layout)) : Floats());
     return out;
   });
 }
@@ -690,9 +758,9 @@ void Executor::writeMomentum(const std::vector<FloatView>& data) {
     Impl& m = live();
     if (data.size() != m.params.size()) throw EngineError("writeMomentum: one array per parameter expected");
     for (size_t i = 0; i < data.size(); i++)
-      if (data[i].present && data[i].length != 0 && static_cast<int64_t>(data[i].length) != m.params[i].value.numel())
+      if (data[i].present && data[i].length != 0 && static_cast<int64_t>(data[i].length) != m.params[i].view().numel())
         throw EngineError(m.params[i].name + ": momentum has " + std::to_string(data[i].length) + " values, expected " +
-                          std::to_string(m.params[i].value.numel()));
+                          std::to_string(m.params[i].view().numel()));
     torch::NoGradGuard ng;
     for (size_t i = 0; i < data.size(); i++) {
       Param& p = m.params[i];
@@ -700,7 +768,7 @@ void Executor::writeMomentum(const std::vector<FloatView>& data) {
         p.momentum = Tensor();
         continue;
       }
-      p.momentum = toTorchLayout(borrow(data[i], tfjsShape(p.value, p.layout)), p.layout).to(p.value.options()).clone();
+      p.momentum = Impl::padded(p, data[i], "momentum values");
     }
   });
 }
@@ -721,7 +789,7 @@ void Executor::writeWeights(const std::vector<int64_t>& indices, const std::vect
     for (size_t i = 0; i < indices.size(); i++) {
       size_t k = static_cast<size_t>(indices[i]);
       bool param = k < m.params.size();
-      Tensor target = param ? m.params[k].value : m.buffers[k - m.params.size()].value;
+      Tensor target = param ? m.params[k].view() : m.buffers[k - m.params.size()].view();
       Layout l = param ? m.params[k].layout : Layout::Vector;
       const std::string& name = param ? m.params[k].name : m.buffers[k - m.params.size()].name;
       if (static_cast<int64_t>(data[i].length) != target.numel())
@@ -736,7 +804,12 @@ void Executor::dispose() { impl_.reset(); }
 
 bool Executor::disposed() const { return !impl_; }
 
-std::string Executor::memoryFormat() const { return live().channelsLast ? "channels-last" : "nchw"; }
+std::string Executor::memoryFormat() const {
+  const Impl& m = live();
+  bool padded = false;
+  for (const Param& p : m.params) padded = padded || p.value.sizes() != IntArrayRef(p.logical);
+  return !m.channelsLast ? "nchw" : padded ? "channels-last-padded" : "channels-last";
+}
 
 void setThreads(int n) {
   guarded([&] {

@@ -37,9 +37,10 @@ struct ExecutorOptions {
   // Dropout masks from the net's own generator, so they follow the trial seed and not other nets in the process.
   bool seededDropout = false;
   uint64_t dropoutSeed = 0;
-  // "auto": channels-last activations and kernels on the CPU when every convolution's channel counts are multiples
-  // of 8 (oneDNN's block; there it trains faster), NCHW otherwise (arbitrary widths ran slower channels-last).
-  // "nchw" or "channels-last" force one.
+  // "auto": on the CPU, channels-last activations and kernels with every feature map's channels padded up to a
+  // multiple of 8 (oneDNN's block: channels-last trains faster there, slower at other counts); zero channels that
+  // stay zero, invisible outside. NCHW where padding cannot apply (depthwise nets, CUDA: unmeasured).
+  // "nchw", "channels-last" (unpadded) and "channels-last-padded" force one.
   std::string memoryFormat = "auto";
 };
 
@@ -121,7 +122,7 @@ class Executor {
   void writeMomentum(const std::vector<FloatView>& data);
   void dispose();
   bool disposed() const;
-  /** The memory format the net's activations and kernels use: "channels-last" or "nchw". */
+  /** How the net holds activations and kernels: "nchw", "channels-last", or "channels-last-padded" (some channels padded). */
   std::string memoryFormat() const;
 
  private:

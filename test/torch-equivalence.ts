@@ -72,7 +72,7 @@ export function gradientTolerance(spec: NetSpec, widths: WidthConfig, batch: num
 }
 
 /** Every ReLU's input node and its clip (relu6), where the derivative has its kinks. */
-function reluInputs(spec: NetSpec, widths: WidthConfig): { id: string; max?: number }[] {
+export function reluInputs(spec: NetSpec, widths: WidthConfig): { id: string; max?: number }[] {
   return resolveNet(spec, widths)
     .map(({ node }) => node)
     .filter((n) => n.op === 'relu')
@@ -144,7 +144,7 @@ export interface Agreement {
   worstTensor: string;
 }
 
-function masksDiffer(a: Float32Array, b: Float32Array, max: number | undefined): boolean {
+export function masksDiffer(a: Float32Array, b: Float32Array, max: number | undefined): boolean {
   for (let i = 0; i < a.length; i++) {
     if (a[i] > 0 !== b[i] > 0) return true;
     if (max !== undefined && a[i] < max !== b[i] < max) return true;

@@ -42,12 +42,14 @@ interface NativeNet {
   dispose(): void;
 }
 
-export type TorchMemoryFormat = 'channels-last' | 'nchw';
-const MEMORY_FORMATS = ['auto', 'channels-last', 'nchw'] as const;
+/** How a net holds activations and kernels; 'channels-last-padded': some feature maps padded with zero channels. */
+export type TorchMemoryFormat = 'channels-last' | 'channels-last-padded' | 'nchw';
+const MEMORY_FORMATS = ['auto', 'channels-last', 'channels-last-padded', 'nchw'] as const;
 
 /**
- * The memory format nets ask for: 'auto' (channels-last on the CPU where every convolution's channel counts are
- * multiples of 8, where oneDNN trains faster; NCHW elsewhere) unless PRUNESPACE_TORCH_MEMORY_FORMAT forces one.
+ * The memory format nets ask for: 'auto' (on the CPU, channels-last with every feature map's channels padded up to a
+ * multiple of 8, where oneDNN trains fastest; NCHW for depthwise nets and on CUDA) unless
+ * PRUNESPACE_TORCH_MEMORY_FORMAT forces one.
  */
 function memoryFormatSetting(): { format?: (typeof MEMORY_FORMATS)[number]; problem?: string } {
   const env = process.env.PRUNESPACE_TORCH_MEMORY_FORMAT;
@@ -150,7 +152,7 @@ export function torchAddonBuilt(): boolean {
 }
 
 /** Loads the addon and picks the device: the first visible CUDA GPU where there is one, else the CPU. */
-export function startTorch(threads: number, opts: { cpuOnly?: boolean; memoryFormat?: 'auto' | TorchMemoryFormat } = {}): TorchStart {
+export function startTorch(threads: number, opts: { cpuOnly?: boolean; memoryFormat?: (typeof MEMORY_FORMATS)[number] } = {}): TorchStart {
   const { addon, problem } = loadAddon();
   if (!addon) return { ok: false, detail: problem! };
   const memory = opts.memoryFormat ? { format: opts.memoryFormat } : memoryFormatSetting();
