@@ -76,6 +76,47 @@ test('the pruned net is also evaluated with BN re-estimated, and the inherited s
   assert.deepEqual(widths, [4, 8, 16, 4, 4, 4, 8, 8, 8, 16, 16, 16]);
 });
 
+/** A saved model's tensors by name, from model.json's weights manifest and weights.bin (float32, in manifest order). */
+function savedTensors(dir: string): Map<string, Float32Array> {
+  const manifest = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')).weightsManifest as { weights: { name: string; shape: number[] }[] }[];
+  const bin = readFileSync(join(dir, 'weights.bin'));
+  const all = new Float32Array(bin.buffer, bin.byteOffset, bin.byteLength / 4);
+  const out = new Map<string, Float32Array>();
+  let at = 0;
+  for (const w of manifest.flatMap((g) => g.weights)) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    out.set(w.name, all.slice(at, at + n));
+    at += n;
+  }
+  return out;
+}
+
+test('fine-tuning takes Nesterov and precise BN as train does: recorded; precise BN changes the saved BN statistics and nothing else', () => {
+  const run = (name: string, extra: string[]) => {
+    const out = join(root, name);
+    const r = cli(['prune', '--parent', parent, '--criterion', 'l1', '--keep', '0.5', '--epochs', '1', '--batch', '32', '--backend', 'wasm', '--out', out, ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return { settings: JSON.parse(readFileSync(join(out, 'prunespace.json'), 'utf8')).settings, tensors: savedTensors(out) };
+  };
+  const plain = run('ft-plain', ['--precise-bn', '0']);
+  const precise = run('ft-precise', ['--precise-bn', '2']);
+  assert.equal(plain.settings.preciseBn, undefined);
+  assert.equal(precise.settings.preciseBn, 2);
+  let statsDiffer = false;
+  for (const [name, a] of plain.tensors) {
+    const same = a.every((v, k) => v === precise.tensors.get(name)![k]);
+    if (/moving_(mean|variance)/.test(name)) statsDiffer ||= !same;
+    else assert.ok(same, `${name}: precise BN changed a trained weight`);
+  }
+  assert.ok(statsDiffer, 'precise BN left the running statistics as they were');
+  const nesterov = run('ft-nesterov', ['--nesterov']);
+  assert.equal(nesterov.settings.nesterov, true);
+  assert.equal(nesterov.settings.preciseBn, 16);
+  assert.equal(plain.settings.nesterov, false);
+  const kernel = [...plain.tensors.keys()].find((n) => n.endsWith('/kernel'))!;
+  assert.ok(plain.tensors.get(kernel)!.some((v, k) => v !== nesterov.tensors.get(kernel)![k]), 'Nesterov changed nothing');
+});
+
 test('bad input: one line, exit code 2, nothing written', () => {
   const notModel = join(root, 'not-a-model');
   mkdirSync(notModel);

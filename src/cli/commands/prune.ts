@@ -4,6 +4,7 @@ import { formatCount } from '../../util/format.js';
 import { ALLOCATIONS, DEFAULT_MIN_KEEP, type Allocation } from '../../pruning/allocate.js';
 import { COMBINES, CRITERIA, criterionNames, type Combine } from '../../pruning/importance.js';
 import { checkRequest, describeStep, prune, type PruneTarget } from '../../pruning/prune.js';
+import { DEFAULT_PRECISE_BN } from '../../training/bn-stats.js';
 import { DATASETS } from '../../training/data/load.js';
 import { selectEngine } from '../../training/engines/select.js';
 import type { DatasetName, TrainSettings } from '../../training/types.js';
@@ -34,7 +35,9 @@ interface Options {
   batch: number;
   lr: number;
   momentum: number;
+  nesterov: boolean;
   weightDecay: number;
+  preciseBn: number;
   augment: boolean;
   backend: TrainSettings['backend'];
   threads?: number;
@@ -84,7 +87,14 @@ export function registerPrune(program: Command): void {
     .option('--batch <n>', 'batch size of scoring and fine-tuning', intFlag('--batch', { min: 1 }), 128)
     .option('--lr <x>', 'peak fine-tuning learning rate (cosine decay to 0)', numberFlag('--lr', { above: 0 }), 0.01)
     .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', { min: 0, max: 0.999 }), 0.9)
+    .option('--nesterov', 'Nesterov momentum while fine-tuning', false)
     .option('--weight-decay <w>', 'L2 weight decay on conv and linear kernels', numberFlag('--weight-decay', { min: 0 }), 5e-4)
+    .option(
+      '--precise-bn <batches>',
+      'fine-tuning: before every evaluation, re-estimate the BN statistics from this many batches of training images at the current weights (as train; 0: use the running averages)',
+      intFlag('--precise-bn', { min: 0 }),
+      DEFAULT_PRECISE_BN,
+    )
     .option('--no-augment', 'turn off augmentation while fine-tuning')
     .addOption(new Option('--backend <name>', 'engine: auto, torch, tensorflow, wasm or cpu').choices(ENGINE_CHOICES).default('auto'))
     .option('--threads <n>', 'torch: intra-op threads', intFlag('--threads', { min: 1 }))
@@ -114,12 +124,13 @@ export function registerPrune(program: Command): void {
         batchSize: opts.batch,
         lr: opts.lr,
         momentum: opts.momentum,
-        nesterov: false,
+        nesterov: opts.nesterov,
         weightDecay: opts.weightDecay,
         warmupEpochs: 0,
         labelSmoothing: 0,
         backend: opts.backend,
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+        ...(opts.preciseBn > 0 && opts.epochs > 0 ? { preciseBn: opts.preciseBn } : {}),
       };
       const say = (line: string): void => void (opts.json ? process.stderr : process.stdout).write(line + '\n');
       const { engine, reason } = await selectEngine(opts.backend, opts.threads !== undefined ? { threads: opts.threads } : {});
