@@ -113,7 +113,17 @@ function ratioAbove0(name: string, original: number): string[] {
 const PERMUTATIONS = 200;
 
 /** One trained network of claim 3: `prune --json` (metrics) or `train --json` (top level). */
-interface Run { name: string; group: string; flops: number; testError: number; prunedTestError?: number; recalibratedTestError?: number; widths: number[] }
+interface Run {
+  name: string;
+  group: string;
+  flops: number;
+  testError: number;
+  /** Fine-tuned without precise BN: the error its fine-tuning recorded with the running averages (testError is then recalibrate.ts's). */
+  runningAverageTestError?: number;
+  prunedTestError?: number;
+  recalibratedTestError?: number;
+  widths: number[];
+}
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: readonly number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
@@ -138,11 +148,19 @@ function claim3(regime: string): string[] {
   // recalibrate.ts's figures for pruned networks made before `prune` recorded the re-estimated error itself.
   const recalibratedFile = join(dir, 'recalibrated.json');
   const recalibratedByFile: Record<string, number> = existsSync(recalibratedFile) ? JSON.parse(readFileSync(recalibratedFile, 'utf8')) : {};
+  // Every final error with BN re-estimated at the final weights (16 batches): train's default for the scratch runs and
+  // the parent; recalibrate.ts's for networks fine-tuned before `prune` had precise BN.
+  const tunedFile = join(dir, 'fine-tuned-recalibrated.json');
+  const tunedByFile: Record<string, number> = existsSync(tunedFile) ? JSON.parse(readFileSync(tunedFile, 'utf8')) : {};
   const runs: Run[] = readdirSync(dir).filter((f) => /^(pruned|scratch)-.*-s\d+\.json$/.test(f)).map((f) => {
     const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     const group = f.replace(/-s\d+\.json$/, '');
-    const testError = j.metrics?.testError ?? j.testError;
-    return { name: f, group, flops: j.complexity.flops, testError, prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError ?? recalibratedByFile[f], widths: j.widths };
+    const recorded = j.metrics?.testError ?? j.testError;
+    const tuned = tunedByFile[f];
+    return {
+      name: f, group, flops: j.complexity.flops, testError: tuned ?? recorded, ...(tuned !== undefined ? { runningAverageTestError: recorded } : {}),
+      prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError ?? recalibratedByFile[f], widths: j.widths,
+    };
   }).filter((r) => Number.isFinite(r.testError));
   const parentFile = join(dir, 'parent-15ep.json');
   const parent = existsSync(parentFile) ? JSON.parse(readFileSync(parentFile, 'utf8')) : null;
@@ -156,7 +174,7 @@ function claim3(regime: string): string[] {
   const ref4 = claim1.filter((t) => t.role === 'reference').map((t) => t.testError as number);
   const against = uniform.length >= 2 ? uniform : ref4;
   const label = uniform.length >= 2 ? 'uniform, 20 epochs from scratch' : 'the claim-1 uniform reference (4 epochs: unequal budget)';
-  out.push(`| network | epochs in all | FLOPs | seeds | test error after pruning (parent's BN / re-estimated) | test error | against ${label}, points |`, '|---|---|---|---|---|---|---|');
+  out.push(`| network | epochs in all | FLOPs | seeds | test error after pruning (parent's BN / re-estimated) | test error (BN re-estimated) | against ${label}, points |`, '|---|---|---|---|---|---|---|');
   for (const g of groups) {
     const rs = runs.filter((r) => r.group === g), errs = rs.map((r) => r.testError);
     const pruned = rs.map((r) => r.prunedTestError).filter((x): x is number => x !== undefined);
@@ -170,6 +188,10 @@ function claim3(regime: string): string[] {
   for (const of of [...new Set(claim1.filter((t) => t.role === 'finalist').map((t) => t.finalistOf))]) {
     const seeds = claim1.filter((t) => t.role === 'finalist' && t.finalistOf === of), errs = seeds.map((t) => t.testError as number);
     out.push(`| claim-1 finalist (trial ${of}) | 4 | ${(seeds[0].complexity.flops / 1e6).toFixed(2)}M | ${errs.length} | | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${welch(errs, ref4)} |`);
+  }
+  const running = groups.map((g) => [g, runs.filter((r) => r.group === g && r.runningAverageTestError !== undefined).map((r) => r.runningAverageTestError!)] as const).filter(([, xs]) => xs.length);
+  if (running.length) {
+    out.push('', `- test errors above are all with BN statistics re-estimated at the final weights on 16 training batches (train's default); fine-tuning of the pruned networks recorded them with the running averages: ${running.map(([g, xs]) => `${g} ${pts(mean(xs))}% ± ${pts(sd(xs))}`).join(', ')}`);
   }
   if (!uniform.length) out.push('', '- the scratch runs at equal total epochs (the finalists and the uniform network, 20 epochs, 5 seeds each) are not run yet: `run.sh claim3 ' + regime + '`');
   return out;

@@ -1,8 +1,12 @@
 /**
- * Claim 3's pruned networks that were made before `prune` measured it: the test error right after pruning with the BN
- * statistics re-estimated at the pruned weights (16 training batches, as `prune` now does), rebuilt from the parent
- * and each network's recorded kept channels. Writes results/claim3-rNN/recalibrated.json ({ run file: error }), which
- * claims.ts reads for runs whose JSON lacks `prunedRecalibratedTestError`.
+ * Claim 3's pruned networks that were made before `prune` measured these, with the BN statistics re-estimated on 16
+ * training batches (as `prune` and `train` now do):
+ * - right after pruning, rebuilt from the parent and each network's recorded kept channels (BN re-estimated at the
+ *   pruned weights): results/claim3-rNN/recalibrated.json ({ run file: error }), which claims.ts reads for runs whose
+ *   JSON lacks `prunedRecalibratedTestError`;
+ * - after fine-tuning, from each saved network, for fine-tuning that evaluated with the running averages (no
+ *   --precise-bn): results/claim3-rNN/fine-tuned-recalibrated.json, so that claims.ts compares them with the scratch
+ *   runs (train's precise BN) on the same footing.
  *
  *   node --import tsx analysis/pruning-spaces-fmnist/recalibrate.ts 25     (after run.sh analyse)
  */
@@ -43,4 +47,22 @@ for (const file of readdirSync(runs).filter((f) => new RegExp(`^pruned-r${regime
   }
   console.log(`${name}: ${(100 * errors[name]).toFixed(2)}% (recorded with the parent's BN: ${(100 * meta.metrics.prunedTestError).toFixed(2)}%)`);
   writeFileSync(out, JSON.stringify(errors, null, 2) + '\n');
+}
+
+const outTuned = join(here, 'results', `claim3-r${regime}`, 'fine-tuned-recalibrated.json');
+const tuned: Record<string, number> = existsSync(outTuned) ? JSON.parse(readFileSync(outTuned, 'utf8')) : {};
+for (const file of readdirSync(runs).filter((f) => new RegExp(`^pruned-r${regime}-.*-s\\d+\\.json$`).test(f)).sort()) {
+  const name = file.replace(`-r${regime}-`, '-');
+  const saved = readParent(join(runs, file.replace(/\.json$/, '')));
+  const { settings, seed, metrics } = saved.metadata as unknown as { settings: { preciseBn?: number; epochs: number; data: never }; seed: number; metrics: { testError: number } };
+  if (name in tuned || settings.preciseBn || settings.epochs === 0) continue;
+  const net = await torch.engine.build(saved.spec, saved.metadata.widths, seed, { momentum: 0.9, nesterov: false, weightDecay: 5e-4 });
+  try {
+    await net.writeWeights(await readParentWeights(saved));
+    tuned[name] = await recalibratedTestError(net, loadPrepared(settings.data, saved.spec), BATCH, seed);
+  } finally {
+    net.dispose();
+  }
+  console.log(`${name} after fine-tuning: ${(100 * tuned[name]).toFixed(2)}% (recorded with the running averages: ${(100 * metrics.testError).toFixed(2)}%)`);
+  writeFileSync(outTuned, JSON.stringify(tuned, null, 2) + '\n');
 }
