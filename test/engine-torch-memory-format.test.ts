@@ -8,10 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildNet } from '../src/nets/registry.js';
+import { buildNet, familyNames } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
 import type { WeightSet } from '../src/training/engine.js';
 import { startTorch, torchAddon, TorchNet } from '../src/training/engines/torch.js';
+import { makeRng } from '../src/util/rng.js';
 import { batchOf, compareWithTorch, depthwiseNet, masksDiffer, relMax, reluInputs, tfjsTrajectory } from './torch-equivalence.js';
 
 const { addon, problem } = torchAddon();
@@ -159,3 +160,53 @@ for (const [label, widths, format] of CASES) test(`${label} widths, ${format}: t
   assert.ok(r.running < 1e-4 && r.pre < 1e-4 && r.loss < 1e-5, JSON.stringify(r));
 });
 
+
+/**
+ * Every family the engine pads (all but the depthwise ones) at arbitrary widths: logits and gradients equal the NCHW
+ * net's (VGG's flatten and linear layers after padded maps, ResNet-50's strided projection shortcuts, ResNet-20's
+ * zero-pad shortcuts), on a batch where no ReLU input is decided differently. Logits in inference mode: with batch
+ * statistics over the few values of a deep 2x2 map, BN amplifies float32 rounding (ResNet-50 at 16x16, batch 4:
+ * 9e-3 apart in training mode between NCHW and unpadded channels-last alike, 3e-7 in inference mode).
+ */
+test('every padded family at arbitrary widths gives the NCHW logits and gradients', { skip }, async () => {
+  const auto = startTorch(1, { cpuOnly: true, memoryFormat: 'auto' });
+  const nchw = startTorch(1, { cpuOnly: true, memoryFormat: 'nchw' });
+  assert.ok(auto.ok && nchw.ok);
+  const checked: string[] = [];
+  for (const family of familyNames()) {
+    const spec = buildNet({ family, input: [32, 32, 3], classes: 5 });
+    const rng = makeRng(3, family);
+    const widths = spec.groups.map((g) => Math.max(1, Math.round(g.base * (0.05 + 0.2 * rng()))));
+    const [a, b] = [await auto.engine.build(spec, widths, 1, OPT), await nchw.engine.build(spec, widths, 1, OPT)];
+    try {
+      if ((a as TorchNet).memoryFormat() === 'nchw') continue; // depthwise: not padded
+      assert.equal((a as TorchNet).memoryFormat(), 'channels-last-padded', family);
+      const relus = reluInputs(spec, widths), ids = relus.map((r) => r.id);
+      let compared = false;
+      for (let seed = 0; seed < 6 && !compared; seed++) {
+        const batch = batchOf(spec, 8, seed);
+        const [ia, ib] = [await a.forward(batch, { training: false }), await b.forward(batch, { training: false })];
+        assert.ok(relMax(ib.logits, ia.logits) < 1e-5, `${family}: logits ${relMax(ib.logits, ia.logits)}`);
+        const [fa, fb] = [await a.forward(batch, { training: true, taps: ids }), await b.forward(batch, { training: true, taps: ids })];
+        if (relus.some(({ id, max }) => masksDiffer(fb.taps.get(id)!, fa.taps.get(id)!, max))) continue;
+        const [ga, gb] = [await a.gradients(batch, { kind: 'cross-entropy' }), await b.gradients(batch, { kind: 'cross-entropy' })];
+        // Relative to each tensor's largest gradient, but at least 1% of the net's: a BN scale's gradient at
+        // initialisation is a sum that cancels (1e-6 where others are 1e-1) and float32 fixes it only loosely.
+        const top = Math.max(...[...gb.grads.values()].map((t) => t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+        for (const [name, t] of gb.grads) {
+          const other = ga.grads.get(name)!.data;
+          const scale = Math.max(1e-2 * top, t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+          const d = t.data.reduce((m, v, k) => Math.max(m, Math.abs(v - other[k])), 0) / scale;
+          assert.ok(d < 1e-3, `${family} ${name}: gradients ${d}`);
+        }
+        compared = true;
+      }
+      assert.ok(compared, `${family}: every batch had a ReLU input decided differently`);
+      checked.push(family);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  }
+  assert.ok(checked.includes('resnet50') && checked.some((f) => f.startsWith('vgg')), checked.join(', '));
+});
