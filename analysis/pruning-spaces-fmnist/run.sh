@@ -10,6 +10,8 @@
 #   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present, and claim 3's
 #        run JSONs (with recalibrate.ts's errors right after pruning), into results/
 #   bash analysis/pruning-spaces-fmnist/run.sh pack|unpack    runs/ <-> store/*.tar.xz
+#   bash analysis/pruning-spaces-fmnist/run.sh stop           end the sitting in flight (started with setsid), booking
+#        its compute in compute.tsv first; finished runs are already in store/
 #
 # WORKERS (default 2) trains that many trials at once; each trial uses one intra-op thread.
 set -euo pipefail
@@ -36,19 +38,27 @@ child_cpu() {
 # up across sittings. CPU time, not trial seconds: a paused or loaded machine inflates the latter.
 account() {
   local name=$1 start=$2 cpu0=$3 rc=$4
+  rm -f "$runs/.sitting"
   child_cpu
   [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" \
     "$(( cpu - cpu0 ))" "$workers" "$rc" >> "$here/compute.tsv"
 }
 
+# A sitting of part NAME starts: sets $start and $cpu0 and leaves them in runs/.sitting, so that `run.sh stop` can book
+# a sitting it cuts off (the sitting's own `account` never runs then).
+begin_sitting() {
+  start=$(date +%s)
+  child_cpu
+  cpu0=$cpu
+  echo "$1 $start $cpu0 $$" > "$runs/.sitting"
+}
+
 # Search a campaign file into runs/NAME, or resume it where a store already exists.
 campaign() {
   local config=$1 name=$2 start cpu0 rc=0
   unpack_one "$name"
-  start=$(date +%s)
-  child_cpu
-  cpu0=$cpu
+  begin_sitting "$name"
   if [[ -f "$runs/$name/campaign.json" ]]; then
     cli resume "$runs/$name" --workers "$workers" || rc=$?
   else
@@ -173,7 +183,7 @@ case "${1:-}" in
     }
     regime=$2
     export -f prune_one pack_files; export root parent flops runs store regime
-    start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
+    begin_sitting "pruned-r$2"; rc=0
     [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'prune_one "$@"' _ < "$jobs_file" || rc=$?; }
     account "pruned-r$2" "$start" "$cpu0" "$rc"
     [[ $rc == 0 ]] || exit "$rc"
@@ -205,7 +215,7 @@ case "${1:-}" in
         && { flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "scratch-r$regime" "scratch-r$regime-*.json" || true; }
     }
     export -f scratch_one
-    start=$(date +%s); child_cpu; cpu0=$cpu; rc=0
+    begin_sitting "scratch-r$2"; rc=0
     [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'scratch_one "$@"' _ < "$jobs_file" || rc=$?; }
     account "scratch-r$2" "$start" "$cpu0" "$rc"
     exit "$rc"
@@ -235,6 +245,25 @@ case "${1:-}" in
       if [[ $name == child-r* ]]; then compare=(--compare "$runs/parent-${name#child-}"); fi
       cli report "$dir" --out "$here/results/$name" "${compare[@]}"
     done
+    ;;
+  stop)
+    [[ -f $runs/.sitting ]] || { echo "run.sh stop: no sitting in flight (no $runs/.sitting)" >&2; exit 2; }
+    read -r name start cpu0 pid < "$runs/.sitting"
+    pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')
+    [[ $pgid == "$pid" ]] || { echo "run.sh stop: the sitting ($name, pid $pid) is gone or was not started with setsid; stop it by hand" >&2; exit 2; }
+    # CPU of the whole tree: each live process's own time plus that of the children it has reaped (/proc stat fields
+    # 14-17, clock ticks), less what the sitting's shell had reaped before it began.
+    ticks=0
+    for p in $(ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }'); do
+      t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+      ticks=$(( ticks + t ))
+    done
+    kill -TERM -- "-$pgid"
+    cpu_s=$(( ticks / $(getconf CLK_TCK) - cpu0 ))
+    [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" "$cpu_s" "$workers" stopped >> "$here/compute.tsv"
+    rm -f "$runs/.sitting"
+    echo "stopped $name after $(( $(date +%s) - start )) s, $cpu_s CPU seconds (booked in compute.tsv)"
     ;;
   pack)
     for dir in "$runs"/*/; do [[ -f "$dir/campaign.json" ]] && pack_one "$(basename "$dir")"; done
