@@ -183,9 +183,12 @@ case "${1:-}" in
     }
     regime=$2
     export -f prune_one pack_files; export root parent flops runs store regime
-    begin_sitting "pruned-r$2"; rc=0
-    [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'prune_one "$@"' _ < "$jobs_file" || rc=$?; }
-    account "pruned-r$2" "$start" "$cpu0" "$rc"
+    rc=0
+    if [[ -s $jobs_file ]]; then
+      begin_sitting "pruned-r$2"
+      xargs -P "$workers" -L 1 bash -c 'prune_one "$@"' _ < "$jobs_file" || rc=$?
+      account "pruned-r$2" "$start" "$cpu0" "$rc"
+    fi
     [[ $rc == 0 ]] || exit "$rc"
     [[ $stage == pruned ]] && exit 0
     # At equal total epochs (15 + 5): the claim-1 finalists and the uniform reference trained from scratch for 20.
@@ -215,9 +218,12 @@ case "${1:-}" in
         && { flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "scratch-r$regime" "scratch-r$regime-*.json" || true; }
     }
     export -f scratch_one
-    begin_sitting "scratch-r$2"; rc=0
-    [[ -s $jobs_file ]] && { xargs -P "$workers" -L 1 bash -c 'scratch_one "$@"' _ < "$jobs_file" || rc=$?; }
-    account "scratch-r$2" "$start" "$cpu0" "$rc"
+    rc=0
+    if [[ -s $jobs_file ]]; then
+      begin_sitting "scratch-r$2"
+      xargs -P "$workers" -L 1 bash -c 'scratch_one "$@"' _ < "$jobs_file" || rc=$?
+      account "scratch-r$2" "$start" "$cpu0" "$rc"
+    fi
     exit "$rc"
     ;;
   analyse)
