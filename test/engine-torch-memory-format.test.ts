@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildNet, familyNames } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
-import type { WeightSet } from '../src/training/engine.js';
+import type { EngineNet, WeightSet } from '../src/training/engine.js';
 import { startTorch, torchAddon, TorchNet } from '../src/training/engines/torch.js';
 import { makeRng } from '../src/util/rng.js';
 import { batchOf, compareWithTorch, depthwiseNet, masksDiffer, relMax, reluInputs, tfjsTrajectory } from './torch-equivalence.js';
@@ -177,7 +177,8 @@ test('every padded family at arbitrary widths gives the NCHW logits and gradient
     const spec = buildNet({ family, input: [32, 32, 3], classes: 5 });
     const rng = makeRng(3, family);
     const widths = spec.groups.map((g) => Math.max(1, Math.round(g.base * (0.05 + 0.2 * rng()))));
-    const [a, b] = [await auto.engine.build(spec, widths, 1, OPT), await nchw.engine.build(spec, widths, 1, OPT)];
+    const a: EngineNet = await auto.engine.build(spec, widths, 1, OPT);
+    const b: EngineNet = await nchw.engine.build(spec, widths, 1, OPT);
     try {
       if ((a as TorchNet).memoryFormat() === 'nchw') continue; // depthwise: not padded
       assert.equal((a as TorchNet).memoryFormat(), 'channels-last-padded', family);
