@@ -1,5 +1,6 @@
-// The libtorch executor behind executor.h. Activations run NCHW inside; batches arrive NHWC and weights cross in tfjs
-// layout (converted here). The plan is checked whole at construction (indices, arity, every shape), so running it
+// The libtorch executor behind executor.h. Activations run NCHW, or channels-last with channels padded to a multiple
+// of 8 (ExecutorOptions::memoryFormat); batches arrive NHWC and weights cross in tfjs layout at their true widths
+// (converted here). The plan is checked whole at construction (indices, arity, every shape), so running it
 // only ever indexes what exists.
 #include "executor.h"
 
