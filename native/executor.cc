@@ -545,7 +545,7 @@ struct Executor::Impl {
   }
 
   // One parameter's values in tfjs layout -> a tensor shaped and laid out as the parameter, zero in its padding.
-  static Tensor padded(const Param& p, const FloatView& v, const char* what) {
+  static Tensor paramFromTfjs(const Param& p, const FloatView& v, const char* what) {
     Tensor view = p.view();
     if (static_cast<int64_t>(v.length) != view.numel())
       throw EngineError(p.name + ": " + std::to_string(v.length) + " " + what + ", expected " + std::to_string(view.numel()));
@@ -563,7 +563,7 @@ struct Executor::Impl {
     for (size_t i = 0; i < a.size(); i++) {
       if (!a[i].present) continue;
       const Param& p = params[i];
-      out[i] = padded(p, a[i], "values");
+      out[i] = paramFromTfjs(p, a[i], "values");
     }
     return out;
   }
@@ -769,7 +769,7 @@ void Executor::writeMomentum(const std::vector<FloatView>& data) {
         p.momentum = Tensor();
         continue;
       }
-      p.momentum = Impl::padded(p, data[i], "momentum values");
+      p.momentum = Impl::paramFromTfjs(p, data[i], "momentum values");
     }
   });
 }
