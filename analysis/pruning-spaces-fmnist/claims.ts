@@ -189,6 +189,15 @@ function claim3(regime: string): string[] {
     const seeds = claim1.filter((t) => t.role === 'finalist' && t.finalistOf === of), errs = seeds.map((t) => t.testError as number);
     out.push(`| claim-1 finalist (trial ${of}) | 4 | ${(seeds[0].complexity.flops / 1e6).toFixed(2)}M | ${errs.length} | | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${welch(errs, ref4)} |`);
   }
+  // Claim 3 proper: each finalist trained from scratch against each pruning method at equal total epochs.
+  const finalists = groups.filter((g) => g.startsWith('scratch-finalist'));
+  const methods = groups.filter((g) => g.startsWith('pruned-'));
+  const errsOf = (g: string) => runs.filter((r) => r.group === g).map((r) => r.testError);
+  const pairs = finalists.flatMap((f) => methods.map((m) => [f, m] as const)).filter(([f, m]) => errsOf(f).length >= 2 && errsOf(m).length >= 2);
+  if (pairs.length) {
+    out.push('', `- finalists from scratch against pruning (points; ${pairs.length} comparisons, each interval at 90% on its own):`);
+    for (const [f, m] of pairs) out.push(`  - ${f} against ${m}: ${welch(errsOf(f), errsOf(m))}`);
+  }
   const running = groups.map((g) => [g, runs.filter((r) => r.group === g && r.runningAverageTestError !== undefined).map((r) => r.runningAverageTestError!)] as const).filter(([, xs]) => xs.length);
   if (running.length) {
     out.push('', `- test errors above are all with BN statistics re-estimated at the final weights on 16 training batches (train's default); fine-tuning of the pruned networks recorded them with the running averages: ${running.map(([g, xs]) => `${g} ${pts(mean(xs))}% ± ${pts(sd(xs))}`).join(', ')}`);
