@@ -168,8 +168,6 @@ struct Executor::Impl {
 
   torch::TensorOptions fopts() const { return torch::TensorOptions().dtype(torch::kFloat).device(device); }
 
-  int padded(int c) const { return (c + quantum - 1) / quantum * quantum; }
-
   int addParam(const std::string& name, Layout l, bool decay, std::vector<int64_t> shape, std::vector<int64_t> logical) {
     params.push_back({name, l, decay, torch::zeros(shape, fopts()), logical, Tensor()});
     return static_cast<int>(params.size()) - 1;
@@ -260,7 +258,7 @@ struct Executor::Impl {
       const PlanNode& p = n.p;
       const std::string& id = p.id;
       int inC = n.op == Op::Input ? p.outC : physC[p.in[0]];  // the input tensor's real channels
-      int outC = physicalOut(n.op, p, inC);
+      int outC = physicalOut(n.op, p, inC, quantum);
       if (n.op == Op::Add && physC[p.in[1]] != inC) throw EngineError("channel padding does not fit this plan (" + id + " adds unequally padded maps)");
       physC.push_back(outC);
       switch (n.op) {
@@ -301,12 +299,12 @@ struct Executor::Impl {
   }
 
   // The channels a node's output tensor has, given its input's: convolutions and zero-pad shortcuts round up to the
-  // quantum; vectors keep their true size (maps are cut back to their true channels before gap, flatten and linear).
-  int physicalOut(Op op, const PlanNode& p, int inC) const {
+  // quantum q; vectors keep their true size (maps are cut back to their true channels before gap, flatten and linear).
+  static int physicalOut(Op op, const PlanNode& p, int inC, int q) {
     switch (op) {
       case Op::Input: return p.outC;
       case Op::Conv:
-      case Op::Shortcut: return padded(p.outC);
+      case Op::Shortcut: return (p.outC + q - 1) / q * q;
       case Op::Gap:
       case Op::Flatten:
       case Op::Linear: return p.outC;
@@ -320,17 +318,15 @@ struct Executor::Impl {
   // Whether padding to `q` keeps every add's two maps equal (the plan is unchecked yet: a bad index answers no).
   static bool padsEvenly(const std::vector<PlanNode>& plan, int q) {
     std::vector<int> c;
-    auto up = [q](int v) { return (v + q - 1) / q * q; };
     for (size_t i = 0; i < plan.size(); i++) {
       const PlanNode& p = plan[i];
       for (int j : p.in)
         if (j < 0 || static_cast<size_t>(j) >= i) return false;
+      Op op = opOf(p.op);
+      if (op == Op::Depthwise) return false;
       int in = p.in.empty() ? p.outC : c[p.in[0]];
-      if (p.op == "depthwise") return false;
-      if (p.op == "add" && (p.in.size() != 2 || c[p.in[1]] != in)) return false;
-      c.push_back(p.op == "input" || p.op == "gap" || p.op == "flatten" || p.op == "linear" ? p.outC
-                  : p.op == "conv" || p.op == "shortcut"                                      ? up(p.outC)
-                                                                                             : in);
+      if (op == Op::Add && (p.in.size() != 2 || c[p.in[1]] != in)) return false;
+      c.push_back(physicalOut(op, p, in, q));
     }
     return true;
   }
