@@ -13,7 +13,7 @@ import { keepWidths } from '../src/nets/resolve.js';
 import type { EngineNet, WeightSet } from '../src/training/engine.js';
 import { startTorch, torchAddon, TorchNet } from '../src/training/engines/torch.js';
 import { makeRng } from '../src/util/rng.js';
-import { batchOf, compareWithTorch, depthwiseNet, masksDiffer, relMax, reluInputs, tfjsTrajectory } from './torch-equivalence.js';
+import { batchOf, compareWithTorch, depthwiseNet, masksDiffer, relMax, reluInputs, tapLoss, tfjsTrajectory } from './torch-equivalence.js';
 
 const { addon, problem } = torchAddon();
 const skip = addon ? false : `torch addon not built: ${problem}`;
@@ -114,18 +114,7 @@ for (const [label, widths, format] of CASES) test(`${label} widths held ${format
   assert.ok(Math.abs(ga.loss - gb.loss) < 1e-5);
   assert.ok(worst(gb.grads, ga.grads) < 1e-4, `cross-entropy grads ${worst(gb.grads, ga.grads)}`);
   // Seeds given in NHWC through a tap (the distillation path).
-  const outputs = {
-    kind: 'outputs' as const,
-    taps: ['stage2.block1.add'],
-    fn: (o: { logits: Float32Array; taps: Map<string, Float32Array> }) => {
-      const t = o.taps.get('stage2.block1.add')!;
-      return {
-        loss: t.reduce((s, v) => s + 0.5 * v * v, 0),
-        dTaps: new Map([['stage2.block1.add', t.slice()]]),
-        dLogits: o.logits.map((_, i) => i % 4),
-      };
-    },
-  };
+  const outputs = tapLoss('stage2.block1.add', 4);
   const [oa, ob] = [await a.gradients(batch, outputs), await b.gradients(batch, outputs)];
   assert.ok(worst(ob.grads, oa.grads) < 1e-4, `outputs grads ${worst(ob.grads, oa.grads)}`);
   const [ha, hb] = [await a.hessianVector!(batch, ce, gb.grads), await b.hessianVector!(batch, ce, gb.grads)];

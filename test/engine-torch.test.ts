@@ -13,7 +13,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { complexity } from '../src/complexity/count.js';
 import { buildNet, familyNames } from '../src/nets/registry.js';
-import { batchOf, depthwiseNet } from './torch-equivalence.js';
+import { batchOf, depthwiseNet, tapLoss } from './torch-equivalence.js';
 import { baseWidths, keepWidths } from '../src/nets/resolve.js';
 import type { NetSpec, WidthConfig } from '../src/nets/types.js';
 import { selectBackend } from '../src/training/backends/select.js';
@@ -138,18 +138,7 @@ test('gradients (smoothing, temperature, outputs loss over taps) and forward tap
   assert.ok(Math.abs(ga.loss - gb.loss) < 1e-5);
   assert.ok(relDiff(ga.grads, gb.grads) < 1e-3, `cross-entropy grads ${relDiff(ga.grads, gb.grads)}`);
   // A loss written in TypeScript: 0.5 |tap|^2 on a feature map plus a linear term on the logits.
-  const outputs = {
-    kind: 'outputs' as const,
-    taps: ['stage2.block1.add'],
-    fn: (o: { logits: Float32Array; taps: Map<string, Float32Array> }) => {
-      const t = o.taps.get('stage2.block1.add')!;
-      return {
-        loss: t.reduce((s, v) => s + 0.5 * v * v, 0) + o.logits.reduce((s, v, i) => s + v * (i % 3), 0),
-        dTaps: new Map([['stage2.block1.add', t.slice()]]),
-        dLogits: o.logits.map((_, i) => i % 3),
-      };
-    },
-  };
+  const outputs = tapLoss('stage2.block1.add', 3);
   const [oa, ob] = [await a.gradients(batch, outputs), await b.gradients(batch, outputs)];
   assert.ok(Math.abs(oa.loss - ob.loss) < 1e-3 * Math.abs(oa.loss));
   assert.ok(relDiff(oa.grads, ob.grads) < 1e-3, `outputs grads ${relDiff(oa.grads, ob.grads)}`);

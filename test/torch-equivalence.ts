@@ -39,6 +39,25 @@ export function batchOf(spec: NetSpec, size: number, seed: number): EngineBatch 
   };
 }
 
+/**
+ * A loss written in TypeScript over one feature-map tap and the logits: 0.5 |tap|^2 plus a linear term on the logits
+ * (weight i mod classes), with its own seeds, so an engine's gradients through taps and logits can be compared.
+ */
+export function tapLoss(tap: string, classes: number) {
+  return {
+    kind: 'outputs' as const,
+    taps: [tap],
+    fn: (o: { logits: Float32Array; taps: Map<string, Float32Array> }) => {
+      const t = o.taps.get(tap)!;
+      return {
+        loss: t.reduce((s, v) => s + 0.5 * v * v, 0) + o.logits.reduce((s, v, i) => s + v * (i % classes), 0),
+        dTaps: new Map([[tap, t.slice()]]),
+        dLogits: o.logits.map((_, i) => i % classes),
+      };
+    },
+  };
+}
+
 /** oneDNN's ISA caps this CPU supports (ONEDNN_MAX_CPU_ISA names), lowest first. */
 export function isaLevels(): string[] {
   const flags = new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
