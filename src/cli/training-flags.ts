@@ -29,7 +29,6 @@ export interface TrainingFlags {
   preciseBn: number;
 }
 
-
 /** With only --steps, epochs stop bounding the run. */
 const UNBOUNDED_EPOCHS = 1_000_000;
 

@@ -310,7 +310,6 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
   }
 }
 
-/** Loads the data and checks that it fits the network's input and classes. */
 /**
  * The net's test error with its BN statistics re-estimated at its current weights (DEFAULT_PRECISE_BN training
  * batches). With the parent's statistics a pruned net can sit near chance whatever the criterion kept; re-estimated,
@@ -325,6 +324,7 @@ export async function recalibratedTestError(net: EngineNet, data: PreparedData, 
   return error;
 }
 
+/** Loads the data and checks that it fits the network's input and classes. */
 export function loadPrepared(settings: DataSettings, spec: NetSpec): PreparedData {
   const data = loadData(settings, { shape: spec.ref.input, classes: spec.ref.classes });
   if (data.shape.join('x') !== spec.ref.input.join('x') || data.classes !== spec.ref.classes) {
