@@ -38,9 +38,17 @@ test('distills to a FLOPs target: per-epoch losses, sparsity per group and proje
   assert.deepEqual(meta.kept.map((k: number[]) => k.length), meta.widths);
   const target = meta.metrics.targetFlops;
   assert.ok(Math.abs(meta.complexity.flops - target) / target <= 0.02, `${meta.complexity.flops} vs ${target}`);
-  // A pruned model is itself a valid parent.
-  const again = run(['--rate', '0.2', '--students', '1'], join(root, 'again'));
+  // A pruned model is itself a valid parent; --json puts the result alone on stdout, progress on stderr.
+  const again = cli(['distill', '--parent', out, '--epochs', '1', '--reselect-every', '2', '--bn-batches', '2', ...data, '--rate', '0.2', '--students', '1', '--evaluate', '--json', '--out', join(root, 'again')]);
   assert.equal(again.code, 0, again.stderr);
+  const j = JSON.parse(again.stdout);
+  const againMeta = JSON.parse(readFileSync(join(root, 'again', 'prunespace.json'), 'utf8'));
+  assert.deepEqual(j.widths, againMeta.widths);
+  assert.equal(j.complexity.flops, againMeta.complexity.flops);
+  assert.deepEqual(j.parentComplexity, meta.complexity);
+  assert.ok(j.testError >= 0 && j.testError <= 1, String(j.testError));
+  assert.equal(j.curves.length, 1);
+  assert.match(again.stderr, /saved to .*test error [\d.]+%/s);
 });
 
 test('bad input: one line, exit code 2, nothing already written is lost', () => {

@@ -137,14 +137,10 @@ function welch(a: readonly number[], b: readonly number[]): string {
   return `${sign(d)} (90% interval ${sign(d - half)} to ${sign(d + half)})`;
 }
 
-/**
- * Claim 3 from the runs `run.sh analyse` copies into results/claim3-rNN/: the 15-epoch parent, the pruned and
- * fine-tuned networks (pruned-CRITERION-sSEED.json) and, once run, the scratch networks at equal total epochs
- * (scratch-NAME-sSEED.json). Until the scratch runs exist, the claim-1 campaign's 4-epoch uniform seeds are shown at
- * their own, unequal budget, which is not claim 3's comparison.
- */
-function claim3(regime: string): string[] {
+/** Claim 3's runs of one regime, each final error with BN re-estimated (see below). */
+function claim3Runs(regime: string): Run[] {
   const dir = join(results, `claim3-r${regime}`);
+  if (!existsSync(dir)) return [];
   // recalibrate.ts's figures for pruned networks made before `prune` recorded the re-estimated error itself.
   const recalibratedFile = join(dir, 'recalibrated.json');
   const recalibratedByFile: Record<string, number> = existsSync(recalibratedFile) ? JSON.parse(readFileSync(recalibratedFile, 'utf8')) : {};
@@ -152,7 +148,7 @@ function claim3(regime: string): string[] {
   // the parent; recalibrate.ts's for networks fine-tuned before `prune` had precise BN.
   const tunedFile = join(dir, 'fine-tuned-recalibrated.json');
   const tunedByFile: Record<string, number> = existsSync(tunedFile) ? JSON.parse(readFileSync(tunedFile, 'utf8')) : {};
-  const runs: Run[] = readdirSync(dir).filter((f) => /^(pruned|scratch)-.*-s\d+\.json$/.test(f)).map((f) => {
+  return readdirSync(dir).filter((f) => /^(pruned|scratch)-.*-s\d+\.json$/.test(f)).map((f) => {
     const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     const group = f.replace(/-s\d+\.json$/, '');
     const recorded = j.metrics?.testError ?? j.testError;
@@ -162,6 +158,17 @@ function claim3(regime: string): string[] {
       prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError ?? recalibratedByFile[f], widths: j.widths,
     };
   }).filter((r) => Number.isFinite(r.testError));
+}
+
+/**
+ * Claim 3 from the runs `run.sh analyse` copies into results/claim3-rNN/: the 15-epoch parent, the pruned and
+ * fine-tuned networks (pruned-CRITERION-sSEED.json) and, once run, the scratch networks at equal total epochs
+ * (scratch-NAME-sSEED.json). Until the scratch runs exist, the claim-1 campaign's 4-epoch uniform seeds are shown at
+ * their own, unequal budget, which is not claim 3's comparison.
+ */
+function claim3(regime: string): string[] {
+  const dir = join(results, `claim3-r${regime}`);
+  const runs = claim3Runs(regime);
   const parentFile = join(dir, 'parent-15ep.json');
   const parent = existsSync(parentFile) ? JSON.parse(readFileSync(parentFile, 'utf8')) : null;
   const out = [`### ${regime}% of FLOPs`, ''];
@@ -206,6 +213,47 @@ function claim3(regime: string): string[] {
   return out;
 }
 
+/**
+ * Issue 20's seed 002 at this scale, from `run.sh distill`'s runs under results/distill-rNN/: claim 3's parent
+ * distilled without labels, L1 + fine-tuning at each distilled network's widths, and those widths from scratch; claim
+ * 3's pruned (global allocation) and uniform runs are the other rows (same parent, seeds and recipe).
+ */
+function labelFree(regime: string): string[] {
+  const dir = join(results, `distill-r${regime}`);
+  const read = (prefix: string) => (existsSync(dir) ? readdirSync(dir) : []).filter((f) => new RegExp(`^${prefix}-s\\d+\\.json$`).test(f))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    .map((j) => ({ testError: (j.metrics?.testError ?? j.testError) as number, flops: j.complexity.flops as number, params: j.complexity.params as number, widths: j.widths as number[] }))
+    .filter((r) => Number.isFinite(r.testError));
+  const claim3 = claim3Runs(regime);
+  const of = (group: string) => claim3.filter((r) => r.group === group).map((r) => ({ testError: r.testError, flops: r.flops, params: NaN, widths: r.widths }));
+  const rows: [string, string, ReturnType<typeof read>][] = [
+    ['distill (no labels)', '15 + 5', read('distill')],
+    ['L1 + fine-tune at the distilled widths', '15 + 5', read('l1dw')],
+    ['the distilled widths from scratch', '20', read('scratchdw')],
+    ['L1 + fine-tune, global allocation (claim 3)', '15 + 5', of('pruned-l1')],
+    ['Taylor + fine-tune, global allocation (claim 3)', '15 + 5', of('pruned-taylor')],
+    ['BN-scale + fine-tune, global allocation (claim 3)', '15 + 5', of('pruned-bn-scale')],
+    ['uniform from scratch (claim 3)', '20', of('scratch-uniform')],
+  ];
+  const distilled = rows[0][2];
+  const out = [`### ${regime}% of FLOPs`, ''];
+  if (!distilled.length) return [...out, `Not run yet (\`run.sh distill ${regime}\`).`];
+  const parentFile = join(results, `claim3-r${regime}`, 'parent-15ep.json');
+  const parent = existsSync(parentFile) ? JSON.parse(readFileSync(parentFile, 'utf8')) : null;
+  if (parent) out.push(`- parent (the teacher): full-width ResNet-20, 15 epochs, test error ${pts(parent.testError)}%, ${(parent.complexity.flops / 1e6).toFixed(2)}M FLOPs`, '');
+  out.push('| network | epochs in all | FLOPs | seeds | test error (BN re-estimated) | distill against it, points |', '|---|---|---|---|---|---|');
+  const d = distilled.map((r) => r.testError);
+  for (const [name, epochs, rs] of rows) {
+    if (!rs.length) continue;
+    const errs = rs.map((r) => r.testError);
+    const vs = rs !== distilled && errs.length >= 2 && d.length >= 2 ? welch(d, errs) : '';
+    out.push(`| ${name} | ${epochs} | ${(mean(rs.map((r) => r.flops)) / 1e6).toFixed(2)}M | ${errs.length} | ${pts(mean(errs))}% ± ${pts(sd(errs))} | ${vs} |`);
+  }
+  if (parent) out.push('', `- distill against the parent: ${d.length} seeds, ${pts(mean(d) - parent.testError)} points (${pts(mean(d))}% against ${pts(parent.testError)}%)`);
+  out.push('', '- distilled widths: ' + distilled.map((r) => `${r.widths.join(',')} (${(r.params / 1e3).toFixed(0)}K params)`).join('; '));
+  return out;
+}
+
 function compute(): string[] {
   const file = join(here, 'compute.tsv');
   if (!existsSync(file)) return ['No compute recorded.'];
@@ -231,6 +279,10 @@ lines.push('## Claim 3: the search against pruning a converged parent', '');
 const claim3Dirs = existsSync(results) ? readdirSync(results).filter((d) => /^claim3-r\d+$/.test(d)) : [];
 if (claim3Dirs.length === 0) lines.push('Not run yet (`run.sh claim3 25|50`).', '');
 for (const d of claim3Dirs) lines.push(...claim3(d.slice('claim3-r'.length)), '');
+lines.push('## Label-free compression of the claim-3 parent (issue 20, seed 002)', '');
+const distillDirs = existsSync(results) ? readdirSync(results).filter((d) => /^distill-r\d+$/.test(d)) : [];
+if (distillDirs.length === 0) lines.push('Not run yet (`run.sh distill 25|50`).', '');
+for (const d of distillDirs) lines.push(...labelFree(d.slice('distill-r'.length)), '');
 lines.push('## Compute', '', ...compute(), '');
 writeFileSync(join(results, 'claims.md'), lines.join('\n'));
 console.log(lines.join('\n'));

@@ -7,11 +7,13 @@
 #   bash analysis/pruning-spaces-fmnist/run.sh claim2 25|50   refine the claim-1 campaign, search child and parent again (fresh seeds, equal budget)
 #   bash analysis/pruning-spaces-fmnist/run.sh claim3 25|50 [pruned]   a 15-epoch parent pruned by l1, taylor and bn-scale
 #        (global allocation), fine-tuned, 5 seeds; then the finalists and uniform from scratch ("pruned": stop before)
+#   bash analysis/pruning-spaces-fmnist/run.sh distill 25|50  issue 20's label-free compression of claim 3's parent (5 seeds),
+#        L1 + fine-tuning at the distilled widths, and the distilled widths from scratch
 #   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present, and claim 3's
 #        run JSONs (with recalibrate.ts's errors right after pruning), into results/
 #   bash analysis/pruning-spaces-fmnist/run.sh pack|unpack    runs/ <-> store/*.tar.xz
-#   bash analysis/pruning-spaces-fmnist/run.sh stop           end the sitting in flight (started with setsid), booking
-#        its compute in compute.tsv first; finished runs are already in store/
+#   bash analysis/pruning-spaces-fmnist/run.sh stop           end every sitting in flight (started with setsid), booking
+#        their compute in compute.tsv first; finished runs are already in store/
 #
 # WORKERS (default 2) trains that many trials at once; each trial uses one intra-op thread.
 set -euo pipefail
@@ -30,28 +32,28 @@ regime() {
 # CPU seconds (user + system) of this script's finished children so far, into $cpu. bash's `times` must run in this
 # shell: in a pipe or $(...) it would report a fresh subshell, whose children have used nothing.
 child_cpu() {
-  times > "$runs/.times"
-  cpu=$(sed -n 2p "$runs/.times" | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t }')
+  times > "$runs/.times-$$"
+  cpu=$(sed -n 2p "$runs/.times-$$" | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t }')
 }
 
 # Compute spent per sitting: one line per campaign call in compute.tsv (committed), so every part's core-hours add
 # up across sittings. CPU time, not trial seconds: a paused or loaded machine inflates the latter.
 account() {
   local name=$1 start=$2 cpu0=$3 rc=$4
-  rm -f "$runs/.sitting"
+  rm -f "$runs/.sitting-$name"
   child_cpu
   [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" \
     "$(( cpu - cpu0 ))" "$workers" "$rc" >> "$here/compute.tsv"
 }
 
-# A sitting of part NAME starts: sets $start and $cpu0 and leaves them in runs/.sitting, so that `run.sh stop` can book
-# a sitting it cuts off (the sitting's own `account` never runs then).
+# A sitting of part NAME starts: sets $start and $cpu0 and leaves them in runs/.sitting-NAME, so that `run.sh stop` can
+# book a sitting it cuts off (the sitting's own `account` never runs then). Two parts may sit at once.
 begin_sitting() {
   start=$(date +%s)
   child_cpu
   cpu0=$cpu
-  echo "$1 $start $cpu0 $$" > "$runs/.sitting"
+  echo "$1 $start $cpu0 $$ $workers" > "$runs/.sitting-$1"
 }
 
 # Search a campaign file into runs/NAME, or resume it where a store already exists.
@@ -226,6 +228,61 @@ case "${1:-}" in
     fi
     exit "$rc"
     ;;
+  distill)
+    regime "${2:-}"
+    # Issue 20's seed 002 at this scale: claim 3's converged parent compressed without labels to the regime's FLOPs
+    # for claim 3's 5 fine-tuning epochs (distill's defaults: 2 students, logit + feature + mutual terms, Taylor
+    # re-selection every 100 steps), then, so that allocation is not confounded, L1 pruning to each distilled
+    # network's own widths with claim 3's fine-tuning, and those widths from scratch for claim 3's 20 epochs. Claim 3's
+    # pruned and uniform runs share the parent, seeds and recipe, so they are the other rows of the comparison.
+    flops=$(node -e 'console.log(Number(process.argv[1])/100)' "$2")
+    parent="$runs/parent-15ep"
+    unpack_files parent-15ep
+    unpack_files "distill-r$2"
+    [[ -f "$parent/prunespace.json" ]] || { echo "run.sh distill: claim 3's parent is missing: run 'run.sh claim3 $2 pruned' first" >&2; exit 2; }
+    regime=$2
+    export root parent flops runs store regime
+    # One chain per seed: the distilled network, then L1 at its widths (which need it). Finished steps are skipped.
+    distill_chain() {
+      local seed=$1 d="$runs/distill-r$regime-s$1" l="$runs/l1dw-r$regime-s$1" widths
+      if [[ ! -s $d.json ]]; then
+        rm -rf "$d"
+        node "$root/bin/prunespace.js" distill --parent "$parent" --flops "$flops" --data fashion-mnist --epochs 5 --no-augment --seed "$seed" \
+          --backend torch --threads 1 --evaluate --json --out "$d" > "$d.tmp" && mv "$d.tmp" "$d.json" || return 1
+      fi
+      widths=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).widths.join(","))' "$d.json")
+      if [[ ! -s $l.json ]]; then
+        rm -rf "$l"
+        node "$root/bin/prunespace.js" prune --parent "$parent" --criterion l1 --widths "$widths" --epochs 5 --lr 0.01 \
+          --no-augment --seed "$seed" --backend torch --threads 1 --out "$l" --json > "$l.tmp" && mv "$l.tmp" "$l.json" || return 1
+      fi
+      flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "distill-r$regime" "distill-r$regime-*.json" "l1dw-r$regime-*.json" \
+        "scratchdw-r$regime-*.json" || true
+    }
+    # The distilled widths from scratch, with claim 3's scratch recipe.
+    scratch_distilled() {
+      local seed=$1 d="$runs/distill-r$regime-s$1.json" out="$runs/scratchdw-r$regime-s$1.json" widths
+      widths=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).widths.join(","))' "$d")
+      node "$root/bin/prunespace.js" train --net resnet20 --widths "$widths" --data fashion-mnist --no-augment --epochs 20 \
+        --batch 128 --lr 0.1 --nesterov --backend torch --threads 1 --seed "$seed" --json > "$out.tmp" && mv "$out.tmp" "$out" \
+        && { flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "distill-r$regime" "distill-r$regime-*.json" "l1dw-r$regime-*.json" \
+          "scratchdw-r$regime-*.json" || true; }
+    }
+    export -f distill_chain scratch_distilled pack_files
+    chains=() scratch=()
+    for seed in 0 1 2 3 4; do
+      [[ -s $runs/distill-r$2-s$seed.json && -s $runs/l1dw-r$2-s$seed.json ]] || chains+=("$seed")
+      [[ -s $runs/scratchdw-r$2-s$seed.json ]] || scratch+=("$seed")
+    done
+    [[ ${#chains[@]} -gt 0 || ${#scratch[@]} -gt 0 ]] || exit 0
+    begin_sitting "distill-r$2"
+    rc=0
+    # Every chain before any scratch run: the label-free rows come first if a sitting is cut off.
+    if [[ ${#chains[@]} -gt 0 ]]; then printf '%s\n' "${chains[@]}" | xargs -P "$workers" -L 1 bash -c 'distill_chain "$@"' _ || rc=$?; fi
+    if [[ $rc == 0 && ${#scratch[@]} -gt 0 ]]; then printf '%s\n' "${scratch[@]}" | xargs -P "$workers" -L 1 bash -c 'scratch_distilled "$@"' _ || rc=$?; fi
+    account "distill-r$2" "$start" "$cpu0" "$rc"
+    exit "$rc"
+    ;;
   analyse)
     mkdir -p "$here/results"
     for regime in 25 50; do
@@ -241,6 +298,13 @@ case "${1:-}" in
         (cd "$root" && node --import tsx "$here/recalibrate.ts" "$regime")
       fi
     done
+    for regime in 25 50; do
+      compgen -G "$runs/distill-r$regime-*.json" > /dev/null || continue
+      mkdir -p "$here/results/distill-r$regime"
+      for f in "$runs"/distill-r$regime-*.json "$runs"/l1dw-r$regime-*.json "$runs"/scratchdw-r$regime-*.json; do
+        [[ -f $f ]] && cp "$f" "$here/results/distill-r$regime/$(basename "$f" | sed "s/-r$regime-/-/")"
+      done
+    done
     for dir in "$runs"/claims-r* "$runs"/child-r* "$runs"/parent-r*; do
       [[ -d $dir ]] || continue
       name=$(basename "$dir")
@@ -253,23 +317,31 @@ case "${1:-}" in
     done
     ;;
   stop)
-    [[ -f $runs/.sitting ]] || { echo "run.sh stop: no sitting in flight (no $runs/.sitting)" >&2; exit 2; }
-    read -r name start cpu0 pid < "$runs/.sitting"
-    pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')
-    [[ $pgid == "$pid" ]] || { echo "run.sh stop: the sitting ($name, pid $pid) is gone or was not started with setsid; stop it by hand" >&2; exit 2; }
-    # CPU of the whole tree: each live process's own time plus that of the children it has reaped (/proc stat fields
-    # 14-17, clock ticks), less what the sitting's shell had reaped before it began.
-    ticks=0
-    for p in $(ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }'); do
-      t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-      ticks=$(( ticks + t ))
+    # runs/.sitting is the single-sitting file of scripts before 2026-12-07's second stop.
+    sittings=$(compgen -G "$runs/.sitting*" || true)
+    [[ -n $sittings ]] || { echo "run.sh stop: no sitting in flight (no $runs/.sitting-*)" >&2; exit 2; }
+    for file in $sittings; do
+      read -r name start cpu0 pid sat_workers < "$file"
+      pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')
+      if [[ $pgid != "$pid" ]]; then
+        echo "run.sh stop: the sitting $name (pid $pid) is gone or was not started with setsid; stop it by hand" >&2
+        continue
+      fi
+      # CPU of the whole tree: each live process's own time plus that of the children it has reaped (/proc stat
+      # fields 14-17, clock ticks), less what the sitting's shell had reaped before it began.
+      ticks=0
+      for p in $(ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }'); do
+        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        ticks=$(( ticks + t ))
+      done
+      kill -TERM -- "-$pgid"
+      cpu_s=$(( ticks / $(getconf CLK_TCK) - cpu0 ))
+      [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" "$cpu_s" \
+        "${sat_workers:-$workers}" stopped >> "$here/compute.tsv"
+      rm -f "$file"
+      echo "stopped $name after $(( $(date +%s) - start )) s, $cpu_s CPU seconds (booked in compute.tsv)"
     done
-    kill -TERM -- "-$pgid"
-    cpu_s=$(( ticks / $(getconf CLK_TCK) - cpu0 ))
-    [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" "$cpu_s" "$workers" stopped >> "$here/compute.tsv"
-    rm -f "$runs/.sitting"
-    echo "stopped $name after $(( $(date +%s) - start )) s, $cpu_s CPU seconds (booked in compute.tsv)"
     ;;
   pack)
     for dir in "$runs"/*/; do [[ -f "$dir/campaign.json" ]] && pack_one "$(basename "$dir")"; done
@@ -278,7 +350,7 @@ case "${1:-}" in
     for f in "$store"/*.tar.xz; do [[ -f $f && $f != *-checkpoints.tar.xz ]] && unpack_one "$(basename "$f" .tar.xz)"; done
     ;;
   *)
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,15p' "$0" >&2
     exit 2
     ;;
 esac

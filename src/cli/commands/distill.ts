@@ -36,6 +36,7 @@ interface Options extends SharedFlags {
   valBatches?: number;
   seed: number;
   evaluate?: boolean;
+  json?: boolean;
   out: string;
 }
 
@@ -89,13 +90,15 @@ export function registerDistill(program: Command): void {
     .option('--threads <n>', 'torch: intra-op threads', intFlag('--threads', { min: 1 }))
     .option('--seed <s>', 'seed of data order, augmentation and side batches', intFlag('--seed', { min: 0 }), 0)
     .option('--evaluate', "after saving, report the pruned model's test error (the only place labels are read, never in training)")
+    .option('--json', 'print the result as JSON on stdout (progress on stderr)')
     .requiredOption('--out <dir>', 'where to save the pruned model (must not exist or be empty)')
     .action(async (opts: Options) => {
+      const say = (line: string): void => void (opts.json ? process.stderr : process.stdout).write(line + '\n');
       if ((opts.flops === undefined) === (opts.rate === undefined)) throw new UserError('give exactly one of --flops and --rate');
       if (opts.syntheticSamples !== undefined && opts.data !== 'synthetic') throw new UserError('--synthetic-samples applies to --data synthetic only');
       checkOut(opts.out);
       const backend = await startBackend(opts.backend, opts.threads);
-      console.log(`backend: ${backend.reason}`);
+      say(`backend: ${backend.reason}`);
       const parent = await loadParent(opts.parent);
       const { spec } = parent;
       const parentFlops = complexity(spec, parent.widths).flops;
@@ -129,14 +132,14 @@ export function registerDistill(program: Command): void {
         ...(opts.valBatches ? { valBatches: opts.valBatches } : {}),
         augment: opts.augment,
       };
-      console.log(
+      say(
         `parent: ${spec.ref.family} ${spec.ref.input.join('x')} widths ${parent.widths.join(',')}, ${formatCount(parentFlops)} FLOPs; target ` +
           ('flops' in target ? `${formatCount(target.flops)} FLOPs (${((100 * target.flops) / parentFlops).toFixed(1)}% of the parent)` : `pruning rate ${target.rate}`),
       );
       const groups = spec.groups.map((g) => g.name);
       const started = performance.now();
       const out = await distill(backend.selected.engine, parent, data, settings, opts.seed, (e) => {
-        for (const line of epochLines(e, opts.epochs, groups, parentFlops)) console.log(line);
+        for (const line of epochLines(e, opts.epochs, groups, parentFlops)) say(line);
       });
       if (out.status === 'failed') throw new UserError(`distillation failed: ${out.error}`);
       const m = materialise(spec, parent.widths, out.weights!, out.kept!);
@@ -165,22 +168,28 @@ export function registerDistill(program: Command): void {
         rmSync(tmp, { recursive: true, force: true });
       }
       const c = meta.complexity;
-      console.log(`best student ${out.best! + 1}: widths ${m.widths.join(',')}`);
-      console.log(
+      say(`best student ${out.best! + 1}: widths ${m.widths.join(',')}`);
+      say(
         `pruned: ${formatCount(c.flops)} FLOPs (${((100 * c.flops) / parentFlops).toFixed(1)}% of the parent` +
           ('flops' in target ? `, ${((100 * (c.flops - target.flops)) / target.flops).toFixed(2)}% from the target` : '') +
           `), ${formatCount(c.params)} params; largest chosen channel norm set to zero at the end ${out.projected!.toPrecision(3)}`,
       );
-      console.log(`saved to ${opts.out}`);
+      say(`saved to ${opts.out}`);
+      let testError: number | undefined;
       if (opts.evaluate) {
         const net = await backend.selected.engine.build(spec, m.widths, opts.seed, settings.optimizer);
         try {
           await net.writeWeights(m.weights);
           const test = await evaluate(net, data, data.test, 2 * opts.batch);
-          console.log(`test error ${(100 * test.error).toFixed(2)}% (evaluation only; training read no label)`);
+          testError = test.error;
+          say(`test error ${(100 * test.error).toFixed(2)}% (evaluation only; training read no label)`);
         } finally {
           net.dispose();
         }
+      }
+      if (opts.json) {
+        const result = { method: 'distill', out: opts.out, widths: m.widths, complexity: c, parentComplexity: complexity(spec, parent.widths), metrics, ...(testError !== undefined ? { testError } : {}), curves: out.curves };
+        console.log(JSON.stringify(result, null, 2));
       }
     });
 }
