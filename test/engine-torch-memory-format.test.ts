@@ -7,6 +7,10 @@
  * padding stays zero through training. Skipped, with the reason shown, only where the addon was not built.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildNet, familyNames } from '../src/nets/registry.js';
 import { keepWidths } from '../src/nets/resolve.js';
@@ -71,6 +75,25 @@ test('PRUNESPACE_TORCH_MEMORY_FORMAT: a bad value stops the engine in one line; 
   } finally {
     if (saved === undefined) delete process.env.PRUNESPACE_TORCH_MEMORY_FORMAT;
     else process.env.PRUNESPACE_TORCH_MEMORY_FORMAT = saved;
+  }
+});
+
+test('train --json and the saved model record the memory format the run used', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'prunespace-layout-'));
+  try {
+    const train = (widths: string, save: string, env: NodeJS.ProcessEnv = {}) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--net', 'resnet20', '--input', '8x8x1', '--classes', '3', '--widths', widths,
+        '--data', 'synthetic', '--synthetic-samples', '64', '--batch', '32', '--epochs', '1', '--backend', 'torch', '--threads', '1', '--json', '--save', join(dir, save)],
+        { encoding: 'utf8', env: { ...process.env, ...env } });
+      assert.equal(r.status, 0, r.stderr);
+      const saved = JSON.parse(readFileSync(join(dir, save, 'prunespace.json'), 'utf8'));
+      return [JSON.parse(r.stdout).memoryFormat, saved.metrics.memoryFormat];
+    };
+    const odd = '8,16,32,8,13,8,16,16,16,32,32,32';
+    assert.deepEqual(train(odd, 'auto', { PRUNESPACE_TORCH_MEMORY_FORMAT: 'auto' }), ['channels-last-padded', 'channels-last-padded']);
+    assert.deepEqual(train(odd, 'nchw', { PRUNESPACE_TORCH_MEMORY_FORMAT: 'nchw' }), ['nchw', 'nchw']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -280,6 +280,7 @@ export async function prune(req: PruneRequest, log: (line: string) => void = () 
   }
   const child = sliceWeights(spec, pw, weights, kept);
   const net = await req.engine.build(spec, widths, req.seed, optimizer);
+  if (net.memoryFormat) metrics.memoryFormat = net.memoryFormat();
   try {
     await net.writeWeights(child.weights);
     if (data) {

@@ -102,6 +102,11 @@ export interface EngineNet {
   readOptimizerState(): Promise<WeightSet>;
   /** Replaces the momentum buffers with ones read by readOptimizerState (an empty set: as before the first step). */
   writeOptimizerState(state: WeightSet): Promise<void>;
+  /**
+   * How activations are laid out where the engine has a choice (torch: 'nchw', 'channels-last',
+   * 'channels-last-padded'): provenance for results, since rounding differs between layouts.
+   */
+  memoryFormat?(): string;
   dispose(): void;
 }
 

@@ -103,6 +103,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       nesterov: req.settings.nesterov,
       weightDecay: req.settings.weightDecay,
     });
+    const layout = net.memoryFormat ? { memoryFormat: net.memoryFormat() } : {};
     const { totalSteps } = runLength(req.settings, data.train.indices.length);
     const segment = req.rung ? rungSpan(req.rung, totalSteps) : undefined;
     const lowerStops = req.evalRungs && !req.rung ? rungStopSteps(totalSteps, req.evalRungs.rungs, req.evalRungs.eta).slice(0, -1) : [];
@@ -136,6 +137,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
           epochs: outcome.curves.length,
           steps: outcome.steps,
           backend: backend.name,
+          ...layout,
         },
         seed: req.seed,
         settings: req.settings,
@@ -159,6 +161,7 @@ export async function runTrial(req: TrialRequest, onEpoch?: (c: EpochCurve) => v
       wallSeconds: wall(),
       imagesPerSecond: outcome.imagesPerSecond,
       backend: backend.name,
+      ...layout,
       ...(outcome.status === 'complete' && lowerStops.length ? { lowerRungs: lowerRungResults(lowerStops, outcome.evaluations ?? []) } : {}),
     };
   } catch (e) {

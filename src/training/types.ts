@@ -174,6 +174,8 @@ export interface TrialResult {
   imagesPerSecond?: number;
   /** Backend that actually ran: 'torch' | 'tensorflow' | 'wasm' | 'cpu'. */
   backend: string;
+  /** The net's memory format, where the engine has a choice (EngineNet.memoryFormat). */
+  memoryFormat?: string;
   metrics?: TrialMetrics;
   /** Requested by evalRungs: rungs 0..R-2, in rung order; the result itself is the top rung. */
   lowerRungs?: LowerRungResult[];

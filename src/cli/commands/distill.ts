@@ -153,6 +153,7 @@ export function registerDistill(program: Command): void {
         epochs: out.curves.length,
         steps: out.steps,
         backend: backend.name,
+        memoryFormat: out.memoryFormat,
         projectedNorm: out.projected,
         targetFlops: 'flops' in target ? target.flops : undefined,
         rate: 'rate' in target ? target.rate : undefined,

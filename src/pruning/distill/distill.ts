@@ -82,6 +82,8 @@ export interface DistillOutcome {
   /** Largest norm of a chosen channel's (γ, β) set to zero by the final projection rather than by ISTA. */
   projected?: number;
   valDistill?: number;
+  /** The students' memory format, where the engine has a choice (EngineNet.memoryFormat). */
+  memoryFormat?: string;
 }
 
 /** The teacher's network, widths and trained weights (tfjs layout). */
@@ -316,6 +318,7 @@ export async function distill(
       flops: model.evaluate(keptWidths).flops,
       projected: f.projected,
       valDistill: f.val,
+      ...(students[best].memoryFormat ? { memoryFormat: students[best].memoryFormat!() } : {}),
     };
   } finally {
     for (const n of nets) n.dispose();
