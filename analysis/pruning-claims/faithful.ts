@@ -6,7 +6,10 @@
  * first- and second-order predictions), the training-loss area after pruning and the final test error.
  *
  *   node --import tsx analysis/pruning-claims/faithful.ts [--net resnet20|mobilenet-v1-cifar] [--seeds 5] [--subset 0.1]
- *        [--epochs 10] [--at 0,1,7] [--flops 0.3] [--steps 1] [--test-images 10000] [--out FILE] [--summary-only]
+ *        [--epochs 10] [--at 0,1,7] [--flops 0.3] [--steps 1] [--test-images 10000] [--threads N] [--out FILE] [--summary-only]
+ *
+ * --seeds is a count (1..N) or a list (2,4): two processes with disjoint lists and --threads 1 share a 2-core machine
+ * and append to the same file. Each row records the CPU seconds its run took, so the write-up can sum core-hours.
  *
  * Writes faithful-<net>.jsonl beside itself (rows already there are kept and skipped on a rerun) and
  * faithful-summary-<net>.md (mean ± sample sd over seeds).
@@ -29,13 +32,14 @@ const { values } = parseArgs({
     flops: { type: 'string', default: '0.3' },
     steps: { type: 'string', default: '1' },
     'test-images': { type: 'string', default: '10000' },
+    threads: { type: 'string' },
     criteria: { type: 'string', default: 'l2,snip,biased-loss,grasp,gradnorm,random' },
     out: { type: 'string' },
     'summary-only': { type: 'boolean', default: false },
   },
 });
 const NET = values.net!;
-const SEEDS = Number(values.seeds);
+const SEEDS = values.seeds!.includes(',') ? values.seeds!.split(',').map(Number) : Array.from({ length: Number(values.seeds) }, (_, i) => i + 1);
 const EPOCHS = Number(values.epochs);
 const AT = values.at!.split(',').map(Number);
 const FLOPS = Number(values.flops);
@@ -60,6 +64,8 @@ interface Row {
   /** Sum of the per-epoch training losses from the pruning epoch on (lower: converges faster). */
   lossArea: number;
   testError: number;
+  /** CPU seconds of this process during the run (user + system, every thread). */
+  cpuSeconds?: number;
 }
 
 const done = new Map<string, Row>();
@@ -67,7 +73,7 @@ if (existsSync(OUT)) for (const l of readFileSync(OUT, 'utf8').split('\n').filte
 
 if (!values['summary-only']) {
   const spec = buildNet({ family: NET, input: [28, 28, 1], classes: 10 });
-  const { engine, reason } = await selectEngine('auto');
+  const { engine, reason } = await selectEngine('auto', values.threads ? { threads: Number(values.threads) } : {});
   console.log(`engine: ${reason}; ${NET}; prune at ${AT.join(',')} of ${EPOCHS} epochs to ${FLOPS} of the FLOPs, global allocation`);
   const settings: TrainSettings = {
     data: { name: 'fashion-mnist', subset: Number(values.subset), valFraction: 0.02, testSubset: Math.min(1, Number(values['test-images']) / 10000), augment: true },
@@ -75,11 +81,12 @@ if (!values['summary-only']) {
     backend: engine.name as TrainSettings['backend'],
   };
   // Seeds outermost, so a run cut short has every measure and moment for the seeds it finished.
-  for (let seed = 1; seed <= SEEDS; seed++) {
+  for (const seed of SEEDS) {
     for (const at of AT) {
       for (const criterion of CRITERIA) {
         const key = `${NET}/s${seed}/at${at}/${criterion}`;
         if (done.has(key)) continue;
+        const cpu0 = process.cpuUsage();
         const r = await trainWithPruning({
           spec, target: { flops: FLOPS }, allocation: 'global', criterion, at, steps: STEPS, every: 1, combine: 'sum', scoreBatches: 4,
           finetuneEpochs: 0, finetuneLr: 0.01, settings, seed, engine, measureFlow: true,
@@ -90,6 +97,7 @@ if (!values['summary-only']) {
         const row: Row = {
           key, net: NET, seed, criterion, at, flops: r.complexity.flops / r.parentComplexity.flops, widths: r.widths,
           ...flow, lossArea: after.reduce((a, c) => a + c.trainLoss, 0), testError: r.testError!,
+          cpuSeconds: (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(cpu0)),
         };
         done.set(key, row);
         appendFileSync(OUT, JSON.stringify(row) + '\n');
