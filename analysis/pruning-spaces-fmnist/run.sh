@@ -12,8 +12,8 @@
 #   bash analysis/pruning-spaces-fmnist/run.sh analyse        status, report and CSVs of every campaign present, and claim 3's
 #        run JSONs (with recalibrate.ts's errors right after pruning), into results/
 #   bash analysis/pruning-spaces-fmnist/run.sh pack|unpack    runs/ <-> store/*.tar.xz
-#   bash analysis/pruning-spaces-fmnist/run.sh stop           end every sitting in flight (started with setsid), booking
-#        their compute in compute.tsv first; finished runs are already in store/
+#   bash analysis/pruning-spaces-fmnist/run.sh stop [PART]    end every sitting in flight (started with setsid), or PART's
+#        (e.g. distill-r25), booking their compute in compute.tsv first; finished runs are already in store/
 #
 # WORKERS (default 2) trains that many trials at once; each trial uses one intra-op thread.
 set -euo pipefail
@@ -318,8 +318,9 @@ case "${1:-}" in
     ;;
   stop)
     # runs/.sitting is the single-sitting file of scripts before 2026-12-07's second stop.
-    sittings=$(compgen -G "$runs/.sitting*" || true)
-    [[ -n $sittings ]] || { echo "run.sh stop: no sitting in flight (no $runs/.sitting-*)" >&2; exit 2; }
+    # With a part's name (e.g. distill-r25), only that part's sitting.
+    sittings=$(compgen -G "$runs/.sitting${2:+-$2}*" || true)
+    [[ -n $sittings ]] || { echo "run.sh stop: no sitting${2:+ of $2} in flight (no $runs/.sitting-${2:-*})" >&2; exit 2; }
     for file in $sittings; do
       read -r name start cpu0 pid sat_workers < "$file"
       pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')
