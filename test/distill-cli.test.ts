@@ -51,6 +51,22 @@ test('distills to a FLOPs target: per-epoch losses, sparsity per group and proje
   assert.match(again.stderr, /saved to .*test error [\d.]+%/s);
 });
 
+test('a projection that cuts live channels is reported; a penalty strong enough to zero them first is not', () => {
+  // One short epoch: the default penalty cannot shrink the chosen channels in time.
+  const weak = run(['--flops', '0.5', '--students', '1'], join(root, 'weak'));
+  assert.equal(weak.code, 0, weak.stderr);
+  const weakMeta = JSON.parse(readFileSync(join(root, 'weak', 'prunespace.json'), 'utf8')).metrics;
+  assert.ok(weakMeta.projectedLive > 0 && weakMeta.projectedLive <= weakMeta.projectedChosen, JSON.stringify(weakMeta));
+  assert.ok(weakMeta.keptMedianNorm > 0);
+  assert.match(weak.stdout, new RegExp(`warning: the sparsity penalty left ${weakMeta.projectedLive} of ${weakMeta.projectedChosen} chosen channels non-zero`));
+  // A threshold of lr x lambda = 10 per step zeroes every chosen channel in the step it is chosen.
+  const strong = run(['--flops', '0.5', '--students', '1', '--lambda-sparsity', '1000'], join(root, 'strong'));
+  assert.equal(strong.code, 0, strong.stderr);
+  const strongMeta = JSON.parse(readFileSync(join(root, 'strong', 'prunespace.json'), 'utf8')).metrics;
+  assert.equal(strongMeta.projectedLive, 0, JSON.stringify(strongMeta));
+  assert.doesNotMatch(strong.stdout, /warning/);
+});
+
 test('bad input: one line, exit code 2, nothing already written is lost', () => {
   const expectBad = (args: string[], pattern: RegExp, out = join(root, 'never')) => {
     const r = run(args, out);

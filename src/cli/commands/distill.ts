@@ -155,6 +155,9 @@ export function registerDistill(program: Command): void {
         backend: backend.name,
         memoryFormat: out.memoryFormat,
         projectedNorm: out.projected,
+        projectedLive: out.projection!.live,
+        projectedChosen: out.projection!.chosen,
+        keptMedianNorm: out.projection!.keptMedianNorm,
         targetFlops: 'flops' in target ? target.flops : undefined,
         rate: 'rate' in target ? target.rate : undefined,
         seconds: (performance.now() - started) / 1000,
@@ -175,6 +178,16 @@ export function registerDistill(program: Command): void {
           ('flops' in target ? `, ${((100 * (c.flops - target.flops)) / target.flops).toFixed(2)}% from the target` : '') +
           `), ${formatCount(c.params)} params; largest chosen channel norm set to zero at the end ${out.projected!.toPrecision(3)}`,
       );
+      // Not an error: the model is valid. But a projection that cut channels of the kept ones' size is not the
+      // method's gentle end, and the accuracy may show it.
+      const p = out.projection!;
+      if (p.live > 0 && out.projected! >= 0.1 * p.keptMedianNorm) {
+        say(
+          `warning: the sparsity penalty left ${p.live} of ${p.chosen} chosen channels non-zero, and the final projection cut them ` +
+            `(largest norm ${out.projected!.toPrecision(3)}, median norm of the kept channels ${p.keptMedianNorm.toPrecision(3)}); ` +
+            'channels the network still used may have gone: raise --lambda-sparsity or --epochs',
+        );
+      }
       say(`saved to ${opts.out}`);
       let testError: number | undefined;
       if (opts.evaluate) {

@@ -66,6 +66,17 @@ export interface DistillEpoch {
   seconds: number;
 }
 
+/**
+ * The final projection of the best student: chosen channels whose (γ, β) were still non-zero when it set them to zero
+ * (live, of chosen), against the median norm of the channels it kept. Many live channels with norms near the kept
+ * ones mean the penalty lost to the distillation gradients and the projection cut channels the network still used.
+ */
+export interface Projection {
+  live: number;
+  chosen: number;
+  keptMedianNorm: number;
+}
+
 export interface DistillOutcome {
   status: 'complete' | 'failed';
   error?: string;
@@ -81,6 +92,8 @@ export interface DistillOutcome {
   flops?: number;
   /** Largest norm of a chosen channel's (γ, β) set to zero by the final projection rather than by ISTA. */
   projected?: number;
+  /** How much of the removal the projection did rather than the sparsity penalty (see Projection). */
+  projection?: Projection;
   valDistill?: number;
   /** The students' memory format, where the engine has a choice (EngineNet.memoryFormat). */
   memoryFormat?: string;
@@ -286,23 +299,33 @@ export async function distill(
     }
 
     // Final projection: the channels chosen last are set exactly to zero (most already are), then removed.
-    const finals: { weights: WeightSet; kept: number[][]; projected: number; val: number }[] = [];
+    const finals: { weights: WeightSet; kept: number[][]; projected: number; live: Projection; val: number }[] = [];
     for (let i = 0; i < s.students; i++) {
       const w = await students[i].readWeights();
       let projected = 0;
+      const live: Projection = { live: 0, chosen: 0, keptMedianNorm: 0 };
+      const keptNorms: number[] = [];
       const update: WeightSet = new Map();
       bns.forEach((g, k) => {
         const chosen = selections[i].chosen[k];
-        if (!chosen.length) return;
         const norms = channelNorms(w, g, widths[k]);
-        for (const c of chosen) projected = Math.max(projected, norms[c]);
+        const isChosen = new Set(chosen);
+        for (let c = 0; c < norms.length; c++) if (!isChosen.has(c)) keptNorms.push(norms[c]);
+        if (!chosen.length) return;
+        live.chosen += chosen.length;
+        for (const c of chosen) {
+          projected = Math.max(projected, norms[c]);
+          if (norms[c] > 0) live.live++;
+        }
         for (const [n, t] of softThreshold(w, g, chosen, Infinity)) update.set(n, t);
       });
+      keptNorms.sort((a, b) => a - b);
+      live.keptMedianNorm = keptNorms.length ? keptNorms[Math.floor(keptNorms.length / 2)] : 0;
       if (update.size) await students[i].writeWeights(update);
       await recalibrateBn(students[i], spec, sideBatches(s.bnBatches));
       const weights = await students[i].readWeights();
       const kept = keptChannels(weights, bns, widths, removable, couplings);
-      finals.push({ weights, kept, projected, val: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl });
+      finals.push({ weights, kept, projected, live, val: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl });
     }
     const best = finals.reduce((bi, f, i) => (f.val < finals[bi].val ? i : bi), 0);
     const f = finals[best];
@@ -317,6 +340,7 @@ export async function distill(
       widths: keptWidths,
       flops: model.evaluate(keptWidths).flops,
       projected: f.projected,
+      projection: f.live,
       valDistill: f.val,
       ...(students[best].memoryFormat ? { memoryFormat: students[best].memoryFormat!() } : {}),
     };
