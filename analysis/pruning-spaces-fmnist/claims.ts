@@ -128,13 +128,17 @@ interface Run {
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: readonly number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
 
-/** Welch's 90% interval for mean(a) - mean(b), in points (different networks' seeds share nothing, so unpaired). */
-function welch(a: readonly number[], b: readonly number[]): string {
+/**
+ * Welch's 90% interval for mean(a) - mean(b), in points (different networks' seeds share nothing, so unpaired); with
+ * `family` > 1, also the Bonferroni interval that holds at 90% for all `family` comparisons together.
+ */
+function welch(a: readonly number[], b: readonly number[], family = 1): string {
   const va = sd(a) ** 2 / a.length, vb = sd(b) ** 2 / b.length;
   const df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
-  const d = mean(a) - mean(b), half = studentQuantile(0.95, df) * Math.sqrt(va + vb);
+  const d = mean(a) - mean(b), se = Math.sqrt(va + vb), half = studentQuantile(0.95, df) * se;
   const sign = (x: number) => `${x >= 0 ? '+' : ''}${pts(x)}`;
-  return `${sign(d)} (90% interval ${sign(d - half)} to ${sign(d + half)})`;
+  const joint = family > 1 ? studentQuantile(1 - 0.05 / family, df) * se : 0;
+  return `${sign(d)} (90% interval ${sign(d - half)} to ${sign(d + half)}${family > 1 ? `; all ${family} together: ${sign(d - joint)} to ${sign(d + joint)}` : ''})`;
 }
 
 /** Claim 3's runs of one regime, each final error with BN re-estimated (see below). */
@@ -202,8 +206,8 @@ function claim3(regime: string): string[] {
   const errsOf = (g: string) => runs.filter((r) => r.group === g).map((r) => r.testError);
   const pairs = finalists.flatMap((f) => methods.map((m) => [f, m] as const)).filter(([f, m]) => errsOf(f).length >= 2 && errsOf(m).length >= 2);
   if (pairs.length) {
-    out.push('', `- finalists from scratch against pruning (points; ${pairs.length} comparisons, each interval at 90% on its own):`);
-    for (const [f, m] of pairs) out.push(`  - ${f} against ${m}: ${welch(errsOf(f), errsOf(m))}`);
+    out.push('', `- finalists from scratch against pruning (points; ${pairs.length} comparisons: each interval at 90% on its own, then Bonferroni's, at 90% for all of them together):`);
+    for (const [f, m] of pairs) out.push(`  - ${f} against ${m}: ${welch(errsOf(f), errsOf(m), pairs.length)}`);
   }
   const running = groups.map((g) => [g, runs.filter((r) => r.group === g && r.runningAverageTestError !== undefined).map((r) => r.runningAverageTestError!)] as const).filter(([, xs]) => xs.length);
   if (running.length) {
