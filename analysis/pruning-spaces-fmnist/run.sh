@@ -42,9 +42,13 @@ account() {
   local name=$1 start=$2 cpu0=$3 rc=$4
   rm -f "$runs/.sitting-$name"
   child_cpu
+  book "$name" "$start" "$(( cpu - cpu0 ))" "$workers" "$rc"
+}
+
+# One line of compute.tsv: part, start, wall seconds until now, CPU seconds, workers, exit code (or "stopped").
+book() {
   [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" \
-    "$(( cpu - cpu0 ))" "$workers" "$rc" >> "$here/compute.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(date -u -d "@$2" +%FT%TZ)" "$(( $(date +%s) - $2 ))" "$3" "$4" "$5" >> "$here/compute.tsv"
 }
 
 # A sitting of part NAME starts: sets $start and $cpu0 and leaves them in runs/.sitting-NAME, so that `run.sh stop` can
@@ -242,6 +246,14 @@ case "${1:-}" in
     [[ -f "$parent/prunespace.json" ]] || { echo "run.sh distill: claim 3's parent is missing: run 'run.sh claim3 $2 pruned' first" >&2; exit 2; }
     regime=$2
     export root parent flops runs store regime
+    distilled_widths() {
+      node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).widths.join(","))' "$runs/distill-r$regime-s$1.json"
+    }
+    # Every finished run of the part into its store; a failed pack leaves the runs to the next one.
+    pack_distill() {
+      flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "distill-r$regime" "distill-r$regime-*.json" "l1dw-r$regime-*.json" \
+        "scratchdw-r$regime-*.json" || true
+    }
     # One chain per seed: the distilled network, then L1 at its widths (which need it). Finished steps are skipped.
     distill_chain() {
       local seed=$1 d="$runs/distill-r$regime-s$1" l="$runs/l1dw-r$regime-s$1" widths
@@ -250,25 +262,23 @@ case "${1:-}" in
         node "$root/bin/prunespace.js" distill --parent "$parent" --flops "$flops" --data fashion-mnist --epochs 5 --no-augment --seed "$seed" \
           --backend torch --threads 1 --evaluate --json --out "$d" > "$d.tmp" && mv "$d.tmp" "$d.json" || return 1
       fi
-      widths=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).widths.join(","))' "$d.json")
+      widths=$(distilled_widths "$seed")
       if [[ ! -s $l.json ]]; then
         rm -rf "$l"
         node "$root/bin/prunespace.js" prune --parent "$parent" --criterion l1 --widths "$widths" --epochs 5 --lr 0.01 \
           --no-augment --seed "$seed" --backend torch --threads 1 --out "$l" --json > "$l.tmp" && mv "$l.tmp" "$l.json" || return 1
       fi
-      flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "distill-r$regime" "distill-r$regime-*.json" "l1dw-r$regime-*.json" \
-        "scratchdw-r$regime-*.json" || true
+      pack_distill
     }
     # The distilled widths from scratch, with claim 3's scratch recipe.
     scratch_distilled() {
-      local seed=$1 d="$runs/distill-r$regime-s$1.json" out="$runs/scratchdw-r$regime-s$1.json" widths
-      widths=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).widths.join(","))' "$d")
+      local seed=$1 out="$runs/scratchdw-r$regime-s$1.json" widths
+      widths=$(distilled_widths "$seed")
       node "$root/bin/prunespace.js" train --net resnet20 --widths "$widths" --data fashion-mnist --no-augment --epochs 20 \
         --batch 128 --lr 0.1 --nesterov --backend torch --threads 1 --seed "$seed" --json > "$out.tmp" && mv "$out.tmp" "$out" \
-        && { flock "$runs/.pack.lock" bash -c 'pack_files "$@"' _ "distill-r$regime" "distill-r$regime-*.json" "l1dw-r$regime-*.json" \
-          "scratchdw-r$regime-*.json" || true; }
+        && pack_distill
     }
-    export -f distill_chain scratch_distilled pack_files
+    export -f distill_chain scratch_distilled distilled_widths pack_distill pack_files
     chains=() scratch=()
     for seed in 0 1 2 3 4; do
       [[ -s $runs/distill-r$2-s$seed.json && -s $runs/l1dw-r$2-s$seed.json ]] || chains+=("$seed")
@@ -337,9 +347,7 @@ case "${1:-}" in
       done
       kill -TERM -- "-$pgid"
       cpu_s=$(( ticks / $(getconf CLK_TCK) - cpu0 ))
-      [[ -f $here/compute.tsv ]] || printf 'part\tstarted_utc\twall_s\tcpu_s\tworkers\trc\n' > "$here/compute.tsv"
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(( $(date +%s) - start ))" "$cpu_s" \
-        "${sat_workers:-$workers}" stopped >> "$here/compute.tsv"
+      book "$name" "$start" "$cpu_s" "${sat_workers:-$workers}" stopped
       rm -f "$file"
       echo "stopped $name after $(( $(date +%s) - start )) s, $cpu_s CPU seconds (booked in compute.tsv)"
     done
