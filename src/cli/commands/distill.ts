@@ -101,7 +101,8 @@ export function registerDistill(program: Command): void {
       say(`backend: ${backend.reason}`);
       const parent = await loadParent(opts.parent);
       const { spec } = parent;
-      const parentFlops = complexity(spec, parent.widths).flops;
+      const parentComplexity = complexity(spec, parent.widths);
+      const parentFlops = parentComplexity.flops;
       const data = loadData(
         { name: opts.data, augment: opts.augment, ...(opts.dataDir ? { dir: opts.dataDir } : {}), ...(opts.subset ? { subset: opts.subset } : {}), ...(opts.valFraction ? { valFraction: opts.valFraction } : {}), ...(opts.syntheticSamples ? { samples: opts.syntheticSamples } : {}) },
         { shape: spec.ref.input, classes: spec.ref.classes },
@@ -202,7 +203,7 @@ export function registerDistill(program: Command): void {
         }
       }
       if (opts.json) {
-        const result = { method: 'distill', out: opts.out, widths: m.widths, complexity: c, parentComplexity: complexity(spec, parent.widths), metrics, ...(testError !== undefined ? { testError } : {}), curves: out.curves };
+        const result = { method: 'distill', out: opts.out, widths: m.widths, complexity: c, parentComplexity, metrics, ...(testError !== undefined ? { testError } : {}), curves: out.curves };
         console.log(JSON.stringify(result, null, 2));
       }
     });

@@ -299,11 +299,11 @@ export async function distill(
     }
 
     // Final projection: the channels chosen last are set exactly to zero (most already are), then removed.
-    const finals: { weights: WeightSet; kept: number[][]; projected: number; live: Projection; val: number }[] = [];
+    const finals: { weights: WeightSet; kept: number[][]; projected: number; projection: Projection; val: number }[] = [];
     for (let i = 0; i < s.students; i++) {
       const w = await students[i].readWeights();
       let projected = 0;
-      const live: Projection = { live: 0, chosen: 0, keptMedianNorm: 0 };
+      const projection: Projection = { live: 0, chosen: 0, keptMedianNorm: 0 };
       const keptNorms: number[] = [];
       const update: WeightSet = new Map();
       bns.forEach((g, k) => {
@@ -312,20 +312,20 @@ export async function distill(
         const isChosen = new Set(chosen);
         for (let c = 0; c < norms.length; c++) if (!isChosen.has(c)) keptNorms.push(norms[c]);
         if (!chosen.length) return;
-        live.chosen += chosen.length;
+        projection.chosen += chosen.length;
         for (const c of chosen) {
           projected = Math.max(projected, norms[c]);
-          if (norms[c] > 0) live.live++;
+          if (norms[c] > 0) projection.live++;
         }
         for (const [n, t] of softThreshold(w, g, chosen, Infinity)) update.set(n, t);
       });
       keptNorms.sort((a, b) => a - b);
-      live.keptMedianNorm = keptNorms.length ? keptNorms[Math.floor(keptNorms.length / 2)] : 0;
+      projection.keptMedianNorm = keptNorms.length ? keptNorms[Math.floor(keptNorms.length / 2)] : 0;
       if (update.size) await students[i].writeWeights(update);
       await recalibrateBn(students[i], spec, sideBatches(s.bnBatches));
       const weights = await students[i].readWeights();
       const kept = keptChannels(weights, bns, widths, removable, couplings);
-      finals.push({ weights, kept, projected, live, val: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl });
+      finals.push({ weights, kept, projected, projection, val: (await teacherAgreement(teacher, students[i], data, batchSize, lut, s.weights.temperature, classes, s.valBatches)).kl });
     }
     const best = finals.reduce((bi, f, i) => (f.val < finals[bi].val ? i : bi), 0);
     const f = finals[best];
@@ -340,7 +340,7 @@ export async function distill(
       widths: keptWidths,
       flops: model.evaluate(keptWidths).flops,
       projected: f.projected,
-      projection: f.live,
+      projection: f.projection,
       valDistill: f.val,
       ...(students[best].memoryFormat ? { memoryFormat: students[best].memoryFormat!() } : {}),
     };
