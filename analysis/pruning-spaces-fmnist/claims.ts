@@ -117,6 +117,7 @@ interface Run {
   name: string;
   group: string;
   flops: number;
+  params: number;
   testError: number;
   /** Fine-tuned without precise BN: the error its fine-tuning recorded with the running averages (testError is then recalibrate.ts's). */
   runningAverageTestError?: number;
@@ -158,7 +159,7 @@ function claim3Runs(regime: string): Run[] {
     const recorded = j.metrics?.testError ?? j.testError;
     const tuned = tunedByFile[f];
     return {
-      name: f, group, flops: j.complexity.flops, testError: tuned ?? recorded, ...(tuned !== undefined ? { runningAverageTestError: recorded } : {}),
+      name: f, group, flops: j.complexity.flops, params: j.complexity.params, testError: tuned ?? recorded, ...(tuned !== undefined ? { runningAverageTestError: recorded } : {}),
       prunedTestError: j.metrics?.prunedTestError, recalibratedTestError: j.metrics?.prunedRecalibratedTestError ?? recalibratedByFile[f], widths: j.widths,
     };
   }).filter((r) => Number.isFinite(r.testError));
@@ -229,7 +230,7 @@ function labelFree(regime: string): string[] {
     .map((j) => ({ testError: (j.metrics?.testError ?? j.testError) as number, flops: j.complexity.flops as number, params: j.complexity.params as number, widths: j.widths as number[] }))
     .filter((r) => Number.isFinite(r.testError));
   const claim3 = claim3Runs(regime);
-  const of = (group: string) => claim3.filter((r) => r.group === group).map((r) => ({ testError: r.testError, flops: r.flops, params: NaN, widths: r.widths }));
+  const of = (group: string) => claim3.filter((r) => r.group === group);
   const rows: [string, string, ReturnType<typeof read>][] = [
     ['distill (no labels)', '15 + 5', read('distill')],
     ['L1 + fine-tune at the distilled widths', '15 + 5', read('l1dw')],
